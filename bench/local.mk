@@ -1,0 +1,82 @@
+# bench/local.mk: fragment of the top Makefile.am — the benchmark suite (BENCH.md, bench/README.md).
+#
+# The ringo programs (B1-B10) link libringo.la exactly as a user program would; the C baselines
+# and the echo load client link nothing of ringo. All are noinst_PROGRAMS, so a plain `make`
+# keeps them compiling (libdill's perf/ habit). The Go peers are built by bench/run, offline, into
+# $(builddir)/bench/go/bin.
+#
+#   make bench            full run: 5 measured runs after a warm-up, procs = 1 and all CPUs
+#   make bench QUICK=1    short run, under two minutes
+
+BENCH_PROGS = \
+	%reldir%/b1_spawn \
+	%reldir%/b2_yield \
+	%reldir%/b3_pingpong \
+	%reldir%/b4_buffered \
+	%reldir%/b5_select \
+	%reldir%/b6_skynet \
+	%reldir%/b7_memory \
+	%reldir%/b8_echo \
+	%reldir%/b9_http \
+	%reldir%/b10_timers
+
+BENCH_BASELINES = \
+	%reldir%/baseline/echo_threads \
+	%reldir%/baseline/echo_epoll \
+	%reldir%/baseline/http_threads \
+	%reldir%/baseline/http_epoll \
+	%reldir%/baseline/echo_load
+
+noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES)
+
+%canon_reldir%_b1_spawn_SOURCES = %reldir%/b1_spawn.c %reldir%/bench_util.h
+%canon_reldir%_b1_spawn_LDADD = libringo.la
+%canon_reldir%_b2_yield_SOURCES = %reldir%/b2_yield.c %reldir%/bench_util.h
+%canon_reldir%_b2_yield_LDADD = libringo.la
+%canon_reldir%_b3_pingpong_SOURCES = %reldir%/b3_pingpong.c %reldir%/bench_util.h
+%canon_reldir%_b3_pingpong_LDADD = libringo.la
+%canon_reldir%_b4_buffered_SOURCES = %reldir%/b4_buffered.c %reldir%/bench_util.h
+%canon_reldir%_b4_buffered_LDADD = libringo.la
+%canon_reldir%_b5_select_SOURCES = %reldir%/b5_select.c %reldir%/bench_util.h
+%canon_reldir%_b5_select_LDADD = libringo.la
+%canon_reldir%_b6_skynet_SOURCES = %reldir%/b6_skynet.c %reldir%/bench_util.h
+%canon_reldir%_b6_skynet_LDADD = libringo.la
+%canon_reldir%_b7_memory_SOURCES = %reldir%/b7_memory.c %reldir%/bench_util.h
+%canon_reldir%_b7_memory_LDADD = libringo.la
+%canon_reldir%_b8_echo_SOURCES = %reldir%/b8_echo.c %reldir%/bench_util.h
+%canon_reldir%_b8_echo_LDADD = libringo.la
+%canon_reldir%_b9_http_SOURCES = %reldir%/b9_http.c %reldir%/bench_util.h
+%canon_reldir%_b9_http_LDADD = libringo.la
+%canon_reldir%_b10_timers_SOURCES = %reldir%/b10_timers.c %reldir%/bench_util.h
+%canon_reldir%_b10_timers_LDADD = libringo.la
+
+BENCH_BASELINE_HDRS = %reldir%/baseline/server_common.h %reldir%/bench_util.h
+%canon_reldir%_baseline_echo_threads_SOURCES = %reldir%/baseline/echo_threads.c $(BENCH_BASELINE_HDRS)
+%canon_reldir%_baseline_echo_epoll_SOURCES = %reldir%/baseline/echo_epoll.c $(BENCH_BASELINE_HDRS)
+%canon_reldir%_baseline_http_threads_SOURCES = %reldir%/baseline/http_threads.c $(BENCH_BASELINE_HDRS)
+%canon_reldir%_baseline_http_epoll_SOURCES = %reldir%/baseline/http_epoll.c $(BENCH_BASELINE_HDRS)
+%canon_reldir%_baseline_echo_load_SOURCES = %reldir%/baseline/echo_load.c %reldir%/bench_util.h
+
+EXTRA_DIST += \
+	%reldir%/run \
+	%reldir%/README.md \
+	%reldir%/go/go.mod \
+	%reldir%/go/benchutil/benchutil.go \
+	%reldir%/go/b1_spawn/main.go \
+	%reldir%/go/b2_yield/main.go \
+	%reldir%/go/b3_pingpong/main.go \
+	%reldir%/go/b4_buffered/main.go \
+	%reldir%/go/b5_select/main.go \
+	%reldir%/go/b6_skynet/main.go \
+	%reldir%/go/b7_memory/main.go \
+	%reldir%/go/b8_echo/main.go \
+	%reldir%/go/b9_http/main.go \
+	%reldir%/go/b10_timers/main.go
+
+# The runner finds the tools configure found (empty: it looks on PATH itself) and takes the
+# build and source folders as arguments. Everything it writes goes under bench/ in the build
+# folder: results/, go/bin/, nginx/.
+.PHONY: bench
+bench: $(BENCH_PROGS) $(BENCH_BASELINES)
+	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
+	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'

@@ -1,0 +1,1 @@
+# chan: channels and select

@@ -1,0 +1,176 @@
+/* ringo.h — goroutines and channels for C on Linux, with io_uring doing the waiting.
+ *
+ * The whole public API. The contract is ../shared/design/API.md: names, argument orders,
+ * return conventions and semantics below hold exactly as written there.
+ *
+ * Conventions
+ *   - Errors are negative errno values; errno is never set, except by the two pointer-returning
+ *     functions (ringo_chan_make returns NULL and sets errno).
+ *   - Times are int64_t nanoseconds on CLOCK_MONOTONIC (ringo_now()). A deadline is absolute,
+ *     -1 = none. A timeout is relative, -1 = forever, 0 = do not wait.
+ *   - Every blocking call works inside a goroutine (the goroutine parks; its worker runs others)
+ *     and on a plain thread (the thread blocks on a futex or a plain system call).
+ *   - M:N caveat: a goroutine may resume on another worker thread after any blocking call or
+ *     yield. Do not keep pointers to thread-local data (errno included) across such a call.
+ */
+#ifndef RINGO_H
+#define RINGO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RINGO_API __attribute__((visibility("default")))
+#else
+#define RINGO_API
+#endif
+
+/* ---------------------------------------------------------------- runtime */
+
+struct ringo_config {
+    unsigned procs;        /* worker threads; 0 = CPUs in the process affinity mask (env RINGO_PROCS) */
+    size_t   stack_size;   /* usable bytes per goroutine stack; 0 = 256 KiB (env RINGO_STACK_SIZE) */
+    int      pin;          /* -1 = default (1); 0 = do not pin; 1 = pin each worker to one CPU (env RINGO_PIN) */
+    unsigned ring_entries; /* io_uring submission queue size per worker; 0 = 256 */
+};
+
+/* Choose settings before the runtime starts. Environment variables override defaults; explicit
+ * non-zero (non -1) fields here override both. Returns 0; -EALREADY if the runtime already
+ * started; -EINVAL for an invalid value (nothing is started then). Any thread. */
+RINGO_API int ringo_init(const struct ringo_config *cfg);
+
+/* Number of worker threads. Starts the runtime. Any thread. */
+RINGO_API unsigned ringo_procs(void);
+
+/* ---------------------------------------------------------------- goroutines */
+
+/* Start fn(arg) as a goroutine. Returns its id (> 0), -EINVAL if fn is NULL, -ENOMEM when no
+ * stack can be had, -EAGAIN when the runtime cannot start. Never blocks. Any thread. */
+RINGO_API int64_t ringo_go(void (*fn)(void *arg), void *arg);
+
+/* Let other goroutines run (Go's runtime.Gosched). On a plain thread: sched_yield(). */
+RINGO_API void ringo_yield(void);
+
+/* Id of the calling goroutine; 0 on a plain thread. */
+RINGO_API int64_t ringo_self(void);
+
+/* Goroutines that exist: started and not yet returned. */
+RINGO_API size_t ringo_num_goroutines(void);
+
+/* End the calling goroutine now (Go's runtime.Goexit). On a plain thread: pthread_exit(NULL). */
+RINGO_API _Noreturn void ringo_exit(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+RINGO_API int64_t ringo_now(void);
+
+/* Sleep for ns nanoseconds (<= 0: return at once, after a yield). Returns 0. Blocking. */
+RINGO_API int ringo_sleep(int64_t ns);
+
+/* ---------------------------------------------------------------- channels */
+
+typedef struct ringo_chan ringo_chan;
+
+/* A channel of elem_size-byte values with cap buffered slots (0 = unbuffered). elem_size 0 is
+ * allowed. Returns NULL and sets errno (EINVAL, ENOMEM) on failure. */
+RINGO_API ringo_chan *ringo_chan_make(size_t elem_size, size_t cap);
+/* Blocking. 0 sent; -EPIPE closed; -EINVAL c NULL. */
+RINGO_API int    ringo_chan_send(ringo_chan *c, const void *elem);
+/* Blocking. 1 got a value; 0 closed and drained (out zeroed); -EINVAL. out may be NULL. */
+RINGO_API int    ringo_chan_recv(ringo_chan *c, void *out);
+/* Non-blocking. 0; -EAGAIN would block; -EPIPE closed; -EINVAL. */
+RINGO_API int    ringo_chan_try_send(ringo_chan *c, const void *elem);
+/* Non-blocking. 1; 0 closed and drained; -EAGAIN; -EINVAL. */
+RINGO_API int    ringo_chan_try_recv(ringo_chan *c, void *out);
+/* 0; -EPIPE already closed; -EINVAL. Wakes every blocked receiver and sender. */
+RINGO_API int    ringo_chan_close(ringo_chan *c);
+RINGO_API size_t ringo_chan_len(const ringo_chan *c);
+RINGO_API size_t ringo_chan_cap(const ringo_chan *c);
+/* 0; -EBUSY while anyone is blocked on c (nothing freed); -EINVAL c NULL. */
+RINGO_API int    ringo_chan_free(ringo_chan *c);
+
+#define RINGO_RANGE(c, out_ptr) while (ringo_chan_recv((c), (out_ptr)) == 1)
+
+/* ---------------------------------------------------------------- select */
+
+enum { RINGO_RECV = 1, RINGO_SEND = 2 };
+
+struct ringo_case {
+    ringo_chan *chan;   /* NULL: this case never proceeds (Go's nil channel) */
+    int         op;     /* RINGO_RECV or RINGO_SEND */
+    void       *elem;   /* RECV: where to store (may be NULL); SEND: the value to send */
+    int         result; /* out. RECV: 1 value, 0 closed. SEND: 0 sent, -EPIPE closed */
+};
+
+/* Index of the one case that proceeded; -EAGAIN when timeout == 0 and none is ready (Go's
+ * default:); -ETIMEDOUT when the timeout passed; -EINVAL bad arguments. Among ready cases the
+ * choice is uniformly random. */
+RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout);
+
+/* ---------------------------------------------------------------- sync */
+
+/* Layouts are public so the objects can live in static or embedded storage; the fields are not.
+ * Zeroed memory is an unlocked mutex / a zero wait group. */
+struct ringo_mutex {
+    uint32_t _r_state;   /* private */
+    uint32_t _r_qlock;   /* private */
+    void    *_r_head;    /* private */
+    void    *_r_tail;    /* private */
+};
+#define RINGO_MUTEX_INIT { 0, 0, 0, 0 }
+
+/* Blocking. Any mix of goroutines and plain threads. Unlocking an unlocked mutex is fatal. */
+RINGO_API void ringo_mutex_lock(struct ringo_mutex *m);
+RINGO_API int  ringo_mutex_trylock(struct ringo_mutex *m);   /* 0; -EBUSY */
+RINGO_API void ringo_mutex_unlock(struct ringo_mutex *m);
+
+struct ringo_waitgroup {
+    int64_t  _r_count;   /* private */
+    uint32_t _r_qlock;   /* private */
+    uint32_t _r_pad;     /* private */
+    void    *_r_head;    /* private */
+};
+#define RINGO_WAITGROUP_INIT { 0, 0, 0, 0 }
+
+/* A negative counter is fatal, as in Go. */
+RINGO_API void ringo_wg_add(struct ringo_waitgroup *wg, int64_t delta);
+RINGO_API void ringo_wg_done(struct ringo_waitgroup *wg);
+RINGO_API void ringo_wg_wait(struct ringo_waitgroup *wg);
+
+/* ---------------------------------------------------------------- I/O */
+
+/* Each call behaves like the system call of the same name, but a goroutine that must wait parks
+ * (io_uring does the waiting). >= 0 as the system call, or -errno; -ETIMEDOUT when the deadline
+ * passed first (the operation is then cancelled: nothing consumed or written after return). */
+RINGO_API ssize_t ringo_read (int fd, void *buf, size_t n, int64_t deadline);
+RINGO_API ssize_t ringo_write(int fd, const void *buf, size_t n, int64_t deadline);
+RINGO_API ssize_t ringo_recv (int fd, void *buf, size_t n, int flags, int64_t deadline);
+RINGO_API ssize_t ringo_send (int fd, const void *buf, size_t n, int flags, int64_t deadline);
+RINGO_API int     ringo_accept (int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline); /* new fd is SOCK_CLOEXEC */
+RINGO_API int     ringo_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
+RINGO_API int     ringo_poll (int fd, short events, int64_t deadline);  /* revents */
+RINGO_API int     ringo_close(int fd);
+/* conveniences */
+RINGO_API int     ringo_tcp_listen(const char *host, uint16_t port, int backlog); /* host NULL = any; SO_REUSEADDR */
+RINGO_API int     ringo_tcp_dial  (const char *host, uint16_t port, int64_t deadline);
+
+/* ---------------------------------------------------------------- observability */
+
+struct ringo_stats {
+    uint64_t goroutines, spawned, switches, steals, parks, wakeups,
+             io_submitted, io_completed;
+    /* more fields may follow */
+};
+RINGO_API void ringo_stats_get(struct ringo_stats *out);
+/* Every goroutine: id, state, what it waits on. */
+RINGO_API void ringo_dump(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGO_H */

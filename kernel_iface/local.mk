@@ -1,0 +1,5 @@
+# kernel_iface: thin, goroutine-agnostic wrappers over the kernel
+libringo_internal_la_SOURCES += \
+	%reldir%/clock.h \
+	%reldir%/futex.c %reldir%/futex.h \
+	%reldir%/stackmem.c %reldir%/stackmem.h

@@ -1,0 +1,135 @@
+/* kernel_iface/stackmem.c — see stackmem.h for the contract and invariants.
+ * Layout: chunks of STK_CHUNK_SLOTS slots, each chunk one MAP_NORESERVE mapping (no commit
+ * charge, pages appear on first touch, on the NUMA node of the toucher). The chunk table is a
+ * fixed array so that lookups from a signal handler need no lock. */
+#include "kernel_iface/stackmem.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; liburing/glibc headers here predate it */
+#endif
+
+#define STK_CHUNK_SLOTS 256u
+#define STK_MAX_CHUNKS  16384u /* 4 Mi stacks */
+
+static size_t slot_bytes;
+static enum stk_guard_kind guard_kind = STK_GUARD_MPROTECT;
+static pthread_mutex_t carve_lock = PTHREAD_MUTEX_INITIALIZER;
+/* chunk bases: written under carve_lock with release, read anywhere with acquire */
+static _Atomic(char *) chunks[STK_MAX_CHUNKS];
+/* slots carved; written under carve_lock (release: the slot's guard is installed first),
+ * read anywhere (acquire) */
+static _Atomic size_t carved;
+
+static size_t max_mprotect_stacks(void)
+{
+    long maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &maps) != 1)
+            maps = 65530;
+        fclose(f);
+    }
+    /* each guarded stack splits its chunk into two more mappings; keep some for the program */
+    return maps > 2048 ? (size_t)(maps - 1024) / 2 : 512;
+}
+
+int stk_setup(size_t bytes, bool allow_madvise)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (bytes < 2 * (size_t)pg || bytes % (size_t)pg)
+        return -EINVAL;
+    slot_bytes = bytes;
+    guard_kind = STK_GUARD_MPROTECT;
+    if (allow_madvise) {
+        /* Probe on a scratch page: EINVAL means the kernel predates MADV_GUARD_INSTALL. */
+        void *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            if (madvise(p, (size_t)pg, MADV_GUARD_INSTALL) == 0)
+                guard_kind = STK_GUARD_MADVISE;
+            munmap(p, (size_t)pg);
+        }
+    }
+    if (guard_kind == STK_GUARD_MPROTECT)
+        fprintf(stderr, "ringo: MADV_GUARD_INSTALL unavailable; mprotect guard pages allow about "
+                        "%zu goroutines alive at once (vm.max_map_count)\n", max_mprotect_stacks());
+    return 0;
+}
+
+enum stk_guard_kind stk_guard_kind(void) { return guard_kind; }
+size_t stk_slot_bytes(void) { return slot_bytes; }
+
+void *stk_carve(void)
+{
+    pthread_mutex_lock(&carve_lock);
+    size_t n = atomic_load_explicit(&carved, memory_order_relaxed); /* own: under carve_lock */
+    size_t ci = n / STK_CHUNK_SLOTS;
+    char *base = NULL;
+    if (ci >= STK_MAX_CHUNKS)
+        goto fail;
+    if (guard_kind == STK_GUARD_MPROTECT && n >= max_mprotect_stacks())
+        goto fail;
+    base = atomic_load_explicit(&chunks[ci], memory_order_relaxed); /* own: under carve_lock */
+    if (!base) {
+        base = mmap(NULL, slot_bytes * STK_CHUNK_SLOTS, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED)
+            goto fail;
+        /* release: a lookup that sees the chunk sees a valid mapping */
+        atomic_store_explicit(&chunks[ci], base, memory_order_release);
+    }
+    char *slot = base + (n % STK_CHUNK_SLOTS) * slot_bytes;
+    int r = guard_kind == STK_GUARD_MADVISE ? madvise(slot, STK_GUARD, MADV_GUARD_INSTALL)
+                                            : mprotect(slot, STK_GUARD, PROT_NONE);
+    if (r != 0)
+        goto fail;
+    /* release: stk_count/stk_slot readers see the slot only once it is guarded */
+    atomic_store_explicit(&carved, n + 1, memory_order_release);
+    pthread_mutex_unlock(&carve_lock);
+    return slot;
+fail:
+    pthread_mutex_unlock(&carve_lock);
+    errno = ENOMEM;
+    return NULL;
+}
+
+size_t stk_count(void)
+{
+    return atomic_load_explicit(&carved, memory_order_acquire); /* pairs with stk_carve */
+}
+
+void *stk_slot(size_t i)
+{
+    char *base = atomic_load_explicit(&chunks[i / STK_CHUNK_SLOTS], memory_order_acquire);
+    return base + (i % STK_CHUNK_SLOTS) * slot_bytes;
+}
+
+void *stk_lookup(const void *addr, bool *in_guard)
+{
+    size_t n = stk_count();
+    size_t nchunks = (n + STK_CHUNK_SLOTS - 1) / STK_CHUNK_SLOTS;
+    const char *a = addr;
+    for (size_t ci = 0; ci < nchunks; ci++) {
+        char *base = atomic_load_explicit(&chunks[ci], memory_order_acquire); /* pairs with carve */
+        if (!base || a < base || a >= base + slot_bytes * STK_CHUNK_SLOTS)
+            continue;
+        size_t off = (size_t)(a - base);
+        char *slot = base + off / slot_bytes * slot_bytes;
+        if (in_guard)
+            *in_guard = (size_t)(a - slot) < STK_GUARD;
+        return slot;
+    }
+    return NULL;
+}
+
+void stk_release(void *lo, size_t len)
+{
+    if (len)
+        madvise(lo, len, MADV_DONTNEED);
+}

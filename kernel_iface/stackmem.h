@@ -1,0 +1,38 @@
+/* kernel_iface/stackmem.h — the stack arena: reserve, guard, release pages.
+ * Responsibility: hand out fixed-size stack slots carved from large MAP_NORESERVE chunks. Each
+ * slot is [guard page][usable bytes ... top]; the guard is installed once, when the slot is
+ * carved, with madvise(MADV_GUARD_INSTALL) (Linux 6.13+: no VMA per guard, so a million guarded
+ * stacks fit under vm.max_map_count) or, as a fallback, mprotect(PROT_NONE) (one VMA split per
+ * stack; stk_setup says once how many stacks that allows).
+ * Invariants: slots are never unmapped (a slot, once carved, stays valid memory for the life of
+ * the process, so a racy reader such as the dump or the SIGSEGV handler never faults on it);
+ * slot i of the arena is at a fixed address; the chunk table only grows.
+ * Contexts: stk_carve may be called from any thread (it takes a mutex); stk_lookup is
+ * async-signal-safe (reads the chunk table with acquire loads).
+ * Depends on: libc only. Knows nothing of goroutines. */
+#ifndef RINGO_KI_STACKMEM_H
+#define RINGO_KI_STACKMEM_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#define STK_GUARD 4096u
+
+enum stk_guard_kind { STK_GUARD_MADVISE, STK_GUARD_MPROTECT };
+
+/* Configure once, before the first stk_carve: slot_bytes is the whole slot (guard included),
+ * a multiple of the page size. allow_madvise false forces the mprotect fallback. */
+int    stk_setup(size_t slot_bytes, bool allow_madvise);
+enum stk_guard_kind stk_guard_kind(void);
+size_t stk_slot_bytes(void);
+/* Carve a fresh slot; returns its base (the guard page) or NULL (ENOMEM, or the mprotect
+ * fallback ran out of mappings). */
+void  *stk_carve(void);
+/* Number of slots carved so far, and the base of slot i (< stk_count()). */
+size_t stk_count(void);
+void  *stk_slot(size_t i);
+/* Which slot holds addr: returns the slot base or NULL; *in_guard tells whether addr lies in
+ * that slot's guard page. Async-signal-safe. */
+void  *stk_lookup(const void *addr, bool *in_guard);
+/* Give back the pages of [lo, lo+len) (page-aligned): they read as zero when touched again. */
+void   stk_release(void *lo, size_t len);
+#endif

@@ -1,0 +1,290 @@
+/* sched/debug.c — deadlock detection, dumps, stats, fatal errors, the stack-overflow handler.
+ *
+ * Responsibility: everything that reports on the runtime rather than runs it.
+ *
+ * Deadlock (API.md "Deadlock"): nothing can ever run again when, all at once,
+ *   - every worker is on the idle list (it re-checked every queue after announcing, worker.c),
+ *   - no attached plain thread is running outside a forever-park (sched.nthreads_active == 0),
+ *   - no timer and no I/O is pending (sched.ntimers, sched.nio: I5),
+ *   - the global queue and every run queue are empty,
+ * and something is blocked (a live goroutine, or a thread parked forever), and no other thread of
+ * the process could still act: a plain thread that has not used ringo *yet* (it computes, then
+ * sends on a channel) is as able to wake someone as an attached one. So the final word comes
+ * from /proc/self/task: every thread must be a ringo worker ("ringo-w*"), an io_uring kernel
+ * worker ("iou-*"), or a thread parked forever in ringo. Only then is it a deadlock. A process
+ * with some thread ringo does not know about (a library's idle helper thread) is never declared
+ * deadlocked: a missed report is a hang, a false one kills a healthy program.
+ * Whoever makes the
+ * last of these true checks: a worker about to sleep, a thread about to park forever, a thread
+ * that detaches. The counters are seq_cst and each side changes its own counter before reading
+ * the others', so the last to change sees all the others (Dekker). The check is conservative:
+ * any doubt (a counter in motion) means "not a deadlock"; it is repeated under idle_lock so
+ * that no worker is being woken while we decide.
+ *
+ * Stack overflow: a SIGSEGV handler on an alternate stack (per worker) looks the fault address
+ * up in the stack arena; a hit in a guard page is reported as Go does and aborts. Any other
+ * fault is passed on unchanged: the previous disposition is restored and the faulting
+ * instruction runs again.
+ * Depends on: kernel_iface/stackmem.
+ */
+#include "sched/sched.h"
+#include "kernel_iface/clock.h"
+#include "kernel_iface/stackmem.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const wr_names[WR__COUNT] = {
+    [WR_NONE] = "",
+    [WR_CHAN_SEND] = "chan send",
+    [WR_CHAN_RECV] = "chan receive",
+    [WR_SELECT] = "select",
+    [WR_SELECT_NONE] = "select (no cases)",
+    [WR_MUTEX] = "sync.Mutex.Lock",
+    [WR_WAITGROUP] = "sync.WaitGroup.Wait",
+    [WR_SLEEP] = "sleep",
+    [WR_IO] = "IO wait",
+    [WR_CHAN_SEND_NIL] = "chan send (nil chan)",
+    [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
+};
+
+const char *sched_waitreason_str(int wr)
+{
+    return wr >= 0 && wr < WR__COUNT && wr_names[wr] ? wr_names[wr] : "?";
+}
+
+_Noreturn void sched_fatal(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > (int)sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    static const char pre[] = "fatal error: ";
+    (void)!write(2, pre, sizeof pre - 1);
+    buf[n++] = '\n';
+    (void)!write(2, buf, (size_t)n);
+    abort();
+}
+
+/* ------------------------------------------------------------------ dumps */
+
+static void dprint(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dprint(int fd, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        (void)!write(fd, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+}
+
+static const char *g_state(struct g *g, uint32_t st)
+{
+    if (st == GS_PARKING || st == GS_PARKED)
+        return sched_waitreason_str(g->wait_reason);
+    return sched_status_str(st);
+}
+
+/* One line per goroutine and per attached plain thread; `brief` is the deadlock format. */
+static void dump_all(int fd, bool brief)
+{
+    int64_t now = clk_now();
+    size_t n = sched_g_count_slots();
+    for (size_t i = 0; i < n; i++) {
+        struct g *g = sched_g_slot(i);
+        uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
+        if (st == GS_IDLE || st == GS_DEAD)
+            continue;
+        bool waiting = st == GS_PARKING || st == GS_PARKED;
+        if (brief) {
+            dprint(fd, "goroutine %lld [%s]:\n", (long long)g->id, g_state(g, st));
+        } else {
+            dprint(fd, "goroutine %lld [%s", (long long)g->id, g_state(g, st));
+            if (waiting)
+                dprint(fd, ", %lld ms", (long long)((now - g->wait_since) / 1000000));
+            dprint(fd, "]: fn=%p arg=%p\n", (void *)(uintptr_t)g->fn, g->arg);
+        }
+    }
+    pthread_mutex_lock(&sched.tlock);
+    for (struct g *t = sched.allthreads; t; t = t->allthreads_next) {
+        uint32_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
+        bool blocked = st == GS_PARKING;
+        if (brief && !blocked)
+            continue;
+        dprint(fd, "thread %lld [%s]:\n", (long long)t->id, blocked ? g_state(t, st) : "running");
+    }
+    pthread_mutex_unlock(&sched.tlock);
+}
+
+void ringo_dump(int fd)
+{
+    if (!sched_started()) {
+        dprint(fd, "ringo: runtime not started\n");
+        return;
+    }
+    dump_all(fd, false);
+}
+
+void ringo_stats_get(struct ringo_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!sched_started())
+        return;
+    out->goroutines = ringo_num_goroutines();
+    out->spawned = (uint64_t)atomic_load_explicit(&sched.thread_spawned, memory_order_relaxed);
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *w = sched.w[i];
+        out->spawned += atomic_load_explicit(&w->st_spawned, memory_order_relaxed);   /* stats only */
+        out->switches += atomic_load_explicit(&w->st_switches, memory_order_relaxed);
+        out->steals += atomic_load_explicit(&w->st_steals, memory_order_relaxed);
+        out->parks += atomic_load_explicit(&w->st_parks, memory_order_relaxed);
+        out->wakeups += atomic_load_explicit(&w->st_wakeups, memory_order_relaxed);
+    }
+    sched_io_stats(&out->io_submitted, &out->io_completed);
+}
+
+void sched_stats_at_exit(void)
+{
+    struct ringo_stats s;
+    ringo_stats_get(&s);
+    fprintf(stderr,
+            "ringo stats: goroutines=%llu spawned=%llu switches=%llu steals=%llu parks=%llu wakeups=%llu "
+            "io_submitted=%llu io_completed=%llu\n",
+            (unsigned long long)s.goroutines, (unsigned long long)s.spawned, (unsigned long long)s.switches,
+            (unsigned long long)s.steals, (unsigned long long)s.parks, (unsigned long long)s.wakeups,
+            (unsigned long long)s.io_submitted, (unsigned long long)s.io_completed);
+}
+
+/* ------------------------------------------------------------------ deadlock */
+
+static bool looks_dead(void)
+{
+    if (atomic_load(&sched.nthreads_active) != 0 || atomic_load(&sched.nidle) != sched.nprocs)
+        return false;
+    if (atomic_load(&sched.ntimers) != 0 || atomic_load(&sched.nio) != 0 ||
+        atomic_load(&sched.gq_len) != 0 || atomic_load(&sched.nspinning) != 0)
+        return false;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *w = sched.w[i];
+        if (atomic_load(&w->rq.head) != atomic_load(&w->rq.tail) || atomic_load(&w->runnext))
+            return false;
+    }
+    return ringo_num_goroutines() > 0 || atomic_load(&sched.nthreads_blocked) > 0;
+}
+
+/* Threads that could still act: not workers, not io_uring's, not parked forever in ringo.
+ * `exiting` is 1 when the caller is a thread on its way out (it is still listed). */
+static long other_threads(int exiting)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 1; /* cannot tell: assume someone may act */
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t k = read(fd, comm, sizeof comm - 1);
+            comm[k > 0 ? k : 0] = 0;
+            close(fd);
+        }
+        if (strncmp(comm, "ringo-w", 7) == 0 || strncmp(comm, "iou-", 4) == 0)
+            continue;
+        n++;
+    }
+    closedir(d);
+    n -= atomic_load(&sched.nthreads_blocked) + exiting;
+#ifdef RINGO_TSAN
+    n -= 1; /* ThreadSanitizer's background thread */
+#endif
+    return n;
+}
+
+void sched_check_deadlock(void)
+{
+    sched_check_deadlock_ex(0);
+}
+
+void sched_check_deadlock_ex(int exiting)
+{
+    if (!sched_started() || !looks_dead())
+        return;
+    if (other_threads(exiting) > 0)
+        return;
+    pthread_mutex_lock(&sched.idle_lock);
+    bool dead = looks_dead();
+    if (!dead) {
+        pthread_mutex_unlock(&sched.idle_lock);
+        return;
+    }
+    static const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    dump_all(2, true);
+    _exit(2);
+}
+
+/* ------------------------------------------------------------------ stack overflow */
+
+static struct sigaction old_segv, old_bus;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    bool guard = false;
+    char *slot = stk_lookup(si->si_addr, &guard);
+    if (slot && guard) {
+        struct g *g = (struct g *)(slot + stk_slot_bytes() - sched_g_reserve());
+        char buf[256];
+        int n = snprintf(buf, sizeof buf,
+                         "fatal error: stack overflow in goroutine %lld (stack size %zu bytes; raise it "
+                         "with RINGO_STACK_SIZE or struct ringo_config.stack_size)\n",
+                         (long long)g->id, sched.stack_usable);
+        (void)!write(2, buf, (size_t)n);
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* not ours: pass it on unchanged */
+    sigaction(sig, sig == SIGSEGV ? &old_segv : &old_bus, NULL);
+    (void)uc;
+}
+
+void sched_segv_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void sched_altstack_init(void)
+{
+    stack_t ss;
+    ss.ss_size = 64 * 1024;
+    ss.ss_sp = malloc(ss.ss_size);
+    ss.ss_flags = 0;
+    if (ss.ss_sp)
+        sigaltstack(&ss, NULL);
+}
+
+void sched_debug_init(void)
+{
+}

@@ -1,0 +1,283 @@
+/* sched/goroutine.c — goroutines: create, exit, ids, stacks and their pools.
+ *
+ * Responsibility: ringo_go / ringo_exit / ringo_self / ringo_num_goroutines, and the life of a
+ * stack slot: carved from the arena (kernel_iface/stackmem), the descriptor (struct g) placed at
+ * the top of its own slot, recycled through a per-worker LIFO pool, surplus moved to a global
+ * pool with its pages given back.
+ *
+ * Slot layout (low -> high):  [guard page][stack ............ grows down][struct g]
+ *   The descriptor shares the top page with the first frames, so a goroutine parked shallowly
+ *   costs one resident page.
+ *
+ * Scheduling of a new goroutine: child first. Spawned from a goroutine, the child runs at once
+ * and the parent waits in runnext (a thief may take the parent if this worker stays busy, see
+ * worker.c RUNNEXT_STEAL_NS): a spawn loop of short goroutines reuses one hot stack, and a tree
+ * of goroutines (skynet) runs depth first. Spawned from a plain thread, the child goes to the
+ * global queue.
+ *
+ * Invariants:
+ *   S1  A descriptor in a pool has status GS_IDLE and is on exactly one pool list.
+ *   S2  Stacks in a worker pool beyond POOL_HI are moved, POOL_BATCH at a time, to the global
+ *       pool with every page below the descriptor page released.
+ * Contexts: ringo_go from anywhere; sched_g_free on the worker that switched the dead g out.
+ * Depends on: kernel_iface/stackmem.
+ */
+#include "sched/sched.h"
+#include "kernel_iface/clock.h"
+#include "kernel_iface/stackmem.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef RINGO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef RINGO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+#ifdef RINGO_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#define G_RESERVE  ((sizeof(struct g) + 63) & ~(size_t)63)
+#define POOL_HI    64u
+#define POOL_BATCH 32u
+#define ID_BLOCK   1024
+
+static size_t page_size;
+
+size_t sched_g_reserve(void) { return G_RESERVE; }
+size_t sched_g_slot_bytes(void) { return stk_slot_bytes(); }
+size_t sched_g_count_slots(void) { return stk_count(); }
+struct g *sched_g_slot(size_t i)
+{
+    return (struct g *)((char *)stk_slot(i) + stk_slot_bytes() - G_RESERVE);
+}
+
+void sched_stacks_init(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    size_t body = (sched.stack_usable + G_RESERVE + page_size - 1) & ~(page_size - 1);
+    stk_setup(STK_GUARD + body, !(sched.disable & DIS_GUARD_MADVISE));
+}
+
+static struct g *g_from_slot(char *slot)
+{
+    struct g *g = (struct g *)(slot + stk_slot_bytes() - G_RESERVE);
+    memset(g, 0, sizeof *g);
+    g->stack_lo = slot + STK_GUARD;
+    g->stack_size = (size_t)((char *)g - g->stack_lo);
+#ifdef RINGO_VALGRIND
+    VALGRIND_STACK_REGISTER(g->stack_lo, (char *)g);
+#endif
+    return g;
+}
+
+/* Give back every page of g's stack below the page that holds the descriptor. */
+static void g_release_pages(struct g *g)
+{
+    char *top_page = (char *)((uintptr_t)g & ~(uintptr_t)(page_size - 1));
+    stk_release(g->stack_lo, (size_t)(top_page - g->stack_lo));
+}
+
+static struct g *pool_get(struct worker *w)
+{
+    if (w && w->pool) {
+        struct g *g = w->pool;
+        w->pool = g->schedlink;
+        w->npool--;
+        return g;
+    }
+    struct g *g = NULL;
+    pthread_mutex_lock(&sched.pool_lock);
+    if (sched.gpool) {
+        g = sched.gpool;
+        sched.gpool = g->schedlink;
+        sched.ngpool--;
+        /* refill the worker pool with a batch, so the next spawns stay lock-free */
+        while (w && sched.gpool && w->npool < POOL_BATCH) {
+            struct g *x = sched.gpool;
+            sched.gpool = x->schedlink;
+            sched.ngpool--;
+            x->schedlink = w->pool;
+            w->pool = x;
+            w->npool++;
+        }
+    }
+    pthread_mutex_unlock(&sched.pool_lock);
+    if (g)
+        return g;
+    char *slot = stk_carve();
+    return slot ? g_from_slot(slot) : NULL;
+}
+
+void sched_g_free(struct worker *w, struct g *g)
+{
+#ifdef RINGO_TSAN
+    if (g->tsan_fiber) {
+        __tsan_destroy_fiber(g->tsan_fiber);
+        g->tsan_fiber = NULL;
+    }
+#endif
+    atomic_store_explicit(&g->status, GS_IDLE, memory_order_relaxed); /* S1; dumps read it racily */
+    g->fn = NULL;
+    g->schedlink = w->pool;
+    w->pool = g;
+    if (++w->npool <= POOL_HI)
+        return;
+    /* S2: move a batch to the global pool, giving their pages back */
+    struct g *head = NULL, *tail = NULL;
+    for (unsigned i = 0; i < POOL_BATCH; i++) {
+        struct g *x = w->pool;
+        w->pool = x->schedlink;
+        w->npool--;
+        g_release_pages(x);
+        x->schedlink = head;
+        head = x;
+        if (!tail)
+            tail = x;
+    }
+    pthread_mutex_lock(&sched.pool_lock);
+    tail->schedlink = sched.gpool;
+    sched.gpool = head;
+    sched.ngpool += POOL_BATCH;
+    pthread_mutex_unlock(&sched.pool_lock);
+}
+
+static int64_t new_id(struct worker *w)
+{
+    if (!w)
+        return atomic_fetch_add_explicit(&sched.next_id, 1, memory_order_relaxed); /* uniqueness only */
+    if (w->id_next == w->id_end) {
+        w->id_next = atomic_fetch_add_explicit(&sched.next_id, ID_BLOCK, memory_order_relaxed);
+        w->id_end = w->id_next + ID_BLOCK;
+    }
+    return w->id_next++;
+}
+
+/* The new stack's first frame: what sched_ctx_switch pops (see the frame table in
+ * arch/switch_x86_64_sysv_elf.S), returning into the trampoline with r12 = g, r13 = entry. */
+static void *ctx_make(char *top, void (*entry)(void *), void *arg)
+{
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(t - 8 - 0x38);          /* ret slot at t-8: rsp == t after ret */
+    sp[0] = 0x1F80ull | (0x037Full << 32);               /* default MXCSR, x87 control word */
+    sp[1] = 0;                                           /* r15 */
+    sp[2] = 0;                                           /* r14 */
+    sp[3] = (uint64_t)(uintptr_t)entry;                  /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)arg;                    /* r12 */
+    sp[5] = 0;                                           /* rbx */
+    sp[6] = 0;                                           /* rbp */
+    sp[7] = (uint64_t)(uintptr_t)sched_ctx_trampoline;   /* return address */
+    return sp;
+}
+
+
+
+
+static _Noreturn void g_exit(void)
+{
+    struct worker *w = sched_cur_worker();
+    struct g *self = w->curg;
+    atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
+    atomic_store_explicit(&w->st_exited, atomic_load_explicit(&w->st_exited, memory_order_relaxed) + 1,
+                          memory_order_relaxed); /* own counter; summed by readers */
+    sched_switch_exit(w, self);
+}
+
+static void g_entry(void *arg)
+{
+    struct g *self = arg;
+#ifdef RINGO_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    sched_post_switch(sched_cur_worker());
+    self->fn(self->arg);
+    g_exit();
+}
+
+int64_t ringo_go(void (*fn)(void *arg), void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    if (unlikely(!sched_started()) && sched_start() != 0)
+        return -EAGAIN;
+    struct worker *w = sched_cur_worker();
+    struct g *g = pool_get(w);
+    if (!g)
+        return -ENOMEM;
+    int64_t id = new_id(w);
+    g->id = id;
+    g->fn = fn;
+    g->arg = arg;
+    g->wait_reason = WR_NONE;
+    g->sp = ctx_make((char *)g, g_entry, g);
+#ifdef RINGO_TSAN
+    g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    struct g *self = sched_cur_g(w);
+    if (self) {
+        atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
+                              memory_order_relaxed); /* own counter */
+        sched_switch_to_new(w, self, g); /* child first; we come back from runnext */
+        return id;
+    }
+    atomic_fetch_add_explicit(&sched.thread_spawned, 1, memory_order_relaxed); /* counter only */
+    if (w) {
+        /* on g0 (never from user code, kept for completeness) */
+        atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed);
+        sched_global_push(g);
+        return id;
+    }
+    atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by gq_lock */
+    sched_global_push(g);
+    return id;
+}
+
+_Noreturn void ringo_exit(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (!sched_cur_g(w))
+        pthread_exit(NULL);
+    g_exit();
+}
+
+int64_t ringo_self(void)
+{
+    struct worker *w = sched_cur_worker();
+    struct g *g = sched_cur_g(w);
+    return g ? g->id : 0;
+}
+
+size_t ringo_num_goroutines(void)
+{
+    if (!sched_started())
+        return 0;
+    int64_t n = atomic_load_explicit(&sched.thread_spawned, memory_order_relaxed);
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        n += (int64_t)atomic_load_explicit(&sched.w[i]->st_spawned, memory_order_relaxed);
+        n -= (int64_t)atomic_load_explicit(&sched.w[i]->st_exited, memory_order_relaxed);
+    }
+    return n > 0 ? (size_t)n : 0;
+}
+
+int64_t ringo_now(void)
+{
+    return clk_now();
+}
+
+const char *sched_status_str(uint32_t st)
+{
+    switch (st) {
+    case GS_IDLE: return "idle";
+    case GS_RUNNABLE: return "runnable";
+    case GS_RUNNING: return "running";
+    case GS_PARKING: return "parking";
+    case GS_WOKEN: return "runnable";
+    case GS_PARKED: return "waiting";
+    case GS_DEAD: return "dead";
+    }
+    return "?";
+}

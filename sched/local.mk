@@ -1,0 +1,11 @@
+# sched: goroutines and the workers that run them
+libringo_internal_la_SOURCES += \
+	%reldir%/sched.h \
+	%reldir%/arch/switch_x86_64_sysv_elf.S \
+	%reldir%/worker.c \
+	%reldir%/goroutine.c \
+	%reldir%/park.c \
+	%reldir%/timer.c \
+	%reldir%/sync.c \
+	%reldir%/debug.c \
+	%reldir%/idle.c

@@ -1,0 +1,235 @@
+/* sched/park.c — the one park/ready protocol every blocking primitive uses.
+ *
+ * Responsibility: sched_park / sched_ready for goroutines and for plain threads, the stand-in g
+ * of a plain thread, and ringo_sleep.
+ *
+ * The race "g is still switching out" vs "someone already readied g" is solved here, once, with
+ * the status word (enum gstatus in sched.h):
+ *
+ *   parker (on its own stack)           waker (any thread)                post-switch (next context)
+ *   status = PARKING  (before publish)
+ *   publish self; unlock primitive      find g under the primitive's lock
+ *   switch out ----------------------->  CAS PARKING -> WOKEN: done ........ CAS PARKING -> PARKED fails:
+ *                                                                            status = RUNNABLE, enqueue
+ *                                        or CAS PARKED -> RUNNABLE:  <...... CAS PARKING -> PARKED ok
+ *                                          enqueue (the waker)
+ *
+ *   Exactly one CAS succeeds per transition, so exactly one party enqueues g (I1), and only after
+ *   its context is saved (I3): post-switch runs after the stack swap, and PARKED is only set there.
+ *
+ * Ordering: the waker's CAS is acq_rel. Its release half publishes what the waker wrote for g
+ * (a channel value in g's slot) to g, through either the enqueue (run-queue release/acquire) or
+ * the post-switch CAS failure (acquire). Its acquire half, from PARKED, pairs with the
+ * post-switch release so the waker's enqueue sees g's saved stack pointer.
+ *
+ * Plain threads: the stand-in g parks by futex-waiting on its own status word while it reads
+ * PARKING; a waker CASes PARKING -> WOKEN and futex-wakes. Thread stand-ins are never freed
+ * (recycled through sched.free_threads), so a futex_wake that races with the thread's exit
+ * touches valid memory and at worst causes a spurious wake-up, which every wait loop tolerates.
+ *
+ * Deadlines: with a claim word, the waker and the timer race by CAS on it; the loser does
+ * nothing. A goroutine's timer lives in its own parked frame, removed after it wakes (timer.c
+ * takes care of the race with a firing timer).
+ *
+ * Deadlock accounting (I5): a thread that parks forever leaves sched.nthreads_active; the waker
+ * puts it back *before* the CAS that lets it run, so the count never shows zero while the thread
+ * is in fact runnable.
+ *
+ * Depends on: kernel_iface/futex, clock.
+ */
+#include "sched/sched.h"
+#include "kernel_iface/clock.h"
+#include "kernel_iface/futex.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static __thread struct g *tls_thread_g;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&thread_key, sched_thread_detach);
+}
+
+/* Attach the calling plain thread: from now on it counts for deadlock detection. */
+static struct g *thread_attach(void)
+{
+    pthread_once(&thread_key_once, thread_key_init);
+    pthread_mutex_lock(&sched.tlock);
+    struct g *tg = sched.free_threads;
+    if (tg)
+        sched.free_threads = tg->schedlink;
+    else
+        tg = calloc(1, sizeof *tg);
+    if (!tg) {
+        pthread_mutex_unlock(&sched.tlock);
+        sched_fatal("out of memory attaching a thread");
+    }
+    tg->is_thread = 1;
+    tg->id = (int64_t)syscall(SYS_gettid);
+    atomic_store_explicit(&tg->status, GS_RUNNING, memory_order_relaxed);
+    tg->allthreads_next = sched.allthreads;
+    sched.allthreads = tg;
+    pthread_mutex_unlock(&sched.tlock);
+    atomic_fetch_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
+    tls_thread_g = tg;
+    pthread_setspecific(thread_key, tg);
+    return tg;
+}
+
+void sched_thread_detach(void *p)
+{
+    struct g *tg = p;
+    atomic_fetch_sub(&sched.nthreads_active, 1);
+    pthread_mutex_lock(&sched.tlock);
+    for (struct g **pp = &sched.allthreads; *pp; pp = &(*pp)->allthreads_next)
+        if (*pp == tg) {
+            *pp = tg->allthreads_next;
+            break;
+        }
+    atomic_store_explicit(&tg->status, GS_IDLE, memory_order_relaxed);
+    tg->schedlink = sched.free_threads;
+    sched.free_threads = tg;
+    pthread_mutex_unlock(&sched.tlock);
+    tls_thread_g = NULL;
+    /* an exiting thread may have been the last one running: everyone else may be asleep */
+    sched_check_deadlock_ex(1);
+}
+
+struct g *sched_self(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (w && w->curg)
+        return w->curg;
+    struct g *tg = tls_thread_g;
+    if (unlikely(!tg)) {
+        if (sched_start() != 0)
+            sched_fatal("the runtime could not start");
+        tg = thread_attach();
+    }
+    return tg;
+}
+
+static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val)
+{
+    bool forever = deadline < 0;
+    self->forever = forever;
+    self->wait_since = clk_now();
+    if (forever) {
+        atomic_fetch_add(&sched.nthreads_blocked, 1);
+        /* seq_cst: Dekker pair with a worker going idle (worker.c step b / deadlock check) */
+        if (atomic_fetch_sub(&sched.nthreads_active, 1) == 1)
+            sched_check_deadlock();
+    }
+    int r = 0;
+    for (;;) {
+        /* acquire: pairs with the waker's CAS to WOKEN (its writes for us) */
+        if (atomic_load_explicit(&self->status, memory_order_acquire) != GS_PARKING)
+            break;
+        int e = futex_wait((uint32_t *)&self->status, GS_PARKING, deadline);
+        if (e == -ETIMEDOUT) {
+            if (claim) {
+                uint32_t z = 0;
+                if (atomic_compare_exchange_strong(claim, &z, claim_val)) {
+                    r = -ETIMEDOUT; /* we own ourselves: no waker will touch us */
+                    break;
+                }
+                deadline = -1; /* a waker won: it will ready us shortly */
+            } else {
+                uint32_t exp = GS_PARKING;
+                if (atomic_compare_exchange_strong(&self->status, &exp, GS_RUNNING))
+                    break;
+            }
+        }
+    }
+    atomic_store_explicit(&self->status, GS_RUNNING, memory_order_relaxed); /* own */
+    self->wait_reason = WR_NONE;
+    return r;
+}
+
+int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val)
+{
+    if (self->is_thread)
+        return thread_park(self, deadline, claim, claim_val);
+    struct worker *w = sched_cur_worker();
+    struct timer t;
+    self->forever = deadline < 0;
+    self->wait_since = clk_now();
+    if (deadline >= 0) {
+        t.when = deadline;
+        t.g = self;
+        t.claim = claim;
+        t.claim_val = claim_val;
+        sched_timer_add(w, &t);
+    }
+    atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
+                          memory_order_relaxed); /* stats only */
+    sched_switch_out(w, self, PA_PARK);
+    self->wait_reason = WR_NONE;
+    if (deadline >= 0) {
+        sched_timer_del(&t);
+        /* the claim is ours to read: whoever won it has finished with it before readying us */
+        if (claim && atomic_load_explicit(claim, memory_order_relaxed) == claim_val)
+            return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+void sched_ready(struct g *g)
+{
+    if (g->is_thread) {
+        if (g->forever) {
+            atomic_fetch_sub(&sched.nthreads_blocked, 1);
+            atomic_fetch_add(&sched.nthreads_active, 1); /* I5: before it can run */
+        }
+        uint32_t exp = GS_PARKING;
+        /* release: our writes for the thread; it acquires the status */
+        if (!atomic_compare_exchange_strong_explicit(&g->status, &exp, GS_WOKEN, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            sched_fatal("ready: thread not parked (status %s)", sched_status_str(exp));
+        futex_wake((uint32_t *)&g->status, 1);
+        return;
+    }
+    uint32_t s = atomic_load_explicit(&g->status, memory_order_relaxed);
+    for (;;) {
+        if (s == GS_PARKED) {
+            /* acq_rel: acquire pairs with post-switch's release (g's saved context) */
+            if (atomic_compare_exchange_weak_explicit(&g->status, &s, GS_RUNNABLE, memory_order_acq_rel,
+                                                      memory_order_relaxed)) {
+                sched_enqueue_ready(g);
+                return;
+            }
+        } else if (s == GS_PARKING) {
+            /* release: the post-switch context acquires it and enqueues g */
+            if (atomic_compare_exchange_weak_explicit(&g->status, &s, GS_WOKEN, memory_order_acq_rel,
+                                                      memory_order_relaxed))
+                return;
+        } else {
+            sched_fatal("ready: goroutine %lld is not parked (status %s)", (long long)g->id,
+                        sched_status_str(s));
+        }
+    }
+}
+
+int ringo_sleep(int64_t ns)
+{
+    struct worker *w = sched_cur_worker();
+    struct g *self = sched_cur_g(w);
+    if (ns <= 0) {
+        ringo_yield();
+        return 0;
+    }
+    if (!self) {
+        struct timespec ts = clk_to_ts(clk_now() + ns);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return 0;
+    }
+    sched_park_prepare(self, WR_SLEEP);
+    sched_park(self, clk_now() + ns, NULL, 0);
+    return 0;
+}

@@ -1,0 +1,309 @@
+/* sched/sched.h — internal interface of the scheduler (never installed).
+ *
+ * Responsibility: goroutines (struct g), the per-CPU workers that run them, the one park/ready
+ * protocol every blocking primitive uses, per-worker timers, and the runtime's global state.
+ *
+ * Vocabulary (after Go's proc.go):
+ *   g        a goroutine, or the stand-in of a plain thread that blocks in ringo (g->is_thread).
+ *   worker   an OS thread pinned to one CPU that runs goroutines; its own stack is "g0".
+ *   park     a g gives up its worker until someone calls sched_ready(g).
+ *
+ * Invariants (each is relied on by name elsewhere):
+ *   I1  A g is on at most one run queue (a worker's ring, its runnext slot, or the global queue),
+ *       and only in status GS_RUNNABLE.
+ *   I2  A running g is owned by exactly one worker: w->curg == g and g->status == GS_RUNNING.
+ *   I3  A g is put on a run queue only after its context is fully saved: whoever parks, yields
+ *       or spawns never enqueues itself; the context that runs *after* the switch does
+ *       (sched_post_switch), or a waker that won the PARKED -> RUNNABLE CAS.
+ *   I4  Runtime code never holds a pointer to thread-local data across a switch; the current
+ *       worker is re-read with sched_cur_worker() after every switch (goroutines migrate).
+ *   I5  Every source of work a sleeping worker cannot see by itself (global queue, plain-thread
+ *       producers, timers of other workers, I/O) either wakes a worker or is counted in one of
+ *       the deadlock counters (sched.nthreads_active, sched.ntimers, sched.nio) until the work
+ *       is visible on a queue.
+ *
+ * Depends on: kernel_iface only. chan -> sched -> kernel_iface; never the reverse.
+ */
+#ifndef RINGO_SCHED_H
+#define RINGO_SCHED_H
+
+#include "ringo.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RINGO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RINGO_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RINGO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RINGO_TSAN 1
+#endif
+#endif
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define CACHELINE 64
+
+/* ------------------------------------------------------------------ goroutine status
+ * The status word is the park protocol (sched/park.c). It acts like a lock on the stack:
+ * whoever moves a g out of PARKED/WOKEN owns the right to enqueue it, and exactly one party
+ * does so. */
+enum gstatus {
+    GS_IDLE = 0,  /* no goroutine: the descriptor sits in a stack pool or was never used */
+    GS_RUNNABLE,  /* on exactly one run queue (I1); the stack is not owned by anyone running */
+    GS_RUNNING,   /* executing on one worker (I2); the stack is owned by that worker */
+    GS_PARKING,   /* published to some waiter list, still running on its stack or mid-switch;
+                     a waker that sees this CASes it to WOKEN and does nothing else */
+    GS_WOKEN,     /* readied while PARKING: the context that completes the switch-out enqueues it */
+    GS_PARKED,    /* fully switched out, on no run queue; the waker that CASes PARKED->RUNNABLE
+                     enqueues it */
+    GS_DEAD,      /* fn returned; the stack goes back to a pool after the switch-out */
+};
+
+/* Why a g is parked: printed by the deadlock report and ringo_dump, in Go's words. */
+enum waitreason {
+    WR_NONE = 0,
+    WR_CHAN_SEND,    /* "chan send" */
+    WR_CHAN_RECV,    /* "chan receive" */
+    WR_SELECT,       /* "select" */
+    WR_SELECT_NONE,  /* "select (no cases)" */
+    WR_MUTEX,        /* "sync.Mutex.Lock" */
+    WR_WAITGROUP,    /* "sync.WaitGroup.Wait" */
+    WR_SLEEP,        /* "sleep" */
+    WR_IO,           /* "IO wait" */
+    WR_CHAN_SEND_NIL,/* "chan send (nil chan)" */
+    WR_CHAN_RECV_NIL,/* "chan receive (nil chan)" */
+    WR__COUNT
+};
+const char *sched_waitreason_str(int wr);
+
+struct worker;
+
+struct g {
+    void *sp;                     /* saved stack pointer while switched out; own */
+    _Atomic uint32_t status;      /* enum gstatus; the park protocol (park.c) */
+    uint8_t is_thread;            /* stand-in for a plain thread: parks on a futex */
+    uint8_t wait_reason;          /* enum waitreason, set before parking; racy reads in dumps */
+    uint8_t forever;              /* parked with no deadline (counts for deadlock detection) */
+    uint8_t pad0;
+    int64_t id;                   /* goroutine id (> 0); for a thread, the thread's tid (< 0 stored negated) */
+    struct g *schedlink;          /* global-queue / pool link; owned by whoever holds that list */
+    void (*fn)(void *);           /* entry, for dumps */
+    void *arg;
+    char *stack_lo;               /* lowest usable stack address (just above the guard) */
+    size_t stack_size;            /* usable bytes from stack_lo to the descriptor */
+    int64_t wait_since;           /* ringo_now() when it parked; dumps only */
+    struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
+    void *asan_fake;              /* ASan fake-stack handle saved across a switch */
+    void *tsan_fiber;             /* TSan fiber of this goroutine */
+};
+
+/* ------------------------------------------------------------------ run queue
+ * Bounded ring with one owner (push, pop) and many thieves (steal half), as in Go's runq.
+ * head is advanced by CAS from the owner's pop and from thieves; tail is written only by the
+ * owner. Ordering labels: R1 tail store-release publishes the slot write; A1 thieves'
+ * tail load-acquire pairs with R1; R2 head CAS-release commits a consume (the slot may then
+ * be overwritten); A2 the owner's head load-acquire pairs with R2. */
+#define RUNQ_SIZE 256u
+struct runq {
+    _Atomic uint32_t head;
+    char pad0[CACHELINE - sizeof(uint32_t)];
+    _Atomic uint32_t tail;
+    char pad1[CACHELINE - sizeof(uint32_t)];
+    _Atomic(struct g *) buf[RUNQ_SIZE];
+};
+
+/* ------------------------------------------------------------------ timers */
+struct timer {
+    int64_t when;                 /* deadline, ringo_now() clock */
+    struct g *g;                  /* readied when the timer fires (if it wins the claim) */
+    _Atomic uint32_t *claim;      /* NULL: fire readies g unconditionally (sleep) */
+    uint32_t claim_val;           /* CAS *claim 0 -> claim_val to win */
+    int idx;                      /* heap index, -1 when not in a heap; under w->tlock */
+    struct worker *w;             /* whose heap holds it */
+};
+
+/* ------------------------------------------------------------------ worker */
+enum post_action { PA_NONE = 0, PA_PARK, PA_YIELD, PA_RUNNEXT, PA_EXIT };
+
+struct worker {
+    /* -- owner-only, hot */
+    struct g *curg;               /* running goroutine, NULL on g0 */
+    void *g0_sp;                  /* the scheduler context, saved while a goroutine runs */
+    struct g *prev;               /* g that just switched out, for sched_post_switch */
+    int prev_action;              /* enum post_action */
+    unsigned id;                  /* index in sched.w */
+    int cpu;                      /* pinned CPU, -1 if not pinned */
+    int node;                     /* NUMA node position of cpu */
+    uint64_t rng;                 /* xorshift state; own */
+    struct g *pool;               /* free stacks (descriptors), LIFO via schedlink; own */
+    unsigned npool;
+    int64_t id_next, id_end;      /* block of goroutine ids; own */
+    unsigned *steal_order;        /* victims in order (nprocs-1 entries) */
+    char *g0_lo; size_t g0_size;  /* worker thread stack bounds (ASan) */
+    void *tsan_g0;                /* TSan fiber of the worker thread */
+    pthread_t thread;
+
+    /* -- shared with thieves / wakers */
+    _Atomic uint32_t schedtick;   /* incremented per schedule; thieves read it (relaxed) */
+    _Atomic(struct g *) runnext;  /* g readied by the running g: runs next; exchange/CAS */
+    struct runq rq;
+
+    /* -- timers: the heap is guarded by tlock; tfirst mirrors heap[0]->when for lock-free peeks */
+    pthread_mutex_t tlock;
+    struct timer **theap;
+    unsigned tn, tcap;
+    _Atomic int64_t tfirst;       /* INT64_MAX when empty; relaxed peek, rechecked under tlock */
+
+    /* -- sleeping */
+    _Atomic uint32_t wake;        /* futex word: 0 asleep/announced, 1 woken */
+    bool spinning;                /* own: counted in sched.nspinning */
+    bool idle;                    /* on the idle list; under sched.idle_lock */
+    struct worker *idle_next;     /* under sched.idle_lock */
+
+    /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
+    _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
+    _Atomic uint64_t st_thread_readies;
+    void *io;                     /* the I/O backend's per-worker state (sched/io.c) */
+};
+
+/* ------------------------------------------------------------------ global state */
+struct sched {
+    unsigned nprocs;
+    struct worker **w;
+    size_t stack_usable;          /* usable bytes per goroutine stack */
+    int pin;
+    unsigned ring_entries;
+    unsigned disable;             /* RINGO_DISABLE bits */
+    unsigned debug;               /* RINGO_DEBUG bits */
+    unsigned schedtrace_ms;
+
+    /* global run queue: plain-thread readies, spawns from plain threads, overflow */
+    pthread_mutex_t gq_lock;
+    struct g *gq_head, *gq_tail;  /* under gq_lock */
+    _Atomic uint32_t gq_len;      /* written under gq_lock; peeked without it */
+
+    /* idle workers: a stack under idle_lock; nidle mirrors its length */
+    pthread_mutex_t idle_lock;
+    struct worker *idle;
+    _Atomic uint32_t nidle;       /* seq_cst: Dekker pair with producers (worker.c) */
+    _Atomic uint32_t nspinning;   /* seq_cst: workers spinning for work */
+
+    /* deadlock detection (I5) */
+    _Atomic int64_t nthreads_active;  /* attached plain threads not blocked forever in ringo */
+    _Atomic int64_t nthreads_blocked; /* attached plain threads blocked forever in ringo */
+    _Atomic int64_t ntimers;          /* pending timers, all workers */
+    _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
+    _Atomic int64_t thread_spawned;   /* goroutines spawned from plain threads */
+
+    /* plain-thread stand-ins */
+    pthread_mutex_t tlock;
+    struct g *allthreads;         /* under tlock */
+    struct g *free_threads;       /* under tlock: reused so a late futex_wake never hits freed memory */
+
+    /* global stack pool: surplus from workers, pages given back; under pool_lock */
+    pthread_mutex_t pool_lock;
+    struct g *gpool;
+    size_t ngpool;
+
+    _Atomic int64_t next_id;      /* id blocks; relaxed: uniqueness is all that matters */
+};
+extern struct sched sched;
+
+/* RINGO_DISABLE bits */
+enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8,
+       DIS_MULTISHOT = 16 };
+/* RINGO_DEBUG bits */
+enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16 };
+
+/* ------------------------------------------------------------------ context switch (arch/) */
+void sched_ctx_switch(void **save_sp, void *to_sp);
+void sched_ctx_trampoline(void);
+
+/* ------------------------------------------------------------------ runtime (worker.c) */
+int  sched_start(void);                       /* idempotent; 0 or -errno */
+bool sched_started(void);
+struct worker *sched_cur_worker(void);        /* NULL on a plain thread; re-read after a switch (I4) */
+static inline struct g *sched_cur_g(struct worker *w) { return w ? w->curg : NULL; }
+/* Switch from the running g to the next runnable g (or to g0), leaving `action` for
+ * sched_post_switch to perform on the g that left. Returns when this g runs again. */
+void sched_switch_out(struct worker *w, struct g *self, int action);
+/* Run a new goroutine child now; self waits in runnext (goroutine.c: child first). */
+void sched_switch_to_new(struct worker *w, struct g *self, struct g *child);
+/* Leave for good: self is dead, its stack is freed after the switch. */
+_Noreturn void sched_switch_exit(struct worker *w, struct g *self);
+/* Make g runnable: runnext of the current worker, or the global queue from a plain thread. */
+void sched_enqueue_ready(struct g *g);
+void sched_post_switch(struct worker *w);
+void sched_wakep(void);
+void sched_global_push(struct g *g);
+uint32_t sched_fastrand(void);
+
+/* ------------------------------------------------------------------ goroutines (goroutine.c) */
+void sched_g_free(struct worker *w, struct g *g);   /* after the switch-out of a dead g */
+void sched_stacks_init(void);
+const char *sched_status_str(uint32_t st);
+/* iterate over every goroutine descriptor ever carved (dumps, deadlock report) */
+size_t sched_g_count_slots(void);
+struct g *sched_g_slot(size_t i);
+size_t sched_g_slot_bytes(void);
+size_t sched_g_reserve(void);
+
+/* ------------------------------------------------------------------ park protocol (park.c)
+ * To block: (1) set self->status = GS_PARKING with sched_park_prepare() *before* publishing
+ * self where a waker can find it (typically under the primitive's lock); (2) publish and drop
+ * the lock; (3) call sched_park(). A waker that found the g calls sched_ready(g) exactly once.
+ * With a deadline, pass a claim word: the waker and the timer each CAS it from 0 before
+ * readying; the loser does nothing. sched_park returns 0 when readied by a waker, -ETIMEDOUT
+ * when the deadline won the claim (claim == NULL: the deadline just readies; returns 0). */
+struct g *sched_self(void);                 /* current g, or this thread's stand-in (attaches) */
+static inline void sched_park_prepare(struct g *self, int reason)
+{
+    self->wait_reason = (uint8_t)reason;
+    /* relaxed: the primitive's lock release (or release CAS) that publishes self orders it */
+    atomic_store_explicit(&self->status, GS_PARKING, memory_order_relaxed);
+}
+int  sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val);
+void sched_ready(struct g *g);
+void sched_thread_detach(void *tg);
+
+/* ------------------------------------------------------------------ timers (timer.c) */
+void sched_timer_add(struct worker *w, struct timer *t);
+/* Remove t if it has not fired yet. Returns true if it was still pending. */
+bool sched_timer_del(struct timer *t);
+/* Fire due timers of w; returns the earliest remaining deadline or INT64_MAX. */
+int64_t sched_timers_run(struct worker *w, int64_t now);
+void sched_timers_init(struct worker *w);
+
+/* ------------------------------------------------------------------ debug (debug.c) */
+_Noreturn void sched_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sched_check_deadlock(void);             /* may exit(2) */
+void sched_check_deadlock_ex(int exiting);    /* exiting: called by a thread on its way out */
+void sched_debug_init(void);
+void sched_segv_install(void);
+void sched_altstack_init(void);
+void sched_stats_at_exit(void);
+
+/* ------------------------------------------------------------------ I/O backend hooks (io.c)
+ * The worker's idle sleep goes through the I/O backend so that one wait covers new work,
+ * timers and I/O completions. */
+int  sched_io_worker_init(struct worker *w);
+/* Reap completions without blocking; readies their goroutines. Returns how many. */
+int  sched_io_poll(struct worker *w);
+/* Sleep until w->wake != 0, an I/O completion, or deadline (-1: none). */
+void sched_io_sleep(struct worker *w, int64_t deadline);
+void sched_io_flush(struct worker *w);       /* submit batched SQEs */
+/* Wake worker w from sched_io_sleep (called by sched_wakep after it set w->wake = 1). */
+void sched_io_kick(struct worker *w);
+void sched_io_stats(uint64_t *submitted, uint64_t *completed);
+
+#endif /* RINGO_SCHED_H */

@@ -1,0 +1,138 @@
+/* sched/timer.c — sleeps and deadlines: one binary min-heap of timers per worker.
+ *
+ * Responsibility: timers owned by parked goroutines (struct timer lives in the parked frame).
+ * A goroutine adds its timer to the heap of the worker it runs on; that worker fires it (in its
+ * scheduling loop, and its idle sleep ends at its earliest timer).
+ *
+ * Invariants:
+ *   T1  t->idx >= 0 iff t is in t->w's heap; heap and idx change only under t->w->tlock.
+ *   T2  sched.ntimers counts timers in all heaps; it is decremented only after a fired timer's
+ *       goroutine is on a run queue (I5), so the deadlock check never sees "nothing pending"
+ *       while a timer is about to ready someone.
+ *   T3  A firing timer decides (claim CAS) and readies its goroutine while holding tlock, so a
+ *       goroutine returning from park, which calls sched_timer_del (takes tlock), never leaves
+ *       the frame that holds t or the claim word while the firing side still touches them.
+ *   w->tfirst mirrors heap[0]->when (INT64_MAX when empty): written under tlock, peeked relaxed.
+ * Lock order: a worker's tlock may be held while readying (idle_lock, gq_lock are taken inside);
+ * nothing takes tlock while holding those.
+ * Depends on: nothing below sched.
+ */
+#include "sched/sched.h"
+#include <stdlib.h>
+
+void sched_timers_init(struct worker *w)
+{
+    pthread_mutex_init(&w->tlock, NULL);
+    atomic_store_explicit(&w->tfirst, INT64_MAX, memory_order_relaxed);
+}
+
+static void heap_set(struct worker *w, unsigned i, struct timer *t)
+{
+    w->theap[i] = t;
+    t->idx = (int)i;
+}
+
+static void sift_up(struct worker *w, unsigned i)
+{
+    struct timer *t = w->theap[i];
+    while (i > 0) {
+        unsigned p = (i - 1) / 2;
+        if (w->theap[p]->when <= t->when)
+            break;
+        heap_set(w, i, w->theap[p]);
+        i = p;
+    }
+    heap_set(w, i, t);
+}
+
+static void sift_down(struct worker *w, unsigned i)
+{
+    struct timer *t = w->theap[i];
+    for (;;) {
+        unsigned c = 2 * i + 1;
+        if (c >= w->tn)
+            break;
+        if (c + 1 < w->tn && w->theap[c + 1]->when < w->theap[c]->when)
+            c++;
+        if (t->when <= w->theap[c]->when)
+            break;
+        heap_set(w, i, w->theap[c]);
+        i = c;
+    }
+    heap_set(w, i, t);
+}
+
+static void heap_remove(struct worker *w, unsigned i)
+{
+    struct timer *t = w->theap[i];
+    t->idx = -1;
+    w->tn--;
+    if (i != w->tn) {
+        heap_set(w, i, w->theap[w->tn]);
+        sift_down(w, i);
+        sift_up(w, (unsigned)w->theap[i]->idx);
+    }
+}
+
+static void update_first(struct worker *w)
+{
+    atomic_store_explicit(&w->tfirst, w->tn ? w->theap[0]->when : INT64_MAX,
+                          memory_order_relaxed); /* peek hint; truth is under tlock */
+}
+
+void sched_timer_add(struct worker *w, struct timer *t)
+{
+    t->w = w;
+    pthread_mutex_lock(&w->tlock);
+    if (w->tn == w->tcap) {
+        unsigned cap = w->tcap ? w->tcap * 2 : 64;
+        struct timer **h = realloc(w->theap, cap * sizeof *h);
+        if (!h) {
+            pthread_mutex_unlock(&w->tlock);
+            sched_fatal("out of memory growing the timer heap");
+        }
+        w->theap = h;
+        w->tcap = cap;
+    }
+    w->theap[w->tn] = t;
+    t->idx = (int)w->tn++;
+    sift_up(w, (unsigned)t->idx);
+    update_first(w);
+    atomic_fetch_add(&sched.ntimers, 1); /* T2 */
+    pthread_mutex_unlock(&w->tlock);
+}
+
+bool sched_timer_del(struct timer *t)
+{
+    struct worker *w = t->w;
+    pthread_mutex_lock(&w->tlock);
+    bool pending = t->idx >= 0;
+    if (pending) {
+        heap_remove(w, (unsigned)t->idx);
+        update_first(w);
+        atomic_fetch_sub(&sched.ntimers, 1); /* T2 */
+    }
+    pthread_mutex_unlock(&w->tlock);
+    return pending;
+}
+
+int64_t sched_timers_run(struct worker *w, int64_t now)
+{
+    if (atomic_load_explicit(&w->tfirst, memory_order_relaxed) > now)
+        return atomic_load_explicit(&w->tfirst, memory_order_relaxed);
+    pthread_mutex_lock(&w->tlock);
+    while (w->tn && w->theap[0]->when <= now) {
+        struct timer *t = w->theap[0];
+        heap_remove(w, 0);
+        uint32_t zero = 0;
+        /* T3: decide and ready under tlock. acq_rel on the claim: whoever wins owns the wake-up */
+        if (!t->claim || atomic_compare_exchange_strong_explicit(t->claim, &zero, t->claim_val,
+                                                                memory_order_acq_rel, memory_order_acquire))
+            sched_ready(t->g);
+        atomic_fetch_sub(&sched.ntimers, 1); /* T2: after the ready */
+    }
+    update_first(w);
+    int64_t first = w->tn ? w->theap[0]->when : INT64_MAX;
+    pthread_mutex_unlock(&w->tlock);
+    return first;
+}

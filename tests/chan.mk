@@ -1,0 +1,1 @@
+# tests/chan.mk: fragment of the top Makefile.am

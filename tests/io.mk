@@ -1,0 +1,1 @@
+# tests/io.mk: I/O tests

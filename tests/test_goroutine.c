@@ -1,0 +1,416 @@
+/* tests/test_goroutine.c — spawning, ids, exit, stacks, guards, stack overflow, bad input. */
+#include <ringo.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/resource.h>
+#include "tests/testutil.h"
+#include "kernel_iface/stackmem.h"
+
+/* ------------------------------------------------------------------ helpers */
+static long rss_pages(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res;
+}
+
+static long max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+static void wait_all_gone(void)
+{
+    for (int i = 0; i < 10000 && ringo_num_goroutines() != 0; i++)
+        ringo_sleep(1000000);
+}
+
+/* ------------------------------------------------------------------ bad input */
+
+static void test_goroutine_go_null_is_einval(void **state)
+{
+    (void)state;
+    assert_int_equal(ringo_go(NULL, NULL), -EINVAL);
+}
+
+static void test_goroutine_init_after_start_is_ealready(void **state)
+{
+    (void)state;
+    struct ringo_config c = { .procs = 1, .pin = -1 };
+    ringo_procs(); /* starts the runtime */
+    assert_int_equal(ringo_init(&c), -EALREADY);
+    assert_int_equal(ringo_init(NULL), -EINVAL);
+}
+
+static int child_bad_config(void)
+{
+    struct ringo_config bad[] = {
+        { .pin = 7 },
+        { .pin = -1, .stack_size = 100 },
+        { .pin = -1, .ring_entries = 1u << 20 },
+        { .pin = -1, .procs = 100000 },
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (ringo_init(&bad[i]) != -EINVAL)
+            return 10 + (int)i;
+    if (ringo_num_goroutines() != 0)
+        return 20;
+    struct ringo_config good = { .procs = 3, .stack_size = 65536, .pin = 0 };
+    if (ringo_init(&good) != 0)
+        return 21;
+    if (ringo_procs() != 3)
+        return 22; /* explicit settings win over RINGO_PROCS=1 in the env */
+    return 0;
+}
+
+static void test_goroutine_bad_config_is_einval_and_starts_nothing(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=1", NULL };
+    tu_run_child("bad_config", env, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+static int child_env_procs(void) { return ringo_procs() == 3 ? 0 : 1; }
+
+static void test_goroutine_env_sets_procs(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=3", "RINGO_STACK_SIZE=65536", NULL };
+    tu_run_child("env_procs", env, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+/* ------------------------------------------------------------------ a million, exactly once */
+#define MILLION 1000000
+static unsigned char *ran;
+static struct ringo_waitgroup mwg;
+
+static void mark(void *a)
+{
+    ran[(uintptr_t)a]++;
+    ringo_wg_done(&mwg);
+}
+
+static void spawn_range(void *a)
+{
+    uintptr_t base = (uintptr_t)a;
+    for (uintptr_t i = 0; i < MILLION / 4; i++)
+        assert_true(ringo_go(mark, (void *)(base + i)) > 0);
+    ringo_wg_done(&mwg);
+}
+
+static void test_goroutine_million_run_exactly_once(void **state)
+{
+    (void)state;
+    ran = calloc(MILLION, 1);
+    tu_watchdog_arm("million goroutines", 120);
+    ringo_wg_add(&mwg, MILLION + 3);
+    /* three spawners are goroutines; the last quarter comes from this plain thread */
+    for (uintptr_t k = 0; k < 3; k++)
+        ringo_go(spawn_range, (void *)(k * (MILLION / 4)));
+    for (uintptr_t i = 3 * (MILLION / 4); i < MILLION; i++)
+        assert_true(ringo_go(mark, (void *)i) > 0);
+    ringo_wg_wait(&mwg);
+    tu_watchdog_disarm();
+    size_t bad = 0;
+    for (size_t i = 0; i < MILLION; i++)
+        bad += ran[i] != 1;
+    assert_int_equal(bad, 0);
+    free(ran);
+    wait_all_gone();
+    assert_int_equal(ringo_num_goroutines(), 0);
+}
+
+/* ------------------------------------------------------------------ many alive at once */
+static struct ringo_waitgroup started, release, finished;
+
+static void park_until_released(void *a)
+{
+    (void)a;
+    ringo_wg_done(&started);
+    ringo_wg_wait(&release);
+    ringo_wg_done(&finished);
+}
+
+static int alive_at_once(long n)
+{
+    ringo_wg_add(&release, 1);
+    ringo_wg_add(&started, n);
+    ringo_wg_add(&finished, n);
+    for (long i = 0; i < n; i++)
+        if (ringo_go(park_until_released, NULL) <= 0)
+            return 1;
+    ringo_wg_wait(&started);
+    if ((long)ringo_num_goroutines() < n)
+        return 2;
+    ringo_wg_done(&release);
+    ringo_wg_wait(&finished);
+    return 0;
+}
+
+static void test_goroutine_300k_alive_at_once(void **state)
+{
+    (void)state;
+    long n = 300000;
+    /* more guarded stacks than vm.max_map_count allows as separate mappings */
+    assert_true(n > max_map_count());
+    assert_int_equal(stk_guard_kind(), STK_GUARD_MADVISE);
+    tu_watchdog_arm("300k alive", 180);
+    long before = rss_pages();
+    assert_int_equal(alive_at_once(n), 0);
+    long after = rss_pages();
+    tu_watchdog_disarm();
+    /* a parked goroutine costs about one page: the descriptor and its first frames */
+    print_message("# resident pages per parked goroutine: %.2f\n", (double)(after - before) / (double)n);
+    wait_all_gone();
+}
+
+/* ------------------------------------------------------------------ ids, self, exit */
+static void record_self(void *a)
+{
+    *(int64_t *)a = ringo_self();
+}
+
+static void test_goroutine_ids_are_positive_unique_and_self(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static int64_t seen[N], ids[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = ringo_go(record_self, &seen[i]);
+        assert_true(ids[i] > 0);
+    }
+    wait_all_gone();
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(seen[i], ids[i]);
+        for (int j = 0; j < i; j++)
+            assert_true(ids[j] != ids[i]);
+    }
+    assert_int_equal(ringo_self(), 0);
+}
+
+static atomic_int after_exit;
+static void exits_early(void *a)
+{
+    struct ringo_waitgroup *wg = a;
+    ringo_wg_done(wg);
+    ringo_exit();
+    atomic_store(&after_exit, 1); /* never runs */
+}
+
+static void test_goroutine_exit_ends_only_the_goroutine(void **state)
+{
+    (void)state;
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&wg, 100);
+    for (int i = 0; i < 100; i++)
+        ringo_go(exits_early, &wg);
+    ringo_wg_wait(&wg);
+    wait_all_gone();
+    assert_int_equal(atomic_load(&after_exit), 0);
+    assert_int_equal(ringo_num_goroutines(), 0);
+}
+
+/* ------------------------------------------------------------------ stacks */
+static void touch_stack(void *a)
+{
+    volatile char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        buf[i] = 1;
+    ringo_wg_done(a);
+}
+
+static void test_goroutine_surplus_stack_pages_are_given_back(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    long before = rss_pages();
+    ringo_wg_add(&wg, N);
+    /* from the plain thread: they pile up in the global queue, so many stacks are in use */
+    for (int i = 0; i < N; i++)
+        ringo_go(touch_stack, &wg);
+    ringo_wg_wait(&wg);
+    wait_all_gone();
+    long after = rss_pages();
+    /* each touched 16 pages; without give-back the growth would be up to N*16 pages */
+    print_message("# rss growth after %d stacks of 64 KiB: %ld pages\n", N, after - before);
+    assert_true(after - before < N * 16 / 4);
+}
+
+/* ------------------------------------------------------------------ overflow and guards */
+static int recurse(int n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    return n == 0 ? 0 : recurse(n - 1) + pad[0];
+}
+
+static void overflow_g(void *a)
+{
+    (void)a;
+    recurse(1 << 30);
+}
+
+static int child_overflow(void)
+{
+    ringo_go(overflow_g, NULL);
+    ringo_sleep(5LL * 1000000000);
+    return 3; /* not reached */
+}
+
+static void check_overflow(const char *const *env)
+{
+    struct child_result r;
+    tu_run_child("overflow", env, 30, &r);
+    assert_false(r.exited);
+    assert_int_equal(r.signo, SIGABRT);
+    assert_non_null(strstr(r.out, "fatal error: stack overflow in goroutine"));
+    assert_non_null(strstr(r.out, "RINGO_STACK_SIZE"));
+}
+
+static void test_goroutine_stack_overflow_reported_madvise_guard(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_STACK_SIZE=65536", NULL };
+    check_overflow(env);
+}
+
+static void test_goroutine_stack_overflow_reported_mprotect_guard(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_STACK_SIZE=65536", "RINGO_DISABLE=guard_madvise", NULL };
+    check_overflow(env);
+}
+
+static void null_write_g(void *a)
+{
+    *(volatile int *)a = 1;
+}
+
+static int child_null_write(void)
+{
+    ringo_go(null_write_g, NULL);
+    ringo_sleep(5LL * 1000000000);
+    return 3;
+}
+
+static void test_goroutine_other_segfault_passed_on(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("null_write", NULL, 30, &r);
+    assert_false(r.exited);
+    assert_int_equal(r.signo, SIGSEGV);
+    assert_null(strstr(r.out, "stack overflow"));
+}
+
+/* mprotect fallback: works, says how many goroutines it allows, and running out of stacks is
+ * -ENOMEM with the runtime still working afterwards */
+static struct ringo_waitgroup fb_release;
+static void fb_park(void *a)
+{
+    ringo_wg_wait(&fb_release);
+    ringo_wg_done(a);
+}
+
+static int child_guard_fallback(void)
+{
+    if (ringo_procs() == 0 || stk_guard_kind() != STK_GUARD_MPROTECT)
+        return 1;
+    struct ringo_waitgroup done = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&fb_release, 1);
+    long n = 0;
+    int64_t r;
+    for (;;) {
+        ringo_wg_add(&done, 1);
+        r = ringo_go(fb_park, &done);
+        if (r <= 0) {
+            ringo_wg_add(&done, -1);
+            break;
+        }
+        n++;
+        if (n > 10000000)
+            return 2;
+    }
+    if (r != -ENOMEM)
+        return 3;
+    fprintf(stderr, "spawned %ld before ENOMEM\n", n);
+    ringo_wg_done(&fb_release);
+    ringo_wg_wait(&done);
+    /* the runtime keeps working: stacks are reused */
+    struct ringo_waitgroup again = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&again, 1000);
+    for (int i = 0; i < 1000; i++) {
+        if (ringo_go(touch_stack, &again) <= 0)
+            return 4;
+    }
+    ringo_wg_wait(&again);
+    return n > 1000 ? 0 : 5;
+}
+
+static void test_goroutine_mprotect_guard_fallback_and_enomem(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_DISABLE=guard_madvise", "RINGO_STACK_SIZE=65536", NULL };
+    tu_run_child("guard_fallback", env, 120, &r);
+    if (!r.exited || r.code != 0)
+        print_message("# child output: %s\n", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "mprotect guard pages allow about"));
+}
+
+static const struct child_scenario scenarios[] = {
+    { "bad_config", child_bad_config },
+    { "env_procs", child_env_procs },
+    { "overflow", child_overflow },
+    { "null_write", child_null_write },
+    { "guard_fallback", child_guard_fallback },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, scenarios);
+    struct rlimit rl = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &rl); /* the crash scenarios need no core files */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_goroutine_go_null_is_einval),
+        cmocka_unit_test(test_goroutine_init_after_start_is_ealready),
+        cmocka_unit_test(test_goroutine_bad_config_is_einval_and_starts_nothing),
+        cmocka_unit_test(test_goroutine_env_sets_procs),
+        cmocka_unit_test(test_goroutine_million_run_exactly_once),
+        cmocka_unit_test(test_goroutine_300k_alive_at_once),
+        cmocka_unit_test(test_goroutine_ids_are_positive_unique_and_self),
+        cmocka_unit_test(test_goroutine_exit_ends_only_the_goroutine),
+        cmocka_unit_test(test_goroutine_surplus_stack_pages_are_given_back),
+        cmocka_unit_test(test_goroutine_stack_overflow_reported_madvise_guard),
+        cmocka_unit_test(test_goroutine_stack_overflow_reported_mprotect_guard),
+        cmocka_unit_test(test_goroutine_other_segfault_passed_on),
+        cmocka_unit_test(test_goroutine_mprotect_guard_fallback_and_enomem),
+    };
+    return cmocka_run_group_tests_name("goroutine", tests, NULL, NULL);
+}

@@ -1,0 +1,254 @@
+/* tests/test_sync.c — mutex and wait group, goroutines and plain threads mixed; misuse is fatal;
+ * the deadlock report for goroutines stuck on them, and no false report for a sleeper. */
+#include <ringo.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include "tests/testutil.h"
+
+#define PER 100000
+static struct ringo_mutex mu = RINGO_MUTEX_INIT;
+static long counter; /* protected by mu, deliberately not atomic */
+static struct ringo_waitgroup cwg;
+
+static void add_many(long n)
+{
+    for (long i = 0; i < n; i++) {
+        ringo_mutex_lock(&mu);
+        long v = counter;
+        if ((i & 255) == 0)
+            ringo_yield(); /* hold the lock across a switch now and then */
+        counter = v + 1;
+        ringo_mutex_unlock(&mu);
+    }
+}
+static void g_adder(void *p) { add_many((long)p); ringo_wg_done(&cwg); }
+static void *t_adder(void *p) { add_many((long)p); ringo_wg_done(&cwg); return NULL; }
+
+static void test_sync_mutex_counter_goroutines_and_threads(void **state)
+{
+    (void)state;
+    long per = (long)(PER * tu_scale());
+    pthread_t t[2];
+    counter = 0;
+    ringo_wg_add(&cwg, 6);
+    tu_watchdog_arm("mutex counter", 120);
+    for (int i = 0; i < 4; i++)
+        ringo_go(g_adder, (void *)per);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, t_adder, (void *)per);
+    ringo_wg_wait(&cwg);
+    tu_watchdog_disarm();
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(counter, 6 * per);
+}
+
+static void test_sync_mutex_trylock(void **state)
+{
+    (void)state;
+    struct ringo_mutex m = RINGO_MUTEX_INIT;
+    assert_int_equal(ringo_mutex_trylock(&m), 0);
+    assert_int_equal(ringo_mutex_trylock(&m), -EBUSY);
+    ringo_mutex_unlock(&m);
+    assert_int_equal(ringo_mutex_trylock(&m), 0);
+    ringo_mutex_unlock(&m);
+    struct ringo_mutex z;
+    memset(&z, 0, sizeof z); /* zeroed memory is an unlocked mutex */
+    ringo_mutex_lock(&z);
+    ringo_mutex_unlock(&z);
+}
+
+static atomic_long wg_work;
+static void wg_worker(void *p)
+{
+    ringo_sleep(1000000);
+    atomic_fetch_add(&wg_work, 1);
+    ringo_wg_done(p);
+}
+struct waiter_arg { struct ringo_waitgroup *wg, *out; };
+static void wg_waiter(void *p)
+{
+    struct waiter_arg *a = p;
+    ringo_wg_wait(a->wg);
+    assert_int_equal(atomic_load(&wg_work), 100);
+    ringo_wg_done(a->out);
+}
+static void *wg_thread_waiter(void *p) { wg_waiter(p); return NULL; }
+
+static void test_sync_waitgroup_waiters_of_both_kinds(void **state)
+{
+    (void)state;
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT, out = RINGO_WAITGROUP_INIT;
+    struct waiter_arg a = { &wg, &out };
+    pthread_t t;
+    atomic_store(&wg_work, 0);
+    ringo_wg_add(&wg, 100);
+    ringo_wg_add(&out, 4);
+    for (int i = 0; i < 3; i++)
+        ringo_go(wg_waiter, &a);
+    pthread_create(&t, NULL, wg_thread_waiter, &a);
+    for (int i = 0; i < 100; i++)
+        ringo_go(wg_worker, &wg);
+    ringo_wg_wait(&out);
+    pthread_join(t, NULL);
+    /* reuse after reaching zero */
+    ringo_wg_add(&wg, 1);
+    ringo_go(wg_worker, &wg);
+    ringo_wg_wait(&wg);
+    assert_int_equal(atomic_load(&wg_work), 101);
+    ringo_wg_wait(&wg); /* zero: returns at once */
+}
+
+/* ------------------------------------------------------------------ misuse and deadlock */
+static int child_unlock_unlocked(void)
+{
+    struct ringo_mutex m = RINGO_MUTEX_INIT;
+    ringo_mutex_unlock(&m);
+    return 0;
+}
+static int child_negative_wg(void)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_wg_done(&wg);
+    return 0;
+}
+
+static void test_sync_misuse_is_fatal_with_a_message(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("unlock_unlocked", NULL, 30, &r);
+    assert_false(r.exited && r.code == 0);
+    assert_non_null(strstr(r.out, "fatal error: sync: unlock of unlocked mutex"));
+    tu_run_child("negative_wg", NULL, 30, &r);
+    assert_false(r.exited && r.code == 0);
+    assert_non_null(strstr(r.out, "fatal error: sync: negative WaitGroup counter"));
+}
+
+static struct ringo_mutex dl_mu;
+static void lock_forever(void *p)
+{
+    ringo_mutex_lock(&dl_mu);
+    ringo_wg_done(p);
+}
+static int child_deadlock(void)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_mutex_lock(&dl_mu);
+    ringo_wg_add(&wg, 1);
+    ringo_go(lock_forever, &wg);
+    ringo_wg_wait(&wg); /* the goroutine waits for the mutex we hold: nothing can move */
+    return 0;
+}
+static void sleep_then_done(void *p)
+{
+    ringo_sleep(300000000);
+    ringo_wg_done(p);
+}
+static int child_no_false_deadlock(void)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&wg, 1);
+    ringo_go(sleep_then_done, &wg);
+    ringo_wg_wait(&wg); /* everyone blocked, but a timer is pending: not a deadlock */
+    return 0;
+}
+static void *thread_busy_then_unlock(void *p)
+{
+    usleep(300000); /* running outside ringo */
+    ringo_mutex_unlock(p);
+    return NULL;
+}
+static int child_thread_outside_ringo(void)
+{
+    static struct ringo_mutex m;
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    pthread_t t;
+    ringo_mutex_lock(&m);
+    ringo_wg_add(&wg, 1);
+    /* this thread has used ringo (it will unlock) and is running outside ringo meanwhile */
+    ringo_mutex_trylock(&dl_mu);
+    pthread_create(&t, NULL, thread_busy_then_unlock, &m);
+    ringo_go(lock_forever, &wg);
+    ringo_mutex_lock(&m); /* waits for the thread */
+    ringo_mutex_unlock(&dl_mu);
+    ringo_wg_wait(&wg);
+    pthread_join(t, NULL);
+    return 0;
+}
+
+static void *thread_later_done(void *p)
+{
+    usleep(300000); /* has never used ringo so far */
+    ringo_wg_done(p);
+    return NULL;
+}
+static int child_thread_not_yet_used(void)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    pthread_t t;
+    ringo_wg_add(&wg, 1);
+    pthread_create(&t, NULL, thread_later_done, &wg);
+    ringo_go(lock_forever, &wg); /* parks forever... */
+    ringo_wg_wait(&wg);          /* ...but the thread will finish the count */
+    return 0;
+}
+
+static void test_sync_deadlock_reported_like_go(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("deadlock", NULL, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 2);
+    assert_memory_equal(r.out, "fatal error: all goroutines are asleep - deadlock!\n\n", 52);
+    assert_non_null(strstr(r.out, "[sync.Mutex.Lock]:\n"));
+    assert_non_null(strstr(r.out, "[sync.WaitGroup.Wait]:\n"));
+}
+
+static void test_sync_no_false_deadlock(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("no_false_deadlock", NULL, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.out, "deadlock"));
+    tu_run_child("thread_not_yet_used", NULL, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.out, "deadlock"));
+    tu_run_child("thread_outside_ringo", NULL, 30, &r);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.out, "deadlock"));
+}
+
+static const struct child_scenario scenarios[] = {
+    { "unlock_unlocked", child_unlock_unlocked },
+    { "negative_wg", child_negative_wg },
+    { "deadlock", child_deadlock },
+    { "no_false_deadlock", child_no_false_deadlock },
+    { "thread_outside_ringo", child_thread_outside_ringo },
+    { "thread_not_yet_used", child_thread_not_yet_used },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, scenarios);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_mutex_counter_goroutines_and_threads),
+        cmocka_unit_test(test_sync_mutex_trylock),
+        cmocka_unit_test(test_sync_waitgroup_waiters_of_both_kinds),
+        cmocka_unit_test(test_sync_misuse_is_fatal_with_a_message),
+        cmocka_unit_test(test_sync_deadlock_reported_like_go),
+        cmocka_unit_test(test_sync_no_false_deadlock),
+    };
+    return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
+}

@@ -1,0 +1,186 @@
+/* tests/testutil.h — helpers shared by the cmocka tests.
+ *
+ * - Child scenarios: a test binary re-executes itself as `prog --child NAME` in a fresh process
+ *   (a fresh runtime: its own procs, env, and the freedom to crash or deadlock), with extra
+ *   environment variables, and collects exit status and stderr.
+ * - A watchdog: tests that would hang on a lost wake-up arm it; it fails the test process
+ *   loudly instead of letting the suite hang.
+ */
+#ifndef RINGO_TESTUTIL_H
+#define RINGO_TESTUTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct child_result {
+    int exited;       /* 1: exited normally, status in code */
+    int code;
+    int signo;        /* killed by this signal, 0 if exited */
+    char out[65536];  /* stderr then stdout, truncated */
+};
+
+/* Scenario table: each test binary defines child_scenarios[] and calls
+ * tu_maybe_child(argc, argv) first thing in main(). */
+struct child_scenario {
+    const char *name;
+    int (*fn)(void);
+};
+
+static inline int tu_maybe_child(int argc, char **argv, const struct child_scenario *tab)
+{
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0) {
+        for (const struct child_scenario *s = tab; s && s->name; s++)
+            if (strcmp(s->name, argv[2]) == 0)
+                exit(s->fn());
+        fprintf(stderr, "unknown child scenario %s\n", argv[2]);
+        exit(99);
+    }
+    return 0;
+}
+
+static char tu_self[4096];
+
+static inline void tu_init_self(void)
+{
+    ssize_t n = readlink("/proc/self/exe", tu_self, sizeof tu_self - 1);
+    if (n > 0)
+        tu_self[n] = 0;
+}
+
+/* Run `self --child name` with extra env entries (NULL-terminated "K=V" list); kill it after
+ * timeout_s seconds. */
+static inline void tu_run_child(const char *name, const char *const *env_extra, int timeout_s,
+                                struct child_result *r)
+{
+    int pfd[2];
+    memset(r, 0, sizeof *r);
+    if (!tu_self[0])
+        tu_init_self();
+    if (pipe(pfd) != 0) {
+        r->code = -1;
+        return;
+    }
+    size_t ne = 0, nx = 0;
+    while (environ[ne])
+        ne++;
+    while (env_extra && env_extra[nx])
+        nx++;
+    char **envp = calloc(ne + nx + 2, sizeof *envp);
+    size_t k = 0;
+    for (size_t i = 0; i < nx; i++)
+        envp[k++] = (char *)env_extra[i];
+    for (size_t i = 0; i < ne; i++) {
+        /* the child's own settings win over ours */
+        int dup = 0;
+        for (size_t j = 0; j < nx; j++) {
+            const char *eq = strchr(env_extra[j], '=');
+            size_t l = eq ? (size_t)(eq - env_extra[j]) : strlen(env_extra[j]);
+            if (strncmp(environ[i], env_extra[j], l) == 0 && environ[i][l] == '=')
+                dup = 1;
+        }
+        if (!dup)
+            envp[k++] = environ[i];
+    }
+    envp[k] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, pfd[0]);
+    char *argv[] = { tu_self, (char *)"--child", (char *)name, NULL };
+    pid_t pid;
+    int e = posix_spawn(&pid, tu_self, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    close(pfd[1]);
+    if (e != 0) {
+        close(pfd[0]);
+        r->code = -1;
+        return;
+    }
+    size_t len = 0;
+    time_t start = time(NULL);
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    int status = 0;
+    for (;;) {
+        ssize_t n = read(pfd[0], r->out + len, sizeof r->out - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            continue;
+        }
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            while ((n = read(pfd[0], r->out + len, sizeof r->out - 1 - len)) > 0)
+                len += (size_t)n;
+            break;
+        }
+        if (time(NULL) - start > timeout_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        usleep(2000);
+    }
+    close(pfd[0]);
+    r->out[len] = 0;
+    if (WIFEXITED(status)) {
+        r->exited = 1;
+        r->code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        r->signo = WTERMSIG(status);
+    }
+}
+
+/* ------------------------------------------------------------------ watchdog */
+static int tu_watchdog_secs;
+static const char *tu_watchdog_what;
+static volatile int tu_watchdog_gen;
+
+static void *tu_watchdog_main(void *arg)
+{
+    int gen = (int)(long)arg;
+    for (int i = 0; i < tu_watchdog_secs * 10; i++) {
+        usleep(100000);
+        if (tu_watchdog_gen != gen)
+            return NULL;
+    }
+    fprintf(stderr, "not ok - watchdog: '%s' did not finish within %d s (lost wake-up or hang)\n",
+            tu_watchdog_what, tu_watchdog_secs);
+    _exit(1);
+}
+
+/* Arm: the process fails if tu_watchdog_disarm() is not called within secs. */
+static inline void tu_watchdog_arm(const char *what, int secs)
+{
+    pthread_t t;
+    tu_watchdog_what = what;
+    tu_watchdog_secs = secs;
+    int gen = ++tu_watchdog_gen;
+    pthread_create(&t, NULL, tu_watchdog_main, (void *)(long)gen);
+    pthread_detach(t);
+}
+
+static inline void tu_watchdog_disarm(void)
+{
+    tu_watchdog_gen++;
+}
+
+static inline double tu_scale(void)
+{
+    const char *s = getenv("RINGO_STRESS_ITERS");
+    double v = s ? atof(s) : 1.0;
+    return v > 0 ? v : 1.0;
+}
+
+#endif
