@@ -1,1 +1,2 @@
 # chan: channels and select
+libringo_internal_la_SOURCES += %reldir%/chan.c
