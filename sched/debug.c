@@ -197,7 +197,7 @@ static long other_threads(int exiting)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[64], comm[32] = "";
+        char path[300], comm[32] = "";
         snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {

@@ -18,7 +18,9 @@
  * Invariants:
  *   S1  A descriptor in a pool has status GS_IDLE and is on exactly one pool list.
  *   S2  Stacks in a worker pool beyond POOL_HI are moved, POOL_BATCH at a time, to the global
- *       pool with every page below the descriptor page released.
+ *       pool; once that holds more than GPOOL_HOT, the stacks moved there have every page below
+ *       the descriptor page released. (Releasing eagerly made spawn-heavy programs refault the
+ *       same pages over and over: skynet spent a third of its time in the kernel.)
  * Contexts: ringo_go from anywhere; sched_g_free on the worker that switched the dead g out.
  * Depends on: kernel_iface/stackmem.
  */
@@ -42,8 +44,9 @@
 #endif
 
 #define G_RESERVE  ((sizeof(struct g) + 63) & ~(size_t)63)
-#define POOL_HI    64u
-#define POOL_BATCH 32u
+#define POOL_HI    256u   /* stacks a worker keeps, pages intact */
+#define POOL_BATCH 64u    /* moved to the global pool at a time */
+#define GPOOL_HOT  1024u  /* stacks the global pool keeps with their pages; beyond, pages go back */
 #define ID_BLOCK   1024
 
 static size_t page_size;
@@ -127,13 +130,15 @@ void sched_g_free(struct worker *w, struct g *g)
     w->pool = g;
     if (++w->npool <= POOL_HI)
         return;
-    /* S2: move a batch to the global pool, giving their pages back */
+    /* S2: move a batch to the global pool, giving their pages back if it is large already */
     struct g *head = NULL, *tail = NULL;
+    bool release = __atomic_load_n(&sched.ngpool, __ATOMIC_RELAXED) >= GPOOL_HOT; /* hint only */
     for (unsigned i = 0; i < POOL_BATCH; i++) {
         struct g *x = w->pool;
         w->pool = x->schedlink;
         w->npool--;
-        g_release_pages(x);
+        if (release)
+            g_release_pages(x);
         x->schedlink = head;
         head = x;
         if (!tail)
