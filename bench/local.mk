@@ -50,11 +50,11 @@ noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES)
 %canon_reldir%_b10_timers_SOURCES = %reldir%/b10_timers.c %reldir%/bench_util.h
 %canon_reldir%_b10_timers_LDADD = libringo.la
 
-BENCH_BASELINE_HDRS = %reldir%/baseline/server_common.h %reldir%/bench_util.h
-%canon_reldir%_baseline_echo_threads_SOURCES = %reldir%/baseline/echo_threads.c $(BENCH_BASELINE_HDRS)
-%canon_reldir%_baseline_echo_epoll_SOURCES = %reldir%/baseline/echo_epoll.c $(BENCH_BASELINE_HDRS)
-%canon_reldir%_baseline_http_threads_SOURCES = %reldir%/baseline/http_threads.c $(BENCH_BASELINE_HDRS)
-%canon_reldir%_baseline_http_epoll_SOURCES = %reldir%/baseline/http_epoll.c $(BENCH_BASELINE_HDRS)
+BENCH_SHAPES = %reldir%/baseline/server_shapes.c %reldir%/bench_util.h
+%canon_reldir%_baseline_echo_threads_SOURCES = %reldir%/baseline/echo_threads.c $(BENCH_SHAPES)
+%canon_reldir%_baseline_echo_epoll_SOURCES = %reldir%/baseline/echo_epoll.c $(BENCH_SHAPES)
+%canon_reldir%_baseline_http_threads_SOURCES = %reldir%/baseline/http_threads.c $(BENCH_SHAPES)
+%canon_reldir%_baseline_http_epoll_SOURCES = %reldir%/baseline/http_epoll.c $(BENCH_SHAPES)
 %canon_reldir%_baseline_echo_load_SOURCES = %reldir%/baseline/echo_load.c %reldir%/bench_util.h
 
 EXTRA_DIST += \
@@ -75,7 +75,7 @@ EXTRA_DIST += \
 
 # The runner finds the tools configure found (empty: it looks on PATH itself) and takes the
 # build and source folders as arguments. Everything it writes goes under bench/ in the build
-# folder: results/, go/bin/, nginx/.
+# folder: results/ (with logs/ and nginx/), go/bin/, and baseline/ when make has not built it.
 .PHONY: bench
 bench: $(BENCH_PROGS) $(BENCH_BASELINES)
 	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \

@@ -4,11 +4,17 @@
  *
  * Shape.
  *   Buffered (cap > 0): a bounded MPMC ring of cells with sequence numbers (Vyukov). enq_pos and
- *   deq_pos count pushes and pops; cell i holds seq == pos when free for the push at pos, and
- *   seq == pos + 1 when it holds the value pushed at pos. Bit 63 of enq_pos is the closed flag,
- *   so a push (a CAS on enq_pos) can never succeed after close set it.
- *   Fast path: send = push + one load of nrecv_wait; recv = pop + one load of nsend_wait. No lock,
- *   no syscall, while nobody waits.
+ *   deq_pos count pushes and pops (low 62 bits); cell i holds seq == pos when free for the push
+ *   at pos, and seq == pos + 1 when it holds the value pushed at pos. Flag bits ride in the same
+ *   words, so the CAS that moves a position also reads them atomically:
+ *     enq_pos bit 63 CLOSED  - no push can succeed once close set it;
+ *     enq_pos bit 62 RWAIT   - some receiver is queued or about to queue;
+ *     deq_pos bit 62 SWAIT   - some sender is queued or about to queue.
+ *   Fast path: a push whose CAS expects RWAIT clear, a pop whose CAS expects SWAIT clear. When it
+ *   succeeds nobody waits on the other side, so it has nothing to do afterwards: it never touches
+ *   the channel again once its value (or its freed cell) is visible, and a program may free the
+ *   channel as soon as it has received the last value. No lock, no syscall, no extra load.
+ *   When the flag is set the operation takes the slow path under c->lock.
  *   Unbuffered (cap == 0): every operation takes the channel lock; a sender hands its value
  *   straight to a waiting receiver (or a receiver takes it straight from a waiting sender), as in
  *   Go's chan.go.
@@ -26,14 +32,14 @@
  *   C2  FIFO per sender: the ring is FIFO, a sender's next value is sent only after its previous
  *       send returned, and a waiting sender's value is pushed only by settle, which serves sendq
  *       in order.
- *   C3  No lost wake-up (buffered). A receiver that finds the ring empty takes c->lock,
- *       increments nrecv_wait (seq_cst RMW), and only then re-reads enq_pos (seq_cst). A sender
- *       pushes (seq_cst CAS on enq_pos), and only then reads nrecv_wait (seq_cst). In the total
- *       order of seq_cst operations one of the two comes first: either the receiver sees the push
- *       (enq != deq: it waits for the cell instead of parking) or the sender sees the receiver
- *       (nrecv_wait > 0: it takes c->lock and settles, and the receiver is queued by then, since
- *       it queues before dropping the lock). The same argument with deq_pos / nsend_wait covers a
- *       sender waiting for room.
+ *   C3  No lost wake-up (buffered), on one memory location. A receiver that finds the ring empty
+ *       takes c->lock, sets RWAIT with an RMW on enq_pos, and only then looks at the ring again.
+ *       A fast-path push is a CAS on enq_pos expecting RWAIT clear. In enq_pos's modification
+ *       order either the push comes first (the receiver's later read of enq_pos, by coherence,
+ *       sees it: enq != deq, so it waits for the cell instead of parking), or the RMW comes first
+ *       (the push's CAS fails, it re-reads RWAIT and takes the slow path under c->lock, where it
+ *       finds the receiver queued, since the receiver queues before dropping the lock). The same
+ *       holds for a sender waiting for room with SWAIT on deq_pos.
  *   C4  No lost wake-up (select). A claimed waiter for which the claimer then finds nothing
  *       (a fast-path op took the value first) is woken with RETRY and re-runs the whole
  *       operation; a wake-up may be spurious, never lost.
@@ -41,8 +47,9 @@
  *       waiter is woken: senders get -EPIPE, receivers re-check (they drain the ring, then get 0).
  *       After close returns no push can succeed, so a receiver that sees closed with enq == deq
  *       has seen every value ever sent.
- *   nrecv_wait / nsend_wait count waiters that are queued or about to queue (changed under
- *   c->lock); ringo_chan_free refuses while either is non-zero.
+ *   nrecv_wait / nsend_wait count waiters that are queued or about to queue (under c->lock);
+ *   RWAIT / SWAIT are set while the matching count is non-zero. ringo_chan_free refuses while
+ *   either count is non-zero.
  *
  * Lock order: channel locks in ascending address order (select takes several). A channel lock
  * is a spinlock never held across a park; the park protocol's locks (run queues, idle list)
@@ -56,7 +63,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLOSED_BIT  (1ull << 63)
+#define CLOSED_BIT  (1ull << 63)  /* enq_pos */
+#define RWAIT_BIT   (1ull << 62)  /* enq_pos */
+#define SWAIT_BIT   (1ull << 62)  /* deq_pos */
+#define POS_MASK    ((1ull << 62) - 1)
 #define CLAIM_TIMEOUT 0xFFFFFFFFu
 enum { R_NONE = 0, R_RETRY = 2 };
 
@@ -89,12 +99,12 @@ struct ringo_chan {
     uint64_t mask;                /* cap - 1 when cap is a power of two, else 0 */
     char *cells;
     char pad0[CACHELINE - 5 * sizeof(size_t)];
-    _Atomic uint64_t enq_pos;     /* pushes; bit 63 = closed (buffered) */
+    _Atomic uint64_t enq_pos;     /* pushes | CLOSED | RWAIT (buffered) */
     char pad1[CACHELINE - sizeof(uint64_t)];
-    _Atomic uint64_t deq_pos;     /* pops */
+    _Atomic uint64_t deq_pos;     /* pops | SWAIT */
     char pad2[CACHELINE - sizeof(uint64_t)];
-    _Atomic uint32_t nrecv_wait;  /* C3; changed under lock, read anywhere (seq_cst) */
-    _Atomic uint32_t nsend_wait;
+    uint32_t nrecv_wait;          /* under lock; RWAIT mirrors nrecv_wait != 0 (buffered) */
+    uint32_t nsend_wait;          /* under lock; SWAIT mirrors nsend_wait != 0 (buffered) */
     _Atomic uint32_t lock;        /* spinlock */
     uint32_t closed_unbuf;        /* unbuffered closed flag; under lock */
     struct waitq recvq, sendq;    /* under lock */
@@ -121,6 +131,33 @@ static void chan_unlock(struct ringo_chan *c)
     atomic_store_explicit(&c->lock, 0, memory_order_release); /* publishes the queues */
 }
 
+/* ------------------------------------------------------------------ waiter counts (under lock) */
+/* Count a waiter on one side. The RMW is done every time, not only on 0 -> 1: it is the
+ * linearisation point after which the caller's re-check of the ring is valid (C3). */
+static void wait_inc(struct ringo_chan *c, bool send)
+{
+    if (send) {
+        c->nsend_wait++;
+        if (c->cap)
+            atomic_fetch_or_explicit(&c->deq_pos, SWAIT_BIT, memory_order_acq_rel); /* C3 */
+    } else {
+        c->nrecv_wait++;
+        if (c->cap)
+            atomic_fetch_or_explicit(&c->enq_pos, RWAIT_BIT, memory_order_acq_rel); /* C3 */
+    }
+}
+
+static void wait_dec(struct ringo_chan *c, bool send)
+{
+    if (send) {
+        if (--c->nsend_wait == 0 && c->cap)
+            atomic_fetch_and_explicit(&c->deq_pos, ~SWAIT_BIT, memory_order_relaxed); /* under lock */
+    } else {
+        if (--c->nrecv_wait == 0 && c->cap)
+            atomic_fetch_and_explicit(&c->enq_pos, ~RWAIT_BIT, memory_order_relaxed); /* under lock */
+    }
+}
+
 /* ------------------------------------------------------------------ wait queues (under lock) */
 static void wq_push(struct waitq *q, struct sudog *s)
 {
@@ -145,7 +182,7 @@ static void wq_unlink(struct ringo_chan *c, struct waitq *q, struct sudog *s)
     else
         q->tail = s->prev;
     s->linked = false;
-    atomic_fetch_sub(s->is_send ? &c->nsend_wait : &c->nrecv_wait, 1); /* seq_cst: C3 */
+    wait_dec(c, s->is_send);
 }
 
 /* Take the first waiter of q that we can claim (stale ones are unlinked on the way); skip
@@ -184,20 +221,26 @@ static inline void copy_elem(struct ringo_chan *c, void *dst, const void *src)
         memcpy(dst, src, c->elem_size);
 }
 
-/* 1 pushed; 0 full; -EPIPE closed */
-static int ring_push(struct ringo_chan *c, const void *elem)
+#define DIVERT 2 /* fast path refused: someone waits on the other side */
+
+/* 1 pushed; 0 full; -EPIPE closed; DIVERT (fast only) receivers wait: take the slow path. */
+static int ring_push(struct ringo_chan *c, const void *elem, bool fast)
 {
-    uint64_t pos = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
+    uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
     for (;;) {
-        if (pos & CLOSED_BIT)
+        if (e & CLOSED_BIT)
             return -EPIPE;
+        if (fast && (e & RWAIT_BIT))
+            return DIVERT;
+        uint64_t pos = e & POS_MASK;
         struct cell *cl = cell_at(c, pos);
         /* acquire: the pop that freed this cell is done reading it */
         uint64_t seq = atomic_load_explicit(&cl->seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
-            /* seq_cst: linearises the push, and is the store half of C3 */
-            if (atomic_compare_exchange_weak_explicit(&c->enq_pos, &pos, pos + 1, memory_order_seq_cst,
+            /* the CAS expects the flags as read: it fails if RWAIT or CLOSED appeared (C3, C5).
+             * relaxed: the value is published by the cell's seq (release) below */
+            if (atomic_compare_exchange_weak_explicit(&c->enq_pos, &e, e + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 copy_elem(c, cl + 1, elem);
                 /* release: the value before the cell reads as full */
@@ -207,23 +250,26 @@ static int ring_push(struct ringo_chan *c, const void *elem)
         } else if (dif < 0) {
             return 0; /* full */
         } else {
-            pos = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
+            e = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
         }
     }
 }
 
-/* 1 popped; 0 empty (or a push still writing its cell) */
-static int ring_pop(struct ringo_chan *c, void *out)
+/* 1 popped; 0 empty (or a push still writing its cell); DIVERT (fast only) senders wait. */
+static int ring_pop(struct ringo_chan *c, void *out, bool fast)
 {
-    uint64_t pos = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
+    uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
     for (;;) {
+        if (fast && (d & SWAIT_BIT))
+            return DIVERT;
+        uint64_t pos = d & POS_MASK;
         struct cell *cl = cell_at(c, pos);
         /* acquire: pairs with the push's release; the value is complete */
         uint64_t seq = atomic_load_explicit(&cl->seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - (pos + 1));
         if (dif == 0) {
-            /* seq_cst: linearises the pop, and is the store half of C3 for waiting senders */
-            if (atomic_compare_exchange_weak_explicit(&c->deq_pos, &pos, pos + 1, memory_order_seq_cst,
+            /* expects the flags as read: fails if SWAIT appeared (C3); relaxed as in ring_push */
+            if (atomic_compare_exchange_weak_explicit(&c->deq_pos, &d, d + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 copy_elem(c, out, cl + 1);
                 /* release: our read of the value before the cell reads as free */
@@ -233,17 +279,18 @@ static int ring_pop(struct ringo_chan *c, void *out)
         } else if (dif < 0) {
             return 0;
         } else {
-            pos = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
+            d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
         }
     }
 }
 
-static inline uint64_t ring_len_raw(struct ringo_chan *c)
+/* Values pushed and not yet popped, counting pushes and pops still in progress. A read of
+ * enq_pos after our own RMW on it sees that RMW or later (coherence): the re-check of C3. */
+static inline int64_t ring_len_raw(struct ringo_chan *c)
 {
-    /* seq_cst loads: the load half of C3 */
-    uint64_t e = atomic_load(&c->enq_pos) & ~CLOSED_BIT;
-    uint64_t d = atomic_load(&c->deq_pos);
-    return e - d;
+    uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_acquire) & POS_MASK;
+    uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_acquire) & POS_MASK;
+    return (int64_t)(e - d);
 }
 
 static void spin_pause(unsigned *n)
@@ -259,9 +306,9 @@ static int ring_pop_wait(struct ringo_chan *c, void *out)
 {
     unsigned spins = 0;
     for (;;) {
-        if (ring_pop(c, out))
+        if (ring_pop(c, out, false))
             return 1;
-        if ((int64_t)ring_len_raw(c) <= 0)
+        if (ring_len_raw(c) <= 0)
             return 0;
         spin_pause(&spins);
     }
@@ -272,10 +319,10 @@ static int ring_push_wait(struct ringo_chan *c, const void *elem)
 {
     unsigned spins = 0;
     for (;;) {
-        int r = ring_push(c, elem);
+        int r = ring_push(c, elem, false);
         if (r != 0)
             return r;
-        if (ring_len_raw(c) >= c->cap)
+        if (ring_len_raw(c) >= (int64_t)c->cap)
             return 0;
         spin_pause(&spins);
     }
@@ -297,7 +344,7 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
             *wake = r;
             progress = true;
         }
-        while (c->sendq.head && ring_len_raw(c) < c->cap) {
+        while (c->sendq.head && ring_len_raw(c) < (int64_t)c->cap) {
             struct sudog *s = wq_claim(c, &c->sendq, NULL);
             if (!s)
                 break;
@@ -353,7 +400,7 @@ int ringo_chan_free(ringo_chan *c)
     if (!c)
         return -EINVAL;
     chan_lock(c);
-    bool busy = atomic_load(&c->nrecv_wait) || atomic_load(&c->nsend_wait);
+    bool busy = c->nrecv_wait || c->nsend_wait;
     chan_unlock(c);
     if (busy)
         return -EBUSY;
@@ -367,7 +414,7 @@ size_t ringo_chan_len(const ringo_chan *cc)
     struct ringo_chan *c = (struct ringo_chan *)cc;
     if (!c || !c->cap)
         return 0;
-    int64_t n = (int64_t)ring_len_raw(c);
+    int64_t n = ring_len_raw(c);
     return n < 0 ? 0 : (size_t)n > c->cap ? c->cap : (size_t)n;
 }
 
@@ -455,34 +502,26 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
     if (!c || (!elem && c->elem_size))
         return -EINVAL;
     if (c->cap) {
-        /* fast path: C3 store half is the push CAS; then the load half */
-        int p = ring_push(c, elem);
+        /* fast path: succeeds only while no receiver waits, and then has nothing left to do */
+        int p = ring_push(c, elem, true);
+        if (p == 1)
+            return 0;
         if (p == -EPIPE)
             return -EPIPE;
-        if (p == 1) {
-            if (atomic_load(&c->nrecv_wait)) {
-                struct sudog *wake = NULL;
-                chan_lock(c);
-                settle(c, &wake);
-                chan_unlock(c);
-                wake_list(wake);
-            }
-            return 0;
-        }
     }
     for (;;) {
         struct sudog *wake = NULL;
         int res;
         chan_lock(c);
-        atomic_fetch_add(&c->nsend_wait, 1); /* C3: announce before the re-check */
+        wait_inc(c, true); /* C3: announce before the re-check */
         if (try_send_locked(c, elem, NULL, &res, &wake)) {
-            atomic_fetch_sub(&c->nsend_wait, 1);
+            wait_dec(c, true);
             chan_unlock(c);
             wake_list(wake);
             return res;
         }
         if (!block) {
-            atomic_fetch_sub(&c->nsend_wait, 1);
+            wait_dec(c, true);
             chan_unlock(c);
             return -EAGAIN;
         }
@@ -504,30 +543,23 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
     if (!c)
         return -EINVAL;
     if (c->cap) {
-        if (ring_pop(c, out)) {
-            if (atomic_load(&c->nsend_wait)) {
-                struct sudog *wake = NULL;
-                chan_lock(c);
-                settle(c, &wake);
-                chan_unlock(c);
-                wake_list(wake);
-            }
+        /* fast path: succeeds only while no sender waits, and then has nothing left to do */
+        if (ring_pop(c, out, true) == 1)
             return 1;
-        }
     }
     for (;;) {
         struct sudog *wake = NULL;
         int res;
         chan_lock(c);
-        atomic_fetch_add(&c->nrecv_wait, 1); /* C3: announce before the re-check */
+        wait_inc(c, false); /* C3: announce before the re-check */
         if (try_recv_locked(c, out, NULL, &res, &wake)) {
-            atomic_fetch_sub(&c->nrecv_wait, 1);
+            wait_dec(c, false);
             chan_unlock(c);
             wake_list(wake);
             return res;
         }
         if (!block) {
-            atomic_fetch_sub(&c->nrecv_wait, 1);
+            wait_dec(c, false);
             chan_unlock(c);
             return -EAGAIN;
         }
@@ -556,8 +588,8 @@ int ringo_chan_close(ringo_chan *c)
     struct sudog *wake = NULL;
     chan_lock(c);
     if (c->cap) {
-        /* seq_cst RMW: after it no push CAS can succeed (C5) */
-        if (atomic_fetch_or(&c->enq_pos, CLOSED_BIT) & CLOSED_BIT) {
+        /* RMW on enq_pos: after it no push CAS can succeed (C5) */
+        if (atomic_fetch_or_explicit(&c->enq_pos, CLOSED_BIT, memory_order_acq_rel) & CLOSED_BIT) {
             chan_unlock(c);
             return -EPIPE;
         }
@@ -689,8 +721,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
          * so no unbuffered channel changes meanwhile and only buffered cases need the look. */
         for (size_t i = 0; i < n; i++)
             if (cases[i].chan)
-                atomic_fetch_add(cases[i].op == RINGO_SEND ? &cases[i].chan->nsend_wait
-                                                           : &cases[i].chan->nrecv_wait, 1); /* seq_cst: C3 */
+                wait_inc(cases[i].chan, cases[i].op == RINGO_SEND); /* C3 */
         for (size_t k = 0; k < n && done < 0; k++) {
             size_t i = order[k];
             struct ringo_chan *c = cases[i].chan;
@@ -706,8 +737,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
         if (done >= 0) {
             for (size_t i = 0; i < n; i++)
                 if (cases[i].chan)
-                    atomic_fetch_sub(cases[i].op == RINGO_SEND ? &cases[i].chan->nsend_wait
-                                                               : &cases[i].chan->nrecv_wait, 1);
+                    wait_dec(cases[i].chan, cases[i].op == RINGO_SEND);
             unlock_all(chans, nch);
             wake_list(wake);
             ret = done;
@@ -723,7 +753,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
                                     .claim_val = (uint32_t)i + 1, .is_send = snd };
             wq_push(snd ? &c->sendq : &c->recvq, &sg[i]); /* counted above */
         }
-        sched_park_prepare(self, nch ? WR_SELECT : WR_SELECT_NONE);
+        sched_park_prepare_until(self, nch ? WR_SELECT : WR_SELECT_NONE, deadline);
         unlock_all(chans, nch);
         int pr = sched_park(self, deadline, &claim, CLAIM_TIMEOUT);
         /* withdraw from every channel that still holds us */

@@ -275,12 +275,13 @@ void sched_segv_install(void)
     sigaction(SIGBUS, &sa, &old_bus);
 }
 
-void sched_altstack_init(void)
+void sched_altstack_init(struct worker *w)
 {
     stack_t ss;
     ss.ss_size = 64 * 1024;
     ss.ss_sp = malloc(ss.ss_size);
     ss.ss_flags = 0;
+    w->altstack = ss.ss_sp; /* lives as long as the worker; kept reachable (LeakSanitizer) */
     if (ss.ss_sp)
         sigaltstack(&ss, NULL);
 }

@@ -98,12 +98,12 @@ static struct g *pool_get(struct worker *w)
     if (sched.gpool) {
         g = sched.gpool;
         sched.gpool = g->schedlink;
-        sched.ngpool--;
+        atomic_fetch_sub_explicit(&sched.ngpool, 1, memory_order_relaxed); /* under pool_lock */
         /* refill the worker pool with a batch, so the next spawns stay lock-free */
         while (w && sched.gpool && w->npool < POOL_BATCH) {
             struct g *x = sched.gpool;
             sched.gpool = x->schedlink;
-            sched.ngpool--;
+            atomic_fetch_sub_explicit(&sched.ngpool, 1, memory_order_relaxed); /* under pool_lock */
             x->schedlink = w->pool;
             w->pool = x;
             w->npool++;
@@ -132,7 +132,7 @@ void sched_g_free(struct worker *w, struct g *g)
         return;
     /* S2: move a batch to the global pool, giving their pages back if it is large already */
     struct g *head = NULL, *tail = NULL;
-    bool release = __atomic_load_n(&sched.ngpool, __ATOMIC_RELAXED) >= GPOOL_HOT; /* hint only */
+    bool release = atomic_load_explicit(&sched.ngpool, memory_order_relaxed) >= GPOOL_HOT; /* hint only */
     for (unsigned i = 0; i < POOL_BATCH; i++) {
         struct g *x = w->pool;
         w->pool = x->schedlink;
@@ -147,7 +147,7 @@ void sched_g_free(struct worker *w, struct g *g)
     pthread_mutex_lock(&sched.pool_lock);
     tail->schedlink = sched.gpool;
     sched.gpool = head;
-    sched.ngpool += POOL_BATCH;
+    atomic_fetch_add_explicit(&sched.ngpool, POOL_BATCH, memory_order_relaxed); /* under pool_lock */
     pthread_mutex_unlock(&sched.pool_lock);
 }
 

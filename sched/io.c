@@ -1,16 +1,782 @@
-/* sched/io.c — the I/O backend seam: a worker's idle sleep and completion polling.
- * Responsibility: sched_io_* hooks (sched.h). Without a ring (until the io_uring backend is
- * initialised for the worker), the idle sleep is a futex wait on w->wake (sched/idle.c) and
- * there are no completions to poll.
- * Depends on: kernel_iface/futex. */
-#include "sched/sched.h"
+/* sched/io.c — the I/O calls of API.md, and the I/O backend seam of the scheduler.
+ *
+ * Responsibility: ringo_read/write/recv/send/accept/connect/poll/close, ringo_tcp_listen/dial;
+ *   the sched_io_* hooks of sched.h (per-worker backend setup, poll, flush, idle sleep, kick,
+ *   stats); choosing the backend once at start-up; the per-fd table that lets ringo_close end
+ *   the waits of other goroutines on the fd.
+ *
+ * Where a call runs:
+ *   goroutine, io_uring worker  an SQE on the current worker's ring, park (sched/io_uring.c)
+ *   goroutine, epoll worker     a non-blocking attempt; on EAGAIN park until the worker's epoll
+ *                               reports readiness (sched/io_epoll.c); again
+ *   plain thread                the system call itself; with a deadline, ppoll() first
+ *   A deadline already past means "try once without waiting" on every path. ringo I/O calls wait
+ *   for readiness even on O_NONBLOCK fds (io_uring does so; the other paths follow), so a call
+ *   returns -EAGAIN never because of O_NONBLOCK. The epoll path makes a listening socket
+ *   O_NONBLOCK the first time ringo_accept waits on it (as Go does with every fd): accept(2) has
+ *   no per-call non-blocking flag.
+ *
+ * Backend choice (once, on the first worker thread): io_uring unless RINGO_DISABLE=io_uring or
+ *   the kernel refuses it (ENOSYS, EPERM from kernel.io_uring_disabled or seccomp, missing
+ *   operations); then epoll. DEFER_TASKRUN and FUTEX_WAIT are probed inside io_uring
+ *   (kernel_iface/uring.c) and can be forced off (defer_taskrun, futex_uring). RINGO_DEBUG
+ *   prints the choice once. A worker whose own ring cannot be created falls back to epoll alone.
+ *
+ * Doorbell (why the sleep does not wait on w->wake itself): besides worker.c's wake-ups
+ *   (w->wake = 1, then sched_io_kick), an idle worker must also wake for cancel requests posted
+ *   by ringo_close; a futex wait on w->wake cannot see those. So every backend sleeps on a
+ *   per-worker word io_common.bell, and the sleep re-checks w->wake and the cancel list after
+ *   resetting the bell. The StoreLoad recipe:
+ *     kicker: 1. publish (w->wake = 1, or push a cancel request and ncancel++)
+ *             2. atomic_thread_fence(seq_cst)                                        -- K1
+ *             3. if exchange(bell, 1) == 0: wake the sleep (futex_wake(&bell) for the io_uring
+ *                FUTEX_WAIT, else an eventfd write)                                   -- K2
+ *     sleeper: a. bell = 0 (seq_cst store)                                           -- S1
+ *              b. if w->wake != 0 or ncancel != 0 (seq_cst loads): do not sleep     -- S2
+ *              c. sleep on bell == 0 (FUTEX_WAIT compares in the kernel) / the eventfd
+ *              d. afterwards bell = 1 (relaxed): the worker is awake and re-checks before its
+ *                 next sleep, so kicks may skip their syscall until the next S1.
+ *   If S2 misses the kicker's store, then K2 follows S1 in the bell's modification order (K1 is
+ *   before K2 and S1 before S2 in the single seq_cst order), so K2 reads 0 and wakes: the
+ *   futex compares bell at arming (mismatch = immediate completion) and the eventfd counter is
+ *   sticky. If K2 reads 1 it precedes S1, and S2 sees the kicker's store. No lost wake-up.
+ *
+ * Close (ringo_close while other goroutines wait on the fd): the fd table counts, per fd, the
+ *   goroutine I/O calls in progress (FD_NOPS bits) and has a CLOSING bit. A call adds 1 and
+ *   gives up with -EBADF if CLOSING was set; ringo_close, if calls are in progress, sets
+ *   CLOSING (so no new call starts while it cancels), ends them, clears CLOSING and only then
+ *   calls close(2) (after it the number may be reused at once). Ending the calls: epoll
+ *   workers directly (under their lock, -EBADF);
+ *   the closer's own io_uring ring directly (it is the owner thread); every other io_uring
+ *   worker through a cancel request in its list plus a kick: the owner issues
+ *   IORING_OP_ASYNC_CANCEL(IORING_ASYNC_CANCEL_FD|ALL) — rings are SINGLE_ISSUER — and
+ *   acknowledges; the closer parks until the last acknowledgement (the cancel must reach the
+ *   kernel while the fd still names the file), then closes. Cancelled calls return -EBADF.
+ *   Both sides RMW the same word, so one of them sees the other (no fence needed).
+ *
+ * Invariants: I5 through sched.nio (each backend's top comment); every goroutine call does
+ *   fd_enter/fd_leave around its backend call; a plain-thread call touches no runtime state.
+ * Contexts: ringo_* from goroutines and plain threads; sched_io_* hooks from the worker (g0 or
+ *   a goroutine of that worker switching out), sched_io_kick from any thread.
+ * Depends on: kernel_iface (uring, futex, clock), sched (park protocol), the backends.
+ */
+#include "sched/io_backend.h"
+#include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
+#include "kernel_iface/uring.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
-void sched_idle_futex_sleep(struct worker *w, int64_t deadline);
+void sched_idle_futex_sleep(struct worker *w, int64_t deadline); /* sched/idle.c */
 
-int sched_io_worker_init(struct worker *w) { (void)w; return 0; }
-int sched_io_poll(struct worker *w) { (void)w; return 0; }
-void sched_io_flush(struct worker *w) { (void)w; }
-void sched_io_sleep(struct worker *w, int64_t deadline) { sched_idle_futex_sleep(w, deadline); }
-void sched_io_kick(struct worker *w) { futex_wake((uint32_t *)&w->wake, 1); }
-void sched_io_stats(uint64_t *submitted, uint64_t *completed) { *submitted = 0; *completed = 0; }
+/* ================================================================== backend choice */
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static struct kif_uring_caps caps;  /* written once under probe_once, read-only afterwards */
+static int backend;                 /* enum io_kind; idem */
+
+static void io_probe(void)
+{
+    char why[160] = "";
+    backend = IOK_EPOLL;
+    if (sched.disable & DIS_IO_URING) {
+        snprintf(why, sizeof why, "io_uring disabled by RINGO_DISABLE");
+    } else {
+        struct kif_uring_want want = {
+            .defer_taskrun = !(sched.disable & DIS_DEFER_TASKRUN),
+            .futex_wait = !(sched.disable & DIS_FUTEX_URING),
+        };
+        if (kif_uring_probe(&want, &caps) == 0)
+            backend = IOK_URING;
+        snprintf(why, sizeof why, "%s", caps.why);
+    }
+    if (!sched.debug)
+        return;
+    if (backend == IOK_URING)
+        fprintf(stderr, "ringo: I/O backend: io_uring (%s, idle wake by %s%s%s)\n",
+                caps.defer_taskrun ? "single_issuer+defer_taskrun"
+                                   : caps.coop_taskrun ? "coop_taskrun" : "plain",
+                caps.futex_wait ? "IORING_OP_FUTEX_WAIT" : "eventfd", caps.futex_wait ? "" : ": ", caps.futex_wait ? "" : why);
+    else
+        fprintf(stderr, "ringo: I/O backend: epoll (%s)\n", why);
+}
+
+/* ================================================================== sched_io_* hooks */
+
+int sched_io_worker_init(struct worker *w)
+{
+    pthread_once(&probe_once, io_probe);
+    int r = -ENOSYS;
+    if (backend == IOK_URING) {
+        r = uring_be_init(w, &caps);
+        if (r < 0 && sched.debug)
+            fprintf(stderr, "ringo: worker %u: cannot create its io_uring (%s): epoll\n", w->id, strerror(-r));
+    }
+    if (r < 0)
+        r = epoll_be_init(w);
+    if (r < 0) {
+        /* last resort: futex sleep (idle.c), and I/O calls block their worker */
+        fprintf(stderr, "ringo: worker %u: no I/O backend (%s): I/O calls will block the worker\n", w->id,
+                strerror(-r));
+        w->io = NULL;
+    }
+    return r;
+}
+
+int sched_io_poll(struct worker *w)
+{
+    struct io_common *c = w->io;
+    if (!c)
+        return 0;
+    return c->kind == IOK_URING ? uring_be_poll(w) : epoll_be_poll(w);
+}
+
+void sched_io_flush(struct worker *w)
+{
+    struct io_common *c = w->io;
+    if (c && c->kind == IOK_URING)
+        uring_be_flush(w);
+}
+
+void sched_io_sleep(struct worker *w, int64_t deadline)
+{
+    struct io_common *c = w->io;
+    if (!c)
+        sched_idle_futex_sleep(w, deadline);
+    else if (c->kind == IOK_URING)
+        uring_be_sleep(w, deadline);
+    else
+        epoll_be_sleep(w, deadline);
+}
+
+void sched_io_kick(struct worker *w)
+{
+    struct io_common *c = w->io;
+    if (!c) {
+        futex_wake((uint32_t *)&w->wake, 1);
+        return;
+    }
+    atomic_thread_fence(memory_order_seq_cst); /* K1: the caller's publish before the bell RMW */
+    if (atomic_exchange_explicit(&c->bell, 1, memory_order_seq_cst) != 0) /* K2 */
+        return; /* the owner is awake and re-checks before sleeping (S1, S2) */
+    if (c->kind == IOK_URING)
+        uring_be_ring(w);
+    else
+        epoll_be_ring(w);
+}
+
+bool io_bell_reset_and_check(struct worker *w, struct io_common *c)
+{
+    atomic_store_explicit(&c->bell, 0, memory_order_seq_cst);                 /* S1 */
+    if (atomic_load_explicit(&w->wake, memory_order_seq_cst) != 0)           /* S2: wakep */
+        return true;
+    return atomic_load_explicit(&c->ncancel, memory_order_seq_cst) != 0;    /* S2: closers */
+}
+
+void io_bell_quiet(struct io_common *c)
+{
+    atomic_store_explicit(&c->bell, 1, memory_order_relaxed); /* step d: a hint; S1 is the truth */
+}
+
+void sched_io_stats(uint64_t *submitted, uint64_t *completed)
+{
+    *submitted = 0;
+    *completed = 0;
+    if (!sched_started())
+        return;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct io_common *c = sched.w[i]->io;
+        if (!c)
+            continue;
+        *submitted += atomic_load_explicit(&c->st_submitted, memory_order_relaxed); /* stats only */
+        *completed += atomic_load_explicit(&c->st_completed, memory_order_relaxed);
+    }
+}
+
+/* ================================================================== fd table (close) */
+
+#define FD_CHUNK_BITS 12
+#define FD_CHUNK (1u << FD_CHUNK_BITS)
+#define FD_TOP (1u << 19) /* FD_TOP * FD_CHUNK = 2^31: every possible fd */
+#define FD_CLOSING 0x80000000u
+#define FD_NOPS 0x7fffffffu
+
+/* Chunks are allocated on first use and never freed; the top level is zero pages until used. */
+static _Atomic(_Atomic uint32_t *) fdtop[FD_TOP];
+
+static _Atomic uint32_t *fd_word(int fd, bool create)
+{
+    unsigned hi = (unsigned)fd >> FD_CHUNK_BITS, lo = (unsigned)fd & (FD_CHUNK - 1);
+    if (hi >= FD_TOP)
+        return NULL;
+    /* acquire: pairs with the CAS release below (the chunk's zeroes are visible) */
+    _Atomic uint32_t *chunk = atomic_load_explicit(&fdtop[hi], memory_order_acquire);
+    if (!chunk) {
+        if (!create)
+            return NULL;
+        _Atomic uint32_t *fresh = calloc(FD_CHUNK, sizeof *fresh);
+        if (!fresh)
+            return NULL; /* untracked: this call cannot be ended by ringo_close */
+        _Atomic uint32_t *exp = NULL;
+        if (atomic_compare_exchange_strong_explicit(&fdtop[hi], &exp, fresh, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            chunk = fresh;
+        } else {
+            free(fresh);
+            chunk = exp;
+        }
+    }
+    return &chunk[lo];
+}
+
+static int fd_enter(int fd, _Atomic uint32_t **wordp)
+{
+    _Atomic uint32_t *word = fd_word(fd, true);
+    *wordp = word;
+    if (!word)
+        return 0;
+    /* relaxed: RMWs of one word are totally ordered, so either this add sees CLOSING or the
+     * closer's fetch_or sees our count; the cancel request itself travels under a lock */
+    uint32_t old = atomic_fetch_add_explicit(word, 1, memory_order_relaxed);
+    if (old & FD_CLOSING) {
+        atomic_fetch_sub_explicit(word, 1, memory_order_relaxed);
+        *wordp = NULL;
+        return -EBADF;
+    }
+    return 0;
+}
+
+static void fd_leave(_Atomic uint32_t *word)
+{
+    if (word)
+        atomic_fetch_sub_explicit(word, 1, memory_order_relaxed); /* see fd_enter */
+}
+
+struct io_cancelreq *io_cancels_take(struct io_common *c)
+{
+    pthread_mutex_lock(&c->lock);
+    struct io_cancelreq *list = c->cancels;
+    c->cancels = NULL;
+    atomic_store_explicit(&c->ncancel, 0, memory_order_relaxed); /* under lock, as the increments */
+    pthread_mutex_unlock(&c->lock);
+    return list;
+}
+
+void io_closewait_ack(struct io_closewait *cw)
+{
+    /* acq_rel: each ack releases its worker's finished cancel; the last one acquires them all
+     * before readying the closer */
+    if (atomic_fetch_sub_explicit(&cw->pending, 1, memory_order_acq_rel) == 1) {
+        struct g *g = cw->g;
+        sched_ready(g);
+        atomic_fetch_sub_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: after the ready */
+    }
+}
+
+/* End every goroutine wait on fd (see "Close" at the top). fd is still open. */
+static void cancel_everywhere(int fd)
+{
+    if (!sched_started())
+        return;
+    struct worker *me = sched_cur_worker();
+    bool on_owner = sched_cur_g(me) != NULL; /* a goroutine on me: may use me's ring itself */
+    unsigned nremote = 0;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *v = sched.w[i];
+        struct io_common *c = v->io;
+        if (!c)
+            continue;
+        if (c->kind == IOK_EPOLL)
+            epoll_be_cancel_fd(v, fd);
+        else if (v == me && on_owner)
+            uring_be_cancel_fd(v, fd);
+        else
+            nremote++;
+    }
+    if (nremote == 0)
+        return;
+    struct io_cancelreq local[16];
+    struct io_cancelreq *reqs = nremote <= 16 ? local : malloc(nremote * sizeof *reqs);
+    if (!reqs) {
+        shutdown(fd, SHUT_RDWR); /* best effort without memory: ends socket waits */
+        return;
+    }
+    struct io_closewait cw;
+    struct g *self = sched_self();
+    cw.g = self;
+    atomic_store_explicit(&cw.pending, nremote + 1, memory_order_relaxed); /* published by the list locks */
+    /* A plain thread's stand-in may be readied before thread_park runs; park.c's accounting for
+     * a forever park then balances only if `forever` is already set (see the report on park.c). */
+    if (self->is_thread)
+        self->forever = 1;
+    sched_park_prepare(self, WR_IO);
+    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: we wait on other rings */
+    unsigned k = 0;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *v = sched.w[i];
+        struct io_common *c = v->io;
+        if (!c || c->kind != IOK_URING || (v == me && on_owner))
+            continue;
+        struct io_cancelreq *r = &reqs[k++];
+        r->fd = fd;
+        r->cw = &cw;
+        pthread_mutex_lock(&c->lock);
+        r->next = c->cancels;
+        c->cancels = r;
+        atomic_fetch_add_explicit(&c->ncancel, 1, memory_order_seq_cst); /* doorbell step 1 */
+        pthread_mutex_unlock(&c->lock);
+        sched_io_kick(v);
+    }
+    io_closewait_ack(&cw); /* our own share: if every worker already acknowledged, ready ourselves */
+    sched_park(self, -1, NULL, 0);
+    if (reqs != local)
+        free(reqs);
+}
+
+int ringo_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    _Atomic uint32_t *word = fd_word(fd, false); /* no chunk: no call ever waited on this fd */
+    /* relaxed peek: a call that starts after it races with this close as it would with close(2) */
+    if (word && (atomic_load_explicit(word, memory_order_relaxed) & FD_NOPS)) {
+        uint32_t old = atomic_fetch_or_explicit(word, FD_CLOSING, memory_order_relaxed); /* see fd_enter */
+        if (old & FD_NOPS)
+            cancel_everywhere(fd);
+        /* clear before close(2): once closed, the number may be reused at once (an accept on
+         * another worker), and its new calls must not see CLOSING */
+        if (!(old & FD_CLOSING))
+            atomic_fetch_and_explicit(word, ~FD_CLOSING, memory_order_relaxed);
+    }
+    int r = close(fd);
+    int err = errno;
+    if (r < 0 && err != EINTR) /* EINTR: Linux has released the fd anyway; retrying would be wrong */
+        return -err;
+    return 0;
+}
+
+/* ================================================================== readiness path */
+
+static short op_events(const struct io_args *a)
+{
+    switch (a->op) {
+    case IOP_READ:
+    case IOP_RECV:
+    case IOP_ACCEPT:
+        return POLLIN;
+    case IOP_WRITE:
+    case IOP_SEND:
+    case IOP_CONNECT:
+        return POLLOUT;
+    default:
+        return a->events;
+    }
+}
+
+/* One attempt: never blocking (block == false: RWF_NOWAIT, MSG_DONTWAIT, ...), or the plain
+ * system call. Returns the result or -errno (-EAGAIN: not ready). */
+static ssize_t attempt(const struct io_args *a, bool block)
+{
+    ssize_t r;
+    struct iovec iov = { .iov_base = a->buf, .iov_len = a->n };
+    switch (a->op) {
+    case IOP_READ:
+        r = block ? read(a->fd, a->buf, a->n) : preadv2(a->fd, &iov, 1, -1, RWF_NOWAIT);
+        break;
+    case IOP_WRITE:
+        r = block ? write(a->fd, a->buf, a->n) : pwritev2(a->fd, &iov, 1, -1, RWF_NOWAIT);
+        break;
+    case IOP_RECV:
+        r = recv(a->fd, a->buf, a->n, a->flags | (block ? 0 : MSG_DONTWAIT));
+        break;
+    case IOP_SEND:
+        r = send(a->fd, a->buf, a->n, a->flags | (block ? 0 : MSG_DONTWAIT));
+        break;
+    case IOP_ACCEPT:
+        if (!block) {
+            /* a blocking listener would block accept4: look first (a racing acceptor can still
+             * take the connection; the epoll path makes listeners O_NONBLOCK to be sure). Not
+             * a listener (or not a socket): accept4 fails at once with the right error. */
+            int listening = 0;
+            socklen_t len = sizeof listening;
+            if (getsockopt(a->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+                struct pollfd p = { .fd = a->fd, .events = POLLIN };
+                r = poll(&p, 1, 0);
+                if (r == 0)
+                    return -EAGAIN;
+            }
+        }
+        r = accept4(a->fd, a->addr, a->addrlen, a->flags);
+        break;
+    case IOP_POLL: {
+        struct pollfd p = { .fd = a->fd, .events = a->events };
+        r = poll(&p, 1, block ? -1 : 0);
+        if (r == 0)
+            return -EAGAIN;
+        if (r > 0)
+            return (p.revents & POLLNVAL) ? -EBADF : p.revents;
+        break;
+    }
+    default:
+        return -EINVAL;
+    }
+    return r < 0 ? -errno : r;
+}
+
+/* Plain thread: wait until fd is ready for ev or the deadline passes. revents or -errno. */
+static int plain_wait(int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline >= 0) {
+            int64_t left = deadline - clk_now();
+            ts = clk_to_ts(left > 0 ? left : 0);
+            tsp = &ts;
+        }
+        struct pollfd p = { .fd = fd, .events = ev };
+        int r = ppoll(&p, 1, tsp, NULL);
+        if (r > 0)
+            return (p.revents & POLLNVAL) ? -EBADF : p.revents;
+        if (r == 0) {
+            if (deadline >= 0 && clk_now() >= deadline)
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Wait for readiness: ppoll on a plain thread, the worker's epoll in a goroutine. */
+static int wait_ready(int fd, short ev, int64_t deadline, struct g *self)
+{
+    if (!self)
+        return plain_wait(fd, ev, deadline);
+    struct worker *w = sched_cur_worker(); /* I4: re-read, we may have moved */
+    struct io_common *c = w->io;
+    if (!c || c->kind != IOK_EPOLL)
+        return IO_RETRY;
+    return epoll_be_wait(w, self, fd, (uint32_t)(unsigned short)ev, deadline);
+}
+
+static int connect_ready(const struct io_args *a, struct g *self)
+{
+    int fl = fcntl(a->fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK))
+        fcntl(a->fd, F_SETFL, fl | O_NONBLOCK);
+    int r = connect(a->fd, a->caddr, a->caddrlen);
+    int err = r < 0 ? errno : 0;
+    if (!(fl & O_NONBLOCK))
+        fcntl(a->fd, F_SETFL, fl);
+    if (r == 0)
+        return 0;
+    if (err != EINPROGRESS && err != EINTR)
+        return -err;
+    int w = wait_ready(a->fd, POLLOUT, a->deadline, self);
+    if (w == IO_RETRY) /* moved to an io_uring worker mid-connect: finish it here */
+        w = plain_wait(a->fd, POLLOUT, a->deadline);
+    if (w < 0)
+        return w;
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        return -errno;
+    return -soerr;
+}
+
+/* The readiness path: try without blocking; on EAGAIN wait (ppoll or epoll) and try again.
+ * self == NULL: a plain thread. */
+static ssize_t ready_loop(const struct io_args *a, struct g *self)
+{
+    if (a->op == IOP_CONNECT)
+        return connect_ready(a, self);
+    if (a->op == IOP_ACCEPT && self) {
+        int fl = fcntl(a->fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK))
+            fcntl(a->fd, F_SETFL, fl | O_NONBLOCK);
+    }
+    bool block_after_wait = false; /* RWF_NOWAIT unsupported, or useless (regular files) */
+    bool waited = false;
+    int stale = 0;
+    for (;;) {
+        ssize_t r = -EAGAIN;
+        if (!block_after_wait) {
+            r = attempt(a, false);
+            if (r == -EOPNOTSUPP && (a->op == IOP_READ || a->op == IOP_WRITE)) {
+                block_after_wait = true;
+                r = -EAGAIN;
+            }
+            if (r == -EINTR)
+                continue;
+            if (r != -EAGAIN)
+                return r;
+            /* plain thread: ready, yet EAGAIN again: the fd polls as always ready (a regular
+             * file missing the page cache); a goroutine never blocks its worker this way */
+            if (!self && waited && ++stale >= 2)
+                block_after_wait = a->op == IOP_READ || a->op == IOP_WRITE;
+        }
+        int wr = wait_ready(a->fd, op_events(a), a->deadline, self);
+        if (wr == IO_RETRY)
+            return IO_RETRY;
+        if (wr == -EPERM) /* not pollable (a regular file): the call does not wait for long */
+            return attempt(a, true);
+        if (wr < 0)
+            return wr;
+        waited = true;
+        if (block_after_wait) {
+            r = attempt(a, true);
+            if (r != -EAGAIN && r != -EINTR)
+                return r;
+        }
+    }
+}
+
+/* Plain thread: the system call; with a deadline (or on an O_NONBLOCK fd) through ppoll. */
+static ssize_t plain_call(const struct io_args *a)
+{
+    if (a->deadline >= 0 || a->op == IOP_CONNECT || a->op == IOP_POLL)
+        return ready_loop(a, NULL);
+    for (;;) {
+        ssize_t r = attempt(a, true);
+        if (r == -EINTR)
+            continue;
+        if (r != -EAGAIN)
+            return r;
+        r = plain_wait(a->fd, op_events(a), -1);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ================================================================== the calls */
+
+static ssize_t io_call(struct io_args *a)
+{
+    if (a->deadline < 0)
+        a->deadline = -1;
+    struct worker *w = sched_cur_worker();
+    struct g *self = sched_cur_g(w);
+    if (!self || !w->io)
+        return plain_call(a);
+    _Atomic uint32_t *word;
+    if (fd_enter(a->fd, &word) < 0)
+        return -EBADF; /* being closed */
+    ssize_t r;
+    for (;;) {
+        w = sched_cur_worker(); /* I4 */
+        struct io_common *c = w->io;
+        if (!c)
+            r = plain_call(a);
+        else if (c->kind == IOK_URING)
+            r = uring_be_do(w, self, a);
+        else
+            r = ready_loop(a, self);
+        if (r != IO_RETRY) {
+            if (c && c->kind == IOK_EPOLL) {
+                /* one call = one operation; counted on the worker we run on now, its owner */
+                struct io_common *now = sched_cur_worker()->io;
+                if (now) {
+                    io_stat_add(&now->st_submitted, 1);
+                    io_stat_add(&now->st_completed, 1);
+                }
+            }
+            break;
+        }
+        ringo_yield(); /* no SQE to be had right now, or moved between backends */
+    }
+    fd_leave(word);
+    return r;
+}
+
+static size_t clamp_n(size_t n)
+{
+    return n > IO_MAX_RW ? IO_MAX_RW : n;
+}
+
+ssize_t ringo_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!buf && n)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_READ, .fd = fd, .buf = buf, .n = clamp_n(n), .deadline = deadline };
+    return io_call(&a);
+}
+
+ssize_t ringo_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!buf && n)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_WRITE, .fd = fd, .buf = (void *)buf, .n = clamp_n(n), .deadline = deadline };
+    return io_call(&a);
+}
+
+ssize_t ringo_recv(int fd, void *buf, size_t n, int flags, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!buf && n)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_RECV, .fd = fd, .buf = buf, .n = clamp_n(n), .flags = flags,
+                         .deadline = deadline };
+    return io_call(&a);
+}
+
+ssize_t ringo_send(int fd, const void *buf, size_t n, int flags, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!buf && n)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_SEND, .fd = fd, .buf = (void *)buf, .n = clamp_n(n), .flags = flags,
+                         .deadline = deadline };
+    return io_call(&a);
+}
+
+int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (addr && !len)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_ACCEPT, .fd = fd, .addr = addr, .addrlen = addr ? len : NULL,
+                         .flags = SOCK_CLOEXEC, .deadline = deadline };
+    return (int)io_call(&a);
+}
+
+int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!addr)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_CONNECT, .fd = fd, .caddr = addr, .caddrlen = len, .deadline = deadline };
+    return (int)io_call(&a);
+}
+
+int ringo_poll(int fd, short events, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    struct io_args a = { .op = IOP_POLL, .fd = fd, .events = events, .deadline = deadline };
+    return (int)io_call(&a);
+}
+
+/* ================================================================== TCP conveniences */
+
+static int gai_errno(int e)
+{
+    switch (e) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+    case EAI_FAIL:
+        return -ENOENT; /* no such host */
+    case EAI_AGAIN:
+        return -EAGAIN;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_FAMILY:
+        return -EAFNOSUPPORT;
+    case EAI_SYSTEM:
+        return errno ? -errno : -EIO;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int listen_on(int family, const struct sockaddr *sa, socklen_t salen, int backlog)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero); /* "::" takes IPv4 too */
+    if (bind(fd, sa, salen) < 0 || listen(fd, backlog) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int ringo_tcp_listen(const char *host, uint16_t port, int backlog)
+{
+    if (backlog <= 0)
+        backlog = SOMAXCONN;
+    if (!host) {
+        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
+        int fd = listen_on(AF_INET6, (struct sockaddr *)&a6, sizeof a6, backlog);
+        if (fd >= 0 || fd == -EADDRINUSE || fd == -EACCES)
+            return fd;
+        struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+        return listen_on(AF_INET, (struct sockaddr *)&a4, sizeof a4, backlog); /* no IPv6 here */
+    }
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", (unsigned)port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res;
+    int e = getaddrinfo(host, ps, &hints, &res);
+    if (e)
+        return gai_errno(e);
+    int fd = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = listen_on(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog);
+        if (fd >= 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
+{
+    if (!host)
+        return -EINVAL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", (unsigned)port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    /* name resolution is a blocking libc call (fast for numeric hosts and /etc/hosts) */
+    int e = getaddrinfo(host, ps, &hints, &res);
+    if (e)
+        return gai_errno(e);
+    int r = -ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            r = -errno;
+            continue;
+        }
+        r = ringo_connect(fd, ai->ai_addr, ai->ai_addrlen, deadline);
+        if (r == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as Go's net.Dial does */
+            r = fd;
+            break;
+        }
+        ringo_close(fd);
+        if (r == -ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(res);
+    return r;
+}

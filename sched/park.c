@@ -116,8 +116,7 @@ struct g *sched_self(void)
 
 static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val)
 {
-    bool forever = deadline < 0;
-    self->forever = forever;
+    bool forever = self->forever; /* set by sched_park_prepare*, before publication */
     self->wait_since = clk_now_coarse();
     if (forever) {
         atomic_fetch_add(&sched.nthreads_blocked, 1);
@@ -157,7 +156,6 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
         return thread_park(self, deadline, claim, claim_val);
     struct worker *w = sched_cur_worker();
     struct timer t;
-    self->forever = deadline < 0;
     self->wait_since = clk_now_coarse(); /* dumps only: the coarse clock is a memory read */
     if (deadline >= 0) {
         t.when = deadline;
@@ -229,7 +227,8 @@ int ringo_sleep(int64_t ns)
             ;
         return 0;
     }
-    sched_park_prepare(self, WR_SLEEP);
-    sched_park(self, clk_now() + ns, NULL, 0);
+    int64_t deadline = clk_now() + ns;
+    sched_park_prepare_until(self, WR_SLEEP, deadline);
+    sched_park(self, deadline, NULL, 0);
     return 0;
 }

@@ -174,6 +174,7 @@ struct worker {
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
     _Atomic uint64_t st_thread_readies;
     void *io;                     /* the I/O backend's per-worker state (sched/io.c) */
+    void *altstack;               /* signal stack for the stack-overflow handler */
 };
 
 /* ------------------------------------------------------------------ global state */
@@ -213,11 +214,22 @@ struct sched {
     /* global stack pool: surplus from workers, pages given back; under pool_lock */
     pthread_mutex_t pool_lock;
     struct g *gpool;
-    size_t ngpool;
+    _Atomic size_t ngpool;        /* changed under pool_lock; read as a hint without it */
 
     _Atomic int64_t next_id;      /* id blocks; relaxed: uniqueness is all that matters */
 };
 extern struct sched sched;
+
+/* A StoreLoad fence (the recipe in worker.c). ThreadSanitizer does not model standalone
+ * fences, so its builds use a seq_cst RMW, which it does model and which orders the same. */
+#ifdef RINGO_TSAN
+extern _Atomic int sched_fence_word;
+#define sched_fence_seq_cst() ((void)atomic_fetch_add(&sched_fence_word, 0))
+#else
+#define sched_fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
+
 
 /* RINGO_DISABLE bits */
 enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8,
@@ -266,11 +278,19 @@ size_t sched_g_reserve(void);
  * readying; the loser does nothing. sched_park returns 0 when readied by a waker, -ETIMEDOUT
  * when the deadline won the claim (claim == NULL: the deadline just readies; returns 0). */
 struct g *sched_self(void);                 /* current g, or this thread's stand-in (attaches) */
-static inline void sched_park_prepare(struct g *self, int reason)
+static inline void sched_park_prepare_until(struct g *self, int reason, int64_t deadline)
 {
+    /* Everything a waker reads about the wait is set here, before publication: the waker of a
+     * plain thread parked forever restores the deadlock counters (park.c). */
     self->wait_reason = (uint8_t)reason;
+    self->forever = deadline < 0;
     /* relaxed: the primitive's lock release (or release CAS) that publishes self orders it */
     atomic_store_explicit(&self->status, GS_PARKING, memory_order_relaxed);
+}
+/* For a park with no deadline (sched_park(self, -1, ...)). */
+static inline void sched_park_prepare(struct g *self, int reason)
+{
+    sched_park_prepare_until(self, reason, -1);
 }
 int  sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val);
 void sched_ready(struct g *g);
@@ -290,7 +310,7 @@ void sched_check_deadlock(void);             /* may exit(2) */
 void sched_check_deadlock_ex(int exiting);    /* exiting: called by a thread on its way out */
 void sched_debug_init(void);
 void sched_segv_install(void);
-void sched_altstack_init(void);
+void sched_altstack_init(struct worker *w);
 void sched_stats_at_exit(void);
 
 /* ------------------------------------------------------------------ I/O backend hooks (io.c)

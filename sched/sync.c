@@ -16,9 +16,14 @@
  *   Ordering: acquire on every successful lock CAS, release on the unlock CAS; the handoff path
  *   publishes the previous holder's writes through qlock and the park protocol's acq_rel CAS.
  *
- * Wait group. _r_count is changed by atomic add; waiters queue under _r_qlock. The add that
- * brings the count to zero takes qlock afterwards and wakes every queued waiter; a waiter checks
- * the count under qlock before queueing, so either it sees zero or the adder sees it queued.
+ * Wait group. _r_count packs the counter (high 32 bits, signed) and the number of waiters
+ * (low 32 bits) into one word, as Go's WaitGroup does, so the Add that brings the counter to
+ * zero learns in the same atomic step whether anyone waits: if nobody does, it touches the wait
+ * group no more (the last Done may race with the waiter returning and freeing it). If some do,
+ * it resets the word and, under _r_qlock, readies the queued waiters and leaves a permit for
+ * each one that has counted itself but not queued yet; a waiter that finds a permit under
+ * _r_qlock consumes it instead of parking. Waiters cannot return before that, so the adder's
+ * accesses end before the wait group can go away.
  *
  * Misuse (fatal, as in Go): unlock of an unlocked mutex; a negative wait group counter.
  * Depends on: sched (park protocol).
@@ -109,43 +114,62 @@ void ringo_mutex_lock(struct ringo_mutex *m)
 
 void ringo_mutex_unlock(struct ringo_mutex *m)
 {
-    uint32_t s = M_LOCKED;
-    /* release: our critical section to the next holder */
-    if (likely(atomic_compare_exchange_strong_explicit(A32(&m->_r_state), &s, 0, memory_order_release,
-                                                       memory_order_relaxed)))
-        return;
-    if (!(s & M_LOCKED))
-        sched_fatal("sync: unlock of unlocked mutex");
-    qlock(&m->_r_qlock);
-    struct waiter *w = m->_r_head;
-    if (!w) {
-        /* WAITERS was set by a locker that then acquired on its retry: nobody queued */
-        atomic_fetch_and_explicit(A32(&m->_r_state), ~(M_LOCKED | M_WAITERS), memory_order_release);
+    for (;;) {
+        uint32_t s = M_LOCKED;
+        /* release: our critical section to the next holder */
+        if (likely(atomic_compare_exchange_strong_explicit(A32(&m->_r_state), &s, 0, memory_order_release,
+                                                           memory_order_relaxed)))
+            return;
+        if (!(s & M_LOCKED))
+            sched_fatal("sync: unlock of unlocked mutex");
+        qlock(&m->_r_qlock);
+        struct waiter *w = m->_r_head;
+        if (!w) {
+            /* WAITERS was set by a locker that then acquired on its retry: nobody queued. Clear
+             * the bit but keep LOCKED: the mutex is still ours, so nobody may free it while we
+             * drop qlock; then release it by the fast path. */
+            atomic_fetch_and_explicit(A32(&m->_r_state), ~M_WAITERS, memory_order_relaxed); /* under qlock */
+            qunlock(&m->_r_qlock);
+            continue;
+        }
+        m->_r_head = w->next;
+        if (!w->next) {
+            m->_r_tail = NULL;
+            atomic_fetch_and_explicit(A32(&m->_r_state), ~M_WAITERS, memory_order_relaxed); /* under qlock */
+        }
+        struct g *g = w->g; /* w lives on the waiter's stack: read before readying it */
         qunlock(&m->_r_qlock);
+        sched_ready(g);     /* handoff: LOCKED stays set, g owns the mutex now */
         return;
     }
-    m->_r_head = w->next;
-    if (!w->next) {
-        m->_r_tail = NULL;
-        atomic_fetch_and_explicit(A32(&m->_r_state), ~M_WAITERS, memory_order_relaxed); /* under qlock */
-    }
-    struct g *g = w->g; /* w lives on the waiter's stack: read before readying it */
-    qunlock(&m->_r_qlock);
-    sched_ready(g);     /* handoff: LOCKED stays set, g owns the mutex now */
 }
+
+#define WG_V(x) ((int32_t)((uint64_t)(x) >> 32))  /* counter */
+#define WG_W(x) ((uint32_t)(x))                   /* waiters */
 
 void ringo_wg_add(struct ringo_waitgroup *wg, int64_t delta)
 {
-    /* acq_rel: the adder's prior writes happen before a waiter's return (release), and a zero
-     * count seen here covers every done() before it (acquire) */
-    int64_t v = atomic_fetch_add_explicit(A64(&wg->_r_count), delta, memory_order_acq_rel) + delta;
+    if (delta > INT32_MAX || delta < INT32_MIN)
+        sched_fatal("sync: WaitGroup delta out of range");
+    /* acq_rel: our prior writes happen before a waiter's return (release), and reaching zero
+     * we see every Done before us (acquire) */
+    uint64_t st = (uint64_t)atomic_fetch_add_explicit(A64(&wg->_r_count), (int64_t)((uint64_t)delta << 32),
+                                                      memory_order_acq_rel) + ((uint64_t)delta << 32);
+    int32_t v = WG_V(st);
+    uint32_t w = WG_W(st);
     if (v < 0)
         sched_fatal("sync: negative WaitGroup counter");
-    if (v != 0 || delta == 0)
-        return;
+    if (v > 0 || w == 0)
+        return; /* not zero, or nobody waits: do not touch wg again */
+    /* v == 0 with w waiters: they cannot return until we release them, so wg is alive */
     qlock(&wg->_r_qlock);
+    atomic_store_explicit(A64(&wg->_r_count), 0, memory_order_relaxed); /* under qlock; waiters re-count */
     struct waiter *list = wg->_r_head;
     wg->_r_head = NULL;
+    uint32_t queued = 0;
+    for (struct waiter *x = list; x; x = x->next)
+        queued++;
+    wg->_r_pad += w - queued; /* permits for those counted but not queued yet */
     qunlock(&wg->_r_qlock);
     while (list) {
         struct waiter *next = list->next; /* read before readying: the record is on its stack */
@@ -161,13 +185,21 @@ void ringo_wg_done(struct ringo_waitgroup *wg)
 
 void ringo_wg_wait(struct ringo_waitgroup *wg)
 {
-    /* acquire: pairs with the acq_rel add that reached zero */
-    if (atomic_load_explicit(A64(&wg->_r_count), memory_order_acquire) == 0)
-        return;
+    for (;;) {
+        /* acquire: pairs with the acq_rel add that reached zero */
+        int64_t st = atomic_load_explicit(A64(&wg->_r_count), memory_order_acquire);
+        if (WG_V(st) == 0)
+            return;
+        /* count ourselves as a waiter in the same word the adder inspects */
+        if (atomic_compare_exchange_weak_explicit(A64(&wg->_r_count), &st, st + 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
     struct g *self = sched_self();
     struct waiter me = { .g = self, .next = NULL };
     qlock(&wg->_r_qlock);
-    if (atomic_load_explicit(A64(&wg->_r_count), memory_order_acquire) == 0) {
+    if (wg->_r_pad) {
+        wg->_r_pad--; /* the adder already released us */
         qunlock(&wg->_r_qlock);
         return;
     }

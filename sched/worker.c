@@ -72,6 +72,10 @@ struct sched sched = {
  * owner is about to run it (ping-pong), unless its current goroutine is hogging the worker. */
 #define RUNNEXT_STEAL_NS 5000
 
+#ifdef RINGO_TSAN
+_Atomic int sched_fence_word;
+#endif
+
 static __thread struct worker *tls_worker __attribute__((tls_model("initial-exec")));
 
 /* I4: a non-inlinable accessor with an opaque asm, so the compiler never caches the thread
@@ -239,7 +243,7 @@ void sched_global_push(struct g *g)
                           memory_order_relaxed); /* under gq_lock */
     pthread_mutex_unlock(&sched.gq_lock);
     /* StoreLoad (step 2 of the recipe): the push above before the counter reads in wakep */
-    atomic_thread_fence(memory_order_seq_cst);
+    sched_fence_seq_cst();
     sched_wakep();
 }
 
@@ -566,7 +570,7 @@ static struct g *findrunnable(struct worker *w)
                 now = clk_now();
             }
             stop_spinning(w, false);                   /* step a */
-            atomic_thread_fence(memory_order_seq_cst);
+            sched_fence_seq_cst();
             if (work_anywhere())
                 continue;
         }
@@ -578,7 +582,7 @@ static struct g *findrunnable(struct worker *w)
         sched.idle = w;
         atomic_fetch_add(&sched.nidle, 1); /* W1; seq_cst */
         pthread_mutex_unlock(&sched.idle_lock);
-        atomic_thread_fence(memory_order_seq_cst);     /* step c */
+        sched_fence_seq_cst();     /* step c */
 
         /* step d: re-check */
         sched_io_flush(w);
@@ -629,7 +633,7 @@ static void *worker_main(void *arg)
 #ifdef RINGO_TSAN
     w->tsan_g0 = __tsan_get_current_fiber();
 #endif
-    sched_altstack_init();
+    sched_altstack_init(w);
     sched_io_worker_init(w);
     pthread_barrier_wait(&start_barrier);
     for (;;) {

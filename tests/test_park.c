@@ -88,15 +88,18 @@ struct claim_round {
     _Atomic uint32_t claim;
     _Atomic(struct g *) parked;
     int result;
+    struct ringo_waitgroup *wg;
 };
 
 static void claim_parker(void *p)
 {
     struct claim_round *r = p;
     struct g *self = sched_self();
-    sched_park_prepare(self, WR_SELECT);
+    int64_t deadline = ringo_now() + 20000;
+    sched_park_prepare_until(self, WR_SELECT, deadline);
     atomic_store_explicit(&r->parked, self, memory_order_release);
-    r->result = sched_park(self, ringo_now() + 20000, &r->claim, 2);
+    r->result = sched_park(self, deadline, &r->claim, 2);
+    ringo_wg_done(r->wg);
 }
 
 static void test_park_deadline_and_waker_race_exactly_one_wins(void **state)
@@ -105,9 +108,12 @@ static void test_park_deadline_and_waker_race_exactly_one_wins(void **state)
     enum { N = 3000 };
     static struct claim_round rs[N];
     int timeouts = 0, wakes = 0;
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
     tu_watchdog_arm("claim race", 120);
+    ringo_wg_add(&wg, N);
     for (int i = 0; i < N; i++) {
         struct claim_round *r = &rs[i];
+        r->wg = &wg;
         ringo_go(claim_parker, r);
         struct g *g;
         while (!(g = atomic_load_explicit(&r->parked, memory_order_acquire)))
@@ -119,8 +125,7 @@ static void test_park_deadline_and_waker_race_exactly_one_wins(void **state)
         if (atomic_compare_exchange_strong(&r->claim, &z, 1))
             sched_ready(g);
     }
-    for (int i = 0; i < 10000 && ringo_num_goroutines() != 0; i++)
-        ringo_sleep(1000000);
+    ringo_wg_wait(&wg);
     tu_watchdog_disarm();
     for (int i = 0; i < N; i++) {
         uint32_t c = atomic_load(&rs[i].claim);
@@ -142,8 +147,8 @@ static void test_park_thread_deadline_times_out(void **state)
     (void)state;
     _Atomic uint32_t claim = 0;
     struct g *self = sched_self();
-    sched_park_prepare(self, WR_SELECT);
     int64_t t0 = ringo_now();
+    sched_park_prepare_until(self, WR_SELECT, t0 + 20000000);
     int r = sched_park(self, t0 + 20000000, &claim, 2);
     assert_int_equal(r, -ETIMEDOUT);
     assert_true(ringo_now() - t0 >= 20000000);

@@ -139,20 +139,22 @@ static void test_switch_fp_control_state_survives(void **state)
     assert_true(run_fp());
 }
 
+struct fp_default { int ok; struct ringo_waitgroup wg; };
 static void default_fp_g(void *p)
 {
-    int *ok = p;
-    *ok = get_mxcsr() == 0x1F80 && get_x87cw() == 0x037F;
+    struct fp_default *a = p;
+    a->ok = get_mxcsr() == 0x1F80 && get_x87cw() == 0x037F;
+    ringo_wg_done(&a->wg);
 }
 
 static void test_switch_new_goroutine_has_default_fp_state(void **state)
 {
     (void)state;
-    int ok = 0;
-    ringo_go(default_fp_g, &ok);
-    while (ringo_num_goroutines() != 0)
-        ringo_sleep(1000000);
-    assert_true(ok);
+    struct fp_default a = { .ok = 0, .wg = RINGO_WAITGROUP_INIT };
+    ringo_wg_add(&a.wg, 1);
+    ringo_go(default_fp_g, &a);
+    ringo_wg_wait(&a.wg);
+    assert_true(a.ok);
 }
 
 /* One worker: the goroutines must interleave on the same thread. */

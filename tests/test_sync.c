@@ -188,14 +188,24 @@ static void *thread_later_done(void *p)
     ringo_wg_done(p);
     return NULL;
 }
+static struct ringo_mutex held_by_main;
+static void lock_then_unlock(void *p)
+{
+    (void)p;
+    ringo_mutex_lock(&held_by_main);
+    ringo_mutex_unlock(&held_by_main);
+}
 static int child_thread_not_yet_used(void)
 {
     struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
     pthread_t t;
+    ringo_mutex_lock(&held_by_main);
     ringo_wg_add(&wg, 1);
     pthread_create(&t, NULL, thread_later_done, &wg);
-    ringo_go(lock_forever, &wg); /* parks forever... */
-    ringo_wg_wait(&wg);          /* ...but the thread will finish the count */
+    ringo_go(lock_then_unlock, NULL); /* parks on the mutex main holds... */
+    ringo_wg_wait(&wg);               /* ...and main waits: only the thread can move things */
+    ringo_mutex_unlock(&held_by_main);
+    pthread_join(t, NULL);
     return 0;
 }
 

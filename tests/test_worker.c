@@ -73,35 +73,50 @@ static void test_worker_pin_zero_leaves_affinity(void **state)
 /* ------------------------------------------------------------------ one worker: interleaving */
 static char trace[4096];
 static atomic_int tpos;
+static struct ringo_waitgroup y_started, y_gate, y_done;
 static void yielder(void *p)
 {
     char c = (char)(uintptr_t)p;
+    ringo_wg_done(&y_started);
+    ringo_wg_wait(&y_gate); /* both start together: nothing to interleave otherwise */
     for (int i = 0; i < 1000; i++) {
         trace[atomic_fetch_add(&tpos, 1)] = c;
         ringo_yield();
     }
+    ringo_wg_done(&y_done);
+}
+
+static void interleave_driver(void *p)
+{
+    struct ringo_waitgroup *fin = p;
+    ringo_go(yielder, (void *)(uintptr_t)'A');
+    ringo_go(yielder, (void *)(uintptr_t)'B');
+    ringo_wg_wait(&y_started);
+    /* released from a goroutine: both become runnable on this worker before either runs (from
+     * a plain thread one could run its whole loop before the other is readied) */
+    ringo_wg_done(&y_gate);
+    ringo_wg_wait(&y_done);
+    ringo_wg_done(fin);
 }
 
 static int child_interleave(void)
 {
-    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
-    (void)wg;
-    ringo_go(yielder, (void *)(uintptr_t)'A');
-    ringo_go(yielder, (void *)(uintptr_t)'B');
-    while (ringo_num_goroutines() != 0)
-        ringo_sleep(1000000);
-    /* both were queued from the plain thread; once both run they strictly alternate */
+    struct ringo_waitgroup fin = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&y_started, 2);
+    ringo_wg_add(&y_gate, 1);
+    ringo_wg_add(&y_done, 2);
+    ringo_wg_add(&fin, 1);
+    ringo_go(interleave_driver, &fin);
+    ringo_wg_wait(&fin);
     int n = atomic_load(&tpos);
     if (n != 2000)
         return 1;
-    int start = 0;
-    while (start < n && trace[start] == trace[0])
-        start++;
-    if (start > 2 && start != 1000)
-        return 2;
-    for (int i = start; i + 1 < n && i < 1990; i++)
-        if (trace[i] == trace[i + 1])
+    /* one worker, two runnable goroutines that yield: they strictly alternate */
+    for (int i = 0; i + 1 < n; i++)
+        if (trace[i] == trace[i + 1]) {
+            fprintf(stderr, "no alternation at %d: %.60s\n", i, trace + (i > 20 ? i - 20 : 0));
             return 3;
+        }
     return 0;
 }
 
@@ -153,7 +168,8 @@ static void test_worker_global_queue_runs_while_local_busy(void **state)
 }
 
 /* ------------------------------------------------------------------ stealing */
-#define STEAL_N 200000
+#define STEAL_N_BASE 200000
+static size_t STEAL_N = STEAL_N_BASE;
 static atomic_uchar *steal_ran;
 static struct ringo_waitgroup steal_wg;
 static atomic_int seen_worker[64];
@@ -178,6 +194,9 @@ static void steal_mid(void *p)
 static void test_worker_steal_stress_every_goroutine_runs_once(void **state)
 {
     (void)state;
+    STEAL_N = (size_t)(STEAL_N_BASE * tu_scale()) / 1000 * 1000;
+    if (STEAL_N < 1000)
+        STEAL_N = 1000;
     steal_ran = calloc(STEAL_N, 1);
     tu_watchdog_arm("steal stress", 120);
     ringo_wg_add(&steal_wg, STEAL_N + STEAL_N / 1000);

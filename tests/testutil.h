@@ -143,9 +143,10 @@ static inline void tu_run_child(const char *name, const char *const *env_extra, 
 }
 
 /* ------------------------------------------------------------------ watchdog */
-static int tu_watchdog_secs;
-static const char *tu_watchdog_what;
-static volatile int tu_watchdog_gen;
+#include <stdatomic.h>
+static _Atomic int tu_watchdog_secs;
+static _Atomic(const char *) tu_watchdog_what;
+static atomic_int tu_watchdog_gen;
 
 static void *tu_watchdog_main(void *arg)
 {
