@@ -1,0 +1,3 @@
+module ringobench
+
+go 1.19
