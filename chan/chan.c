@@ -47,9 +47,15 @@
  *       waiter is woken: senders get -EPIPE, receivers re-check (they drain the ring, then get 0).
  *       After close returns no push can succeed, so a receiver that sees closed with enq == deq
  *       has seen every value ever sent.
- *   nrecv_wait / nsend_wait count waiters that are queued or about to queue (under c->lock);
- *   RWAIT / SWAIT are set while the matching count is non-zero. ringo_chan_free refuses while
- *   either count is non-zero.
+ *   C6  A waiter stays counted (nrecv_wait / nsend_wait, under c->lock) until it can no longer
+ *       touch the channel: a claimer uncounts it only with a final result (a value, closed, or
+ *       -EPIPE: the woken waiter returns without looking at c again); a waiter woken with RETRY
+ *       stays counted and uncounts itself under the lock; a select's stale cases (unlinked by
+ *       others after another case won) are uncounted only by the select itself, when it
+ *       withdraws. Close completes every waiter with a final result. So ringo_chan_free, which
+ *       refuses while a count is non-zero, never frees a channel someone may still touch, and a
+ *       program may free a channel right after close or after its last value is received.
+ *   RWAIT / SWAIT are set while the matching count is non-zero.
  *
  * Lock order: channel locks in ascending address order (select takes several). A channel lock
  * is a spinlock never held across a park; the park protocol's locks (run queues, idle list)
@@ -78,7 +84,8 @@ struct sudog {
     _Atomic uint32_t *claim;      /* shared by the cases of one select */
     uint32_t claim_val;           /* what a claimer writes: case index + 1 */
     int result;                   /* written by the claimer before sched_ready */
-    bool linked;                  /* under c->lock */
+    bool linked;                  /* in a queue; under c->lock */
+    bool counted;                 /* counted in nrecv_wait/nsend_wait (C6); under c->lock */
     bool is_send;
 };
 
@@ -96,9 +103,10 @@ struct ringo_chan {
     size_t elem_size;
     size_t cap;
     size_t cell_size;
-    uint64_t mask;                /* cap - 1 when cap is a power of two, else 0 */
+    uint64_t mask;                /* ncells - 1 when ncells is a power of two, else 0 */
+    size_t ncells;                /* cap, or 2 when cap == 1 (see ring_push) */
     char *cells;
-    char pad0[CACHELINE - 5 * sizeof(size_t)];
+    char pad0[CACHELINE - 6 * sizeof(size_t)];
     _Atomic uint64_t enq_pos;     /* pushes | CLOSED | RWAIT (buffered) */
     char pad1[CACHELINE - sizeof(uint64_t)];
     _Atomic uint64_t deq_pos;     /* pops | SWAIT */
@@ -182,11 +190,21 @@ static void wq_unlink(struct ringo_chan *c, struct waitq *q, struct sudog *s)
     else
         q->tail = s->prev;
     s->linked = false;
-    wait_dec(c, s->is_send);
 }
 
-/* Take the first waiter of q that we can claim (stale ones are unlinked on the way); skip
- * waiters that belong to the caller's own select (same claim word). */
+/* The waiter s is done with c for good (C6). Under c->lock. */
+static void uncount(struct ringo_chan *c, struct sudog *s)
+{
+    if (s->counted) {
+        s->counted = false;
+        wait_dec(c, s->is_send);
+    }
+}
+
+/* Take the first waiter of q that we can claim; skip waiters of the caller's own select (same
+ * claim word). Stale ones (their select won elsewhere, or timed out) are unlinked on the way but
+ * stay counted: their select uncounts them when it withdraws (C6). The caller sets the claimed
+ * waiter's result and uncounts it if that result is final. */
 static struct sudog *wq_claim(struct ringo_chan *c, struct waitq *q, _Atomic uint32_t *mine)
 {
     struct sudog *s = q->head;
@@ -211,7 +229,7 @@ static struct sudog *wq_claim(struct ringo_chan *c, struct waitq *q, _Atomic uin
 /* ------------------------------------------------------------------ ring */
 static inline struct cell *cell_at(struct ringo_chan *c, uint64_t pos)
 {
-    uint64_t i = c->mask ? (pos & c->mask) : (pos % c->cap);
+    uint64_t i = c->mask ? (pos & c->mask) : (pos % c->ncells);
     return (struct cell *)(c->cells + i * c->cell_size);
 }
 
@@ -233,6 +251,12 @@ static int ring_push(struct ringo_chan *c, const void *elem, bool fast)
         if (fast && (e & RWAIT_BIT))
             return DIVERT;
         uint64_t pos = e & POS_MASK;
+        /* One cell cannot tell "full with the value pushed at pos-1" (seq == pos) from "free for
+         * the push at pos" (seq == pos): a cap-1 channel has two cells and this check. A stale
+         * deq_pos only overstates the length (positions only grow): at worst a needless slow
+         * path, never an extra value. */
+        if (c->cap == 1 && pos - (atomic_load_explicit(&c->deq_pos, memory_order_acquire) & POS_MASK) >= 1)
+            return 0;
         struct cell *cl = cell_at(c, pos);
         /* acquire: the pop that freed this cell is done reading it */
         uint64_t seq = atomic_load_explicit(&cl->seq, memory_order_acquire);
@@ -273,7 +297,7 @@ static int ring_pop(struct ringo_chan *c, void *out, bool fast)
                                                       memory_order_relaxed)) {
                 copy_elem(c, out, cl + 1);
                 /* release: our read of the value before the cell reads as free */
-                atomic_store_explicit(&cl->seq, pos + c->cap, memory_order_release);
+                atomic_store_explicit(&cl->seq, pos + c->ncells, memory_order_release);
                 return 1;
             }
         } else if (dif < 0) {
@@ -340,6 +364,8 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
             if (!r)
                 break;
             r->result = ring_pop_wait(c, r->elem) ? 1 : R_RETRY; /* C4 */
+            if (r->result != R_RETRY)
+                uncount(c, r);
             r->next = *wake;
             *wake = r;
             progress = true;
@@ -350,6 +376,8 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
                 break;
             int p = ring_push_wait(c, s->elem);
             s->result = p == 1 ? 0 : p == -EPIPE ? -EPIPE : R_RETRY;
+            if (s->result != R_RETRY)
+                uncount(c, s);
             s->next = *wake;
             *wake = s;
             progress = true;
@@ -382,14 +410,15 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     c->elem_size = elem_size;
     c->cap = cap;
     if (cap) {
+        c->ncells = cap == 1 ? 2 : cap;
         c->cell_size = (sizeof(struct cell) + elem_size + 7) & ~(size_t)7;
-        c->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
-        if (posix_memalign((void **)&c->cells, CACHELINE, c->cell_size * cap) != 0) {
+        c->mask = (c->ncells & (c->ncells - 1)) == 0 ? c->ncells - 1 : 0;
+        if (posix_memalign((void **)&c->cells, CACHELINE, c->cell_size * c->ncells) != 0) {
             free(c);
             errno = ENOMEM;
             return NULL;
         }
-        for (size_t i = 0; i < cap; i++)
+        for (size_t i = 0; i < c->ncells; i++)
             atomic_init(&((struct cell *)(c->cells + i * c->cell_size))->seq, i);
     }
     return c;
@@ -447,6 +476,7 @@ static int try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint3
             return 0;
         copy_elem(c, r->elem, elem);
         r->result = 1;
+        uncount(c, r);
         r->next = *wake;
         *wake = r;
         *res = 0;
@@ -469,6 +499,7 @@ static int try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mi
         if (s) {
             copy_elem(c, out, s->elem);
             s->result = 0;
+            uncount(c, s);
             s->next = *wake;
             *wake = s;
             *res = 1;
@@ -509,10 +540,12 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
         if (p == -EPIPE)
             return -EPIPE;
     }
-    for (;;) {
+    for (bool retry = false;; retry = true) {
         struct sudog *wake = NULL;
         int res;
         chan_lock(c);
+        if (retry)
+            wait_dec(c, true); /* still counted from the last round (C6) */
         wait_inc(c, true); /* C3: announce before the re-check */
         if (try_send_locked(c, elem, NULL, &res, &wake)) {
             wait_dec(c, true);
@@ -528,8 +561,8 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
         struct g *self = sched_self();
         _Atomic uint32_t claim = 0;
         struct sudog me = { .g = self, .c = c, .elem = (void *)elem, .claim = &claim, .claim_val = 1,
-                            .is_send = true };
-        wq_push(&c->sendq, &me); /* counted in nsend_wait already */
+                            .is_send = true, .counted = true };
+        wq_push(&c->sendq, &me); /* counted above */
         sched_park_prepare(self, WR_CHAN_SEND);
         chan_unlock(c);
         sched_park(self, -1, NULL, 0);
@@ -547,10 +580,12 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
         if (ring_pop(c, out, true) == 1)
             return 1;
     }
-    for (;;) {
+    for (bool retry = false;; retry = true) {
         struct sudog *wake = NULL;
         int res;
         chan_lock(c);
+        if (retry)
+            wait_dec(c, false); /* still counted from the last round (C6) */
         wait_inc(c, false); /* C3: announce before the re-check */
         if (try_recv_locked(c, out, NULL, &res, &wake)) {
             wait_dec(c, false);
@@ -565,14 +600,14 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
         }
         struct g *self = sched_self();
         _Atomic uint32_t claim = 0;
-        struct sudog me = { .g = self, .c = c, .elem = out, .claim = &claim, .claim_val = 1 };
+        struct sudog me = { .g = self, .c = c, .elem = out, .claim = &claim, .claim_val = 1, .counted = true };
         wq_push(&c->recvq, &me);
         sched_park_prepare(self, WR_CHAN_RECV);
         chan_unlock(c);
         sched_park(self, -1, NULL, 0);
-        if (me.result == 1)
-            return 1;
-        /* R_RETRY: woken by close or by a claimer that lost the value (C4): look again */
+        if (me.result != R_RETRY)
+            return me.result; /* 1 value, or 0 closed with out zeroed by the closer (C5, C6) */
+        /* R_RETRY: the claimer lost the value to a fast-path receiver (C4): look again */
     }
 }
 
@@ -603,11 +638,23 @@ int ringo_chan_close(ringo_chan *c)
     struct sudog *s;
     while ((s = wq_claim(c, &c->sendq, NULL))) {
         s->result = -EPIPE;
+        uncount(c, s);
         s->next = wake;
         wake = s;
     }
+    /* receivers queue only on an empty ring; hand them whatever pushes were still completing,
+     * then, with no push possible any more (C5), the rest get "closed" (C6: final, out zeroed) */
+    if (c->cap)
+        settle(c, &wake);
     while ((s = wq_claim(c, &c->recvq, NULL))) {
-        s->result = R_RETRY; /* it drains what is buffered, then sees closed */
+        if (c->cap && ring_pop_wait(c, s->elem)) {
+            s->result = 1;
+        } else {
+            if (s->elem && c->elem_size)
+                memset(s->elem, 0, c->elem_size);
+            s->result = 0;
+        }
+        uncount(c, s);
         s->next = wake;
         wake = s;
     }
@@ -663,26 +710,26 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
         order[i] = order[j];
         order[j] = (uint16_t)i;
     }
-    /* distinct channels in address order: the lock order */
-    size_t nch = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ringo_chan *c = cases[i].chan;
-        if (!c)
-            continue;
-        size_t k = 0;
-        while (k < nch && chans[k] < c)
-            k++;
-        if (k < nch && chans[k] == c)
-            continue;
-        memmove(&chans[k + 1], &chans[k], (nch - k) * sizeof *chans);
-        chans[k] = c;
-        nch++;
-    }
-
     int ret;
     for (;;) {
         struct sudog *wake = NULL;
         int res;
+        /* distinct channels in address order: the lock order */
+        size_t nch = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct ringo_chan *c = cases[i].chan;
+            if (!c)
+                continue;
+            size_t k = 0;
+            while (k < nch && chans[k] < c)
+                k++;
+            if (k < nch && chans[k] == c)
+                continue;
+            memmove(&chans[k + 1], &chans[k], (nch - k) * sizeof *chans);
+            chans[k] = c;
+            nch++;
+        }
+
         /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
         lock_all(chans, nch);
         _Atomic uint32_t claim = 0;
@@ -750,19 +797,36 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
                 continue;
             bool snd = cases[i].op == RINGO_SEND;
             sg[i] = (struct sudog){ .g = self, .c = c, .elem = cases[i].elem, .claim = &claim,
-                                    .claim_val = (uint32_t)i + 1, .is_send = snd };
+                                    .claim_val = (uint32_t)i + 1, .is_send = snd, .counted = true };
             wq_push(snd ? &c->sendq : &c->recvq, &sg[i]); /* counted above */
         }
         sched_park_prepare_until(self, nch ? WR_SELECT : WR_SELECT_NONE, deadline);
         unlock_all(chans, nch);
         int pr = sched_park(self, deadline, &claim, CLAIM_TIMEOUT);
-        /* withdraw from every channel that still holds us */
-        lock_all(chans, nch);
-        for (size_t i = 0; i < n; i++)
-            if (cases[i].chan && sg[i].linked)
+        /* Withdraw from every channel where a case of ours is still counted (C6). Only we
+         * uncount our stale cases, so these flags are stable; the winning case was uncounted by
+         * its claimer if its result is final, and that channel may already be freed: do not
+         * touch it then. */
+        size_t nw = 0;
+        for (size_t k = 0; k < nch; k++) {
+            bool mine = false;
+            for (size_t i = 0; i < n; i++)
+                if (cases[i].chan == chans[k] && sg[i].counted)
+                    mine = true;
+            if (mine)
+                chans[nw++] = chans[k]; /* still in address order */
+        }
+        lock_all(chans, nw);
+        for (size_t i = 0; i < n; i++) {
+            if (!cases[i].chan || !sg[i].counted)
+                continue;
+            if (sg[i].linked)
                 wq_unlink(cases[i].chan, cases[i].op == RINGO_SEND ? &cases[i].chan->sendq : &cases[i].chan->recvq,
                           &sg[i]);
-        unlock_all(chans, nch);
+            uncount(cases[i].chan, &sg[i]);
+        }
+        unlock_all(chans, nw);
+        /* a retry (below) collects the channels again at the top */
         if (pr == -ETIMEDOUT) {
             ret = -ETIMEDOUT;
             break;

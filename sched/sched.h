@@ -186,7 +186,8 @@ struct sched {
     unsigned ring_entries;
     unsigned disable;             /* RINGO_DISABLE bits */
     unsigned debug;               /* RINGO_DEBUG bits */
-    unsigned schedtrace_ms;
+    unsigned schedtrace_ms;       /* RINGO_DEBUG=schedtrace=MS */
+    unsigned hog_ms;              /* RINGO_DEBUG=hog=MS */
 
     /* global run queue: plain-thread readies, spawns from plain threads, overflow */
     pthread_mutex_t gq_lock;
@@ -235,7 +236,7 @@ extern _Atomic int sched_fence_word;
 enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8,
        DIS_MULTISHOT = 16 };
 /* RINGO_DEBUG bits */
-enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16 };
+enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16, DBG_HOG = 32 };
 
 /* ------------------------------------------------------------------ context switch (arch/) */
 void sched_ctx_switch(void **save_sp, void *to_sp);

@@ -725,6 +725,8 @@ static unsigned parse_flags(const char *env, const char *const *names, unsigned 
                 bits |= 1u << i;
                 if (eq && strcmp(tok, "schedtrace") == 0)
                     sched.schedtrace_ms = (unsigned)atoi(eq + 1);
+                if (eq && strcmp(tok, "hog") == 0)
+                    sched.hog_ms = (unsigned)atoi(eq + 1);
                 break;
             }
         if (i == n)
@@ -737,9 +739,9 @@ static int start_locked(void)
 {
     static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
                                              "multishot" };
-    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose" };
+    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
     sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
-    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 5);
+    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
 
     cpu_set_t allowed;
     CPU_ZERO(&allowed);

@@ -1,0 +1,1 @@
+# sched/debug.mk: observability (monitor thread); owned by the debug work

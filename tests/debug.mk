@@ -1,0 +1,1 @@
+# tests/debug.mk: debugging tools tests
