@@ -4,6 +4,7 @@
  * fixed array so that lookups from a signal handler need no lock. */
 #include "kernel_iface/stackmem.h"
 #include <errno.h>
+#include <numaif.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,14 +19,21 @@
 #define STK_CHUNK_SLOTS 256u
 #define STK_MAX_CHUNKS  16384u /* 4 Mi stacks */
 
+#define STK_MAX_NODES   1024u
+
 static size_t slot_bytes;
 static enum stk_guard_kind guard_kind = STK_GUARD_MPROTECT;
+static bool numa_bind;
 static pthread_mutex_t carve_lock = PTHREAD_MUTEX_INITIALIZER;
 /* chunk bases: written under carve_lock with release, read anywhere with acquire */
 static _Atomic(char *) chunks[STK_MAX_CHUNKS];
-/* slots carved; written under carve_lock (release: the slot's guard is installed first),
+/* chunks allocated; written under carve_lock (release: the chunk pointer is stored first),
  * read anywhere (acquire) */
-static _Atomic size_t carved;
+static _Atomic size_t nchunks;
+/* per node (index node + 1; 0 = no preference): the chunk being carved and the next slot in
+ * it; under carve_lock */
+static struct { size_t chunk, next; bool any; } cur[STK_MAX_NODES + 1];
+static size_t ncarved; /* under carve_lock: for the mprotect limit */
 
 static size_t max_mprotect_stacks(void)
 {
@@ -62,35 +70,55 @@ int stk_setup(size_t bytes, bool allow_madvise)
     return 0;
 }
 
+void stk_set_numa(bool numa) { numa_bind = numa; }
 enum stk_guard_kind stk_guard_kind(void) { return guard_kind; }
 size_t stk_slot_bytes(void) { return slot_bytes; }
 
-void *stk_carve(void)
+/* A new chunk for node (-1: none), bound to it. Under carve_lock. */
+static bool new_chunk(int node, size_t *ci)
 {
-    pthread_mutex_lock(&carve_lock);
-    size_t n = atomic_load_explicit(&carved, memory_order_relaxed); /* own: under carve_lock */
-    size_t ci = n / STK_CHUNK_SLOTS;
-    char *base = NULL;
-    if (ci >= STK_MAX_CHUNKS)
-        goto fail;
-    if (guard_kind == STK_GUARD_MPROTECT && n >= max_mprotect_stacks())
-        goto fail;
-    base = atomic_load_explicit(&chunks[ci], memory_order_relaxed); /* own: under carve_lock */
-    if (!base) {
-        base = mmap(NULL, slot_bytes * STK_CHUNK_SLOTS, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (base == MAP_FAILED)
-            goto fail;
-        /* release: a lookup that sees the chunk sees a valid mapping */
-        atomic_store_explicit(&chunks[ci], base, memory_order_release);
+    size_t n = atomic_load_explicit(&nchunks, memory_order_relaxed); /* own: under carve_lock */
+    if (n >= STK_MAX_CHUNKS)
+        return false;
+    char *base = mmap(NULL, slot_bytes * STK_CHUNK_SLOTS, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return false;
+    if (numa_bind && node >= 0 && node < 64 * 16) {
+        unsigned long mask[16] = { 0 };
+        mask[node / 64] = 1ul << (node % 64);
+        /* preferred, not bind: local pages when the node has memory, elsewhere rather than an
+         * OOM kill when it has not. Best effort: a refusal (seccomp) leaves first-touch. */
+        mbind(base, slot_bytes * STK_CHUNK_SLOTS, MPOL_PREFERRED, mask, 64 * 16, 0);
     }
-    char *slot = base + (n % STK_CHUNK_SLOTS) * slot_bytes;
+    atomic_store_explicit(&chunks[n], base, memory_order_release); /* lookups see a valid mapping */
+    atomic_store_explicit(&nchunks, n + 1, memory_order_release);
+    *ci = n;
+    return true;
+}
+
+void *stk_carve(int node)
+{
+    unsigned k = node >= 0 && node < (int)STK_MAX_NODES ? (unsigned)node + 1 : 0;
+    pthread_mutex_lock(&carve_lock);
+    if (guard_kind == STK_GUARD_MPROTECT && ncarved >= max_mprotect_stacks())
+        goto fail;
+    if (!cur[k].any || cur[k].next == STK_CHUNK_SLOTS) {
+        size_t ci;
+        if (!new_chunk(k ? (int)k - 1 : -1, &ci))
+            goto fail;
+        cur[k].chunk = ci;
+        cur[k].next = 0;
+        cur[k].any = true;
+    }
+    char *base = atomic_load_explicit(&chunks[cur[k].chunk], memory_order_relaxed); /* own */
+    char *slot = base + cur[k].next * slot_bytes;
     int r = guard_kind == STK_GUARD_MADVISE ? madvise(slot, STK_GUARD, MADV_GUARD_INSTALL)
                                             : mprotect(slot, STK_GUARD, PROT_NONE);
     if (r != 0)
         goto fail;
-    /* release: stk_count/stk_slot readers see the slot only once it is guarded */
-    atomic_store_explicit(&carved, n + 1, memory_order_release);
+    cur[k].next++;
+    ncarved++;
     pthread_mutex_unlock(&carve_lock);
     return slot;
 fail:
@@ -101,7 +129,8 @@ fail:
 
 size_t stk_count(void)
 {
-    return atomic_load_explicit(&carved, memory_order_acquire); /* pairs with stk_carve */
+    /* acquire: pairs with new_chunk; uncarved slots of a chunk read as zeroes */
+    return atomic_load_explicit(&nchunks, memory_order_acquire) * STK_CHUNK_SLOTS;
 }
 
 void *stk_slot(size_t i)
@@ -112,10 +141,9 @@ void *stk_slot(size_t i)
 
 void *stk_lookup(const void *addr, bool *in_guard)
 {
-    size_t n = stk_count();
-    size_t nchunks = (n + STK_CHUNK_SLOTS - 1) / STK_CHUNK_SLOTS;
+    size_t nc = atomic_load_explicit(&nchunks, memory_order_acquire); /* pairs with new_chunk */
     const char *a = addr;
-    for (size_t ci = 0; ci < nchunks; ci++) {
+    for (size_t ci = 0; ci < nc; ci++) {
         char *base = atomic_load_explicit(&chunks[ci], memory_order_acquire); /* pairs with carve */
         if (!base || a < base || a >= base + slot_bytes * STK_CHUNK_SLOTS)
             continue;

@@ -4,9 +4,13 @@
  * carved, with madvise(MADV_GUARD_INSTALL) (Linux 6.13+: no VMA per guard, so a million guarded
  * stacks fit under vm.max_map_count) or, as a fallback, mprotect(PROT_NONE) (one VMA split per
  * stack; stk_setup says once how many stacks that allows).
- * Invariants: slots are never unmapped (a slot, once carved, stays valid memory for the life of
- * the process, so a racy reader such as the dump or the SIGSEGV handler never faults on it);
- * slot i of the arena is at a fixed address; the chunk table only grows.
+ * NUMA: each chunk belongs to one node (stk_carve(node)) and its pages are given a preferred
+ * policy for that node (mbind MPOL_PREFERRED: local memory when the node has it, other nodes
+ * rather than an OOM kill when it has not), so a stack, pooled and reused, stays on its node.
+ * Invariants: chunks are never unmapped (every slot of an allocated chunk stays valid memory for
+ * the life of the process, so a racy reader such as the dump or the SIGSEGV handler never faults
+ * on it; a slot not carved yet reads as zeroes); slot i is at a fixed address; the chunk table
+ * only grows.
  * Contexts: stk_carve may be called from any thread (it takes a mutex); stk_lookup is
  * async-signal-safe (reads the chunk table with acquire loads).
  * Depends on: libc only. Knows nothing of goroutines. */
@@ -22,12 +26,15 @@ enum stk_guard_kind { STK_GUARD_MADVISE, STK_GUARD_MPROTECT };
 /* Configure once, before the first stk_carve: slot_bytes is the whole slot (guard included),
  * a multiple of the page size. allow_madvise false forces the mprotect fallback. */
 int    stk_setup(size_t slot_bytes, bool allow_madvise);
+/* Bind new chunks to their node (numa: the machine has NUMA and libnuma works). */
+void   stk_set_numa(bool numa);
 enum stk_guard_kind stk_guard_kind(void);
 size_t stk_slot_bytes(void);
-/* Carve a fresh slot; returns its base (the guard page) or NULL (ENOMEM, or the mprotect
- * fallback ran out of mappings). */
-void  *stk_carve(void);
-/* Number of slots carved so far, and the base of slot i (< stk_count()). */
+/* Carve a fresh slot from node's chunks (node: a NUMA node id, or -1 for no preference);
+ * returns its base (the guard page) or NULL (ENOMEM, or the mprotect fallback ran out of
+ * mappings). */
+void  *stk_carve(int node);
+/* Number of slots in allocated chunks (carved or not), and the base of slot i (< stk_count()). */
 size_t stk_count(void);
 void  *stk_slot(size_t i);
 /* Which slot holds addr: returns the slot base or NULL; *in_guard tells whether addr lies in

@@ -85,6 +85,8 @@ static void g_release_pages(struct g *g)
     stk_release(g->stack_lo, (size_t)(top_page - g->stack_lo));
 }
 
+/* A stack for a goroutine spawned by w (NULL: a plain thread), from the node it will run on
+ * first: w's pool, then w's node's global pool, then a new slot from that node's chunks. */
 static struct g *pool_get(struct worker *w)
 {
     if (w && w->pool) {
@@ -93,26 +95,30 @@ static struct g *pool_get(struct worker *w)
         w->npool--;
         return g;
     }
+    int node = w ? (int)w->node : sched_thread_node();
+    struct gpool *gp = &sched.gpool[node];
     struct g *g = NULL;
-    pthread_mutex_lock(&sched.pool_lock);
-    if (sched.gpool) {
-        g = sched.gpool;
-        sched.gpool = g->schedlink;
-        atomic_fetch_sub_explicit(&sched.ngpool, 1, memory_order_relaxed); /* under pool_lock */
-        /* refill the worker pool with a batch, so the next spawns stay lock-free */
-        while (w && sched.gpool && w->npool < POOL_BATCH) {
-            struct g *x = sched.gpool;
-            sched.gpool = x->schedlink;
-            atomic_fetch_sub_explicit(&sched.ngpool, 1, memory_order_relaxed); /* under pool_lock */
-            x->schedlink = w->pool;
-            w->pool = x;
-            w->npool++;
+    if (atomic_load_explicit(&gp->n, memory_order_relaxed)) { /* hint; checked under the lock */
+        pthread_mutex_lock(&gp->lock);
+        if (gp->head) {
+            g = gp->head;
+            gp->head = g->schedlink;
+            atomic_fetch_sub_explicit(&gp->n, 1, memory_order_relaxed); /* under lock */
+            /* refill the worker pool with a batch, so the next spawns stay lock-free */
+            while (w && gp->head && w->npool < POOL_BATCH) {
+                struct g *x = gp->head;
+                gp->head = x->schedlink;
+                atomic_fetch_sub_explicit(&gp->n, 1, memory_order_relaxed); /* under lock */
+                x->schedlink = w->pool;
+                w->pool = x;
+                w->npool++;
+            }
         }
+        pthread_mutex_unlock(&gp->lock);
     }
-    pthread_mutex_unlock(&sched.pool_lock);
     if (g)
         return g;
-    char *slot = stk_carve();
+    char *slot = stk_carve(sched.node_ids[node]);
     return slot ? g_from_slot(slot) : NULL;
 }
 
@@ -132,7 +138,8 @@ void sched_g_free(struct worker *w, struct g *g)
         return;
     /* S2: move a batch to the global pool, giving their pages back if it is large already */
     struct g *head = NULL, *tail = NULL;
-    bool release = atomic_load_explicit(&sched.ngpool, memory_order_relaxed) >= GPOOL_HOT; /* hint only */
+    struct gpool *gp = &sched.gpool[w->node]; /* the stacks stay on this worker's node */
+    bool release = atomic_load_explicit(&gp->n, memory_order_relaxed) >= GPOOL_HOT; /* hint only */
     for (unsigned i = 0; i < POOL_BATCH; i++) {
         struct g *x = w->pool;
         w->pool = x->schedlink;
@@ -144,11 +151,11 @@ void sched_g_free(struct worker *w, struct g *g)
         if (!tail)
             tail = x;
     }
-    pthread_mutex_lock(&sched.pool_lock);
-    tail->schedlink = sched.gpool;
-    sched.gpool = head;
-    atomic_fetch_add_explicit(&sched.ngpool, POOL_BATCH, memory_order_relaxed); /* under pool_lock */
-    pthread_mutex_unlock(&sched.pool_lock);
+    pthread_mutex_lock(&gp->lock);
+    tail->schedlink = gp->head;
+    gp->head = head;
+    atomic_fetch_add_explicit(&gp->n, POOL_BATCH, memory_order_relaxed); /* under lock */
+    pthread_mutex_unlock(&gp->lock);
 }
 
 static int64_t new_id(struct worker *w)
@@ -236,7 +243,7 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
         sched_global_push(g);
         return id;
     }
-    atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by gq_lock */
+    atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by the queue lock */
     sched_global_push(g);
     return id;
 }

@@ -28,6 +28,7 @@
 #define RINGO_SCHED_H
 
 #include "ringo.h"
+#include "kernel_iface/topology.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -167,8 +168,7 @@ struct worker {
     /* -- sleeping */
     _Atomic uint32_t wake;        /* futex word: 0 asleep/announced, 1 woken */
     bool spinning;                /* own: counted in sched.nspinning */
-    bool idle;                    /* on the idle list; under sched.idle_lock */
-    struct worker *idle_next;     /* under sched.idle_lock */
+    bool idle;                    /* idle (asleep or about to be); under sched.idle_lock */
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
@@ -189,14 +189,25 @@ struct sched {
     unsigned schedtrace_ms;       /* RINGO_DEBUG=schedtrace=MS */
     unsigned hog_ms;              /* RINGO_DEBUG=hog=MS */
 
-    /* global run queue: plain-thread readies, spawns from plain threads, overflow */
-    pthread_mutex_t gq_lock;
-    struct g *gq_head, *gq_tail;  /* under gq_lock */
-    _Atomic uint32_t gq_len;      /* written under gq_lock; peeked without it */
+    /* NUMA (kernel_iface/topology): node positions, the policy, one global queue and one
+     * stack pool per node position. Without NUMA there is one node. */
+    unsigned nnodes;
+    int *node_ids;                /* position -> node id */
+    bool have_pol;
+    struct topo_policy pol;
 
-    /* idle workers: a stack under idle_lock; nidle mirrors its length */
+    /* global run queues, one per node: plain-thread readies (queued on the thread's node),
+     * spawns from plain threads, overflow of a worker's ring (its node) */
+    struct gqueue {
+        pthread_mutex_t lock;
+        struct g *head, *tail;    /* under lock */
+        _Atomic uint32_t len;     /* written under lock; peeked without it */
+        char pad[CACHELINE];
+    } *gq;
+    _Atomic uint32_t gq_len;      /* total over all nodes; changed under a queue lock; peeks */
+
+    /* idle workers: w->idle flags under idle_lock; nidle counts them */
     pthread_mutex_t idle_lock;
-    struct worker *idle;
     _Atomic uint32_t nidle;       /* seq_cst: Dekker pair with producers (worker.c) */
     _Atomic uint32_t nspinning;   /* seq_cst: workers spinning for work */
 
@@ -212,10 +223,12 @@ struct sched {
     struct g *allthreads;         /* under tlock */
     struct g *free_threads;       /* under tlock: reused so a late futex_wake never hits freed memory */
 
-    /* global stack pool: surplus from workers, pages given back; under pool_lock */
-    pthread_mutex_t pool_lock;
-    struct g *gpool;
-    _Atomic size_t ngpool;        /* changed under pool_lock; read as a hint without it */
+    /* global stack pools, one per node: surplus from that node's workers */
+    struct gpool {
+        pthread_mutex_t lock;
+        struct g *head;           /* under lock */
+        _Atomic size_t n;         /* changed under lock; read as a hint without it */
+    } *gpool;
 
     _Atomic int64_t next_id;      /* id blocks; relaxed: uniqueness is all that matters */
 };
@@ -259,6 +272,7 @@ void sched_enqueue_ready(struct g *g);
 void sched_post_switch(struct worker *w);
 void sched_wakep(void);
 void sched_global_push(struct g *g);
+int  sched_thread_node(void);                 /* node position for work born on this thread */
 uint32_t sched_fastrand(void);
 
 /* ------------------------------------------------------------------ goroutines (goroutine.c) */

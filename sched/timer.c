@@ -13,7 +13,7 @@
  *       goroutine returning from park, which calls sched_timer_del (takes tlock), never leaves
  *       the frame that holds t or the claim word while the firing side still touches them.
  *   w->tfirst mirrors heap[0]->when (INT64_MAX when empty): written under tlock, peeked relaxed.
- * Lock order: a worker's tlock may be held while readying (idle_lock, gq_lock are taken inside);
+ * Lock order: a worker's tlock may be held while readying (idle_lock and the global queue locks are taken inside);
  * nothing takes tlock while holding those.
  * Depends on: nothing below sched.
  */

@@ -5,8 +5,7 @@
  * spinning, sleeping on the wake word, and waking exactly one sleeper when work appears.
  *
  * Invariants: see sched.h (I1-I5). In addition:
- *   W1  A worker is on the idle list iff w->idle; sched.nidle equals the list length. Both change
- *       only under sched.idle_lock.
+ *   W1  sched.nidle counts the workers with w->idle set; both change only under sched.idle_lock.
  *   W2  A worker taken off the idle list by sched_wakep is counted in sched.nspinning and has
  *       w->wake == 1 before the lock is dropped; it resumes as a spinning worker.
  *   W3  sched.nspinning counts workers with w->spinning set (plus those being woken, W2).
@@ -14,7 +13,7 @@
  * No lost wake-up (the StoreLoad recipe, after Go's proc.go):
  *   Producer of work that only a sleeping worker could run (global queue push from a plain
  *   thread, or from g0):
- *     1. publish the work (gq push under gq_lock; gq_len store);
+ *     1. publish the work (push on a node's global queue under its lock; gq_len store);
  *     2. atomic_thread_fence(seq_cst)                                  -- StoreLoad
  *     3. read sched.nspinning and sched.nidle; if nobody spins and someone idles, wake one.
  *   Worker going to sleep:
@@ -58,10 +57,8 @@
 #endif
 
 struct sched sched = {
-    .gq_lock = PTHREAD_MUTEX_INITIALIZER,
     .idle_lock = PTHREAD_MUTEX_INITIALIZER,
     .tlock = PTHREAD_MUTEX_INITIALIZER,
-    .pool_lock = PTHREAD_MUTEX_INITIALIZER,
     .next_id = 1,
 };
 
@@ -121,6 +118,26 @@ static bool runq_push(struct worker *w, struct g *g)
     return true;
 }
 
+/* ================================================================== global queues (per node) */
+
+/* Append n goroutines to q. The total sched.gq_len is bumped with an RMW (several queues). */
+static void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n)
+{
+    pthread_mutex_lock(&q->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        gs[i]->schedlink = NULL;
+        if (q->tail)
+            q->tail->schedlink = gs[i];
+        else
+            q->head = gs[i];
+        q->tail = gs[i];
+    }
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+                          memory_order_relaxed); /* under q->lock; peeks tolerate staleness */
+    atomic_fetch_add(&sched.gq_len, n); /* seq_cst: step 1 of the recipe for sleepers */
+    pthread_mutex_unlock(&q->lock);
+}
+
 /* Owner only: move half of the ring plus g to the global queue (Go's runqputslow). */
 static void runq_push_slow(struct worker *w, struct g *g)
 {
@@ -143,18 +160,7 @@ static void runq_push_slow(struct worker *w, struct g *g)
         return;
     }
     batch[n++] = g;
-    pthread_mutex_lock(&sched.gq_lock);
-    for (uint32_t i = 0; i < n; i++) {
-        batch[i]->schedlink = NULL;
-        if (sched.gq_tail)
-            sched.gq_tail->schedlink = batch[i];
-        else
-            sched.gq_head = batch[i];
-        sched.gq_tail = batch[i];
-    }
-    atomic_store_explicit(&sched.gq_len, atomic_load_explicit(&sched.gq_len, memory_order_relaxed) + n,
-                          memory_order_relaxed); /* under gq_lock; peeks tolerate staleness (see findrunnable) */
-    pthread_mutex_unlock(&sched.gq_lock);
+    gq_push_list(&sched.gq[w->node], batch, n);
     return;
 global_one:
     sched_global_push(g);
@@ -228,34 +234,36 @@ static struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnex
     }
 }
 
-/* ================================================================== global queue */
+/* Node position where work born on the calling plain thread is queued: its CPU's node, or
+ * the nearest node that has workers (policy.node_home). */
+int sched_thread_node(void)
+{
+    if (!sched.have_pol)
+        return 0;
+    return topo_policy_node_of_cpu(&sched.pol, sched_getcpu());
+}
+
+static void wakep_node(int node);
 
 void sched_global_push(struct g *g)
 {
-    g->schedlink = NULL;
-    pthread_mutex_lock(&sched.gq_lock);
-    if (sched.gq_tail)
-        sched.gq_tail->schedlink = g;
-    else
-        sched.gq_head = g;
-    sched.gq_tail = g;
-    atomic_store_explicit(&sched.gq_len, atomic_load_explicit(&sched.gq_len, memory_order_relaxed) + 1,
-                          memory_order_relaxed); /* under gq_lock */
-    pthread_mutex_unlock(&sched.gq_lock);
+    struct worker *w = sched_cur_worker();
+    int node = w ? (int)w->node : sched_thread_node();
+    gq_push_list(&sched.gq[node], &g, 1);
     /* StoreLoad (step 2 of the recipe): the push above before the counter reads in wakep */
     sched_fence_seq_cst();
-    sched_wakep();
+    wakep_node(node);
 }
 
-/* Take a batch from the global queue into w's ring; return one g to run. */
-static struct g *global_get(struct worker *w, uint32_t max)
+/* Take a batch from one global queue into w's ring; return one g to run. */
+static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
 {
-    if (atomic_load_explicit(&sched.gq_len, memory_order_relaxed) == 0) /* peek; authoritative under the lock */
+    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0) /* peek; authoritative under the lock */
         return NULL;
-    pthread_mutex_lock(&sched.gq_lock);
-    uint32_t len = atomic_load_explicit(&sched.gq_len, memory_order_relaxed);
+    pthread_mutex_lock(&q->lock);
+    uint32_t len = atomic_load_explicit(&q->len, memory_order_relaxed);
     if (len == 0) {
-        pthread_mutex_unlock(&sched.gq_lock);
+        pthread_mutex_unlock(&q->lock);
         return NULL;
     }
     uint32_t n = len / sched.nprocs + 1;
@@ -265,20 +273,36 @@ static struct g *global_get(struct worker *w, uint32_t max)
         n = max;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
-    struct g *first = sched.gq_head;
-    struct g *g = first;
-    sched.gq_head = first->schedlink;
+    struct g *first = q->head;
+    q->head = first->schedlink;
     for (uint32_t i = 1; i < n; i++) {
-        g = sched.gq_head;
-        sched.gq_head = g->schedlink;
+        struct g *g = q->head;
+        q->head = g->schedlink;
         runq_put(w, g);
     }
-    if (!sched.gq_head)
-        sched.gq_tail = NULL;
-    atomic_store_explicit(&sched.gq_len, len - n, memory_order_relaxed); /* under gq_lock */
-    pthread_mutex_unlock(&sched.gq_lock);
+    if (!q->head)
+        q->tail = NULL;
+    atomic_store_explicit(&q->len, len - n, memory_order_relaxed); /* under q->lock */
+    atomic_fetch_sub(&sched.gq_len, n);
+    pthread_mutex_unlock(&q->lock);
     first->schedlink = NULL;
     return first;
+}
+
+/* The global queues, own node first, then the others by distance (policy.node_order). */
+static struct g *global_get(struct worker *w, uint32_t max)
+{
+    if (atomic_load_explicit(&sched.gq_len, memory_order_relaxed) == 0) /* peek */
+        return NULL;
+    if (!sched.have_pol || sched.nnodes == 1)
+        return gq_get(w, &sched.gq[0], max);
+    const unsigned *order = &sched.pol.node_order[w->node * sched.pol.nnodes_used];
+    for (unsigned k = 0; k < sched.pol.nnodes_used; k++) {
+        struct g *g = gq_get(w, &sched.gq[order[k]], max);
+        if (g)
+            return g;
+    }
+    return NULL;
 }
 
 /* ================================================================== waking */
@@ -288,24 +312,44 @@ static void worker_kick(struct worker *v)
     sched_io_kick(v); /* futex wake, or whatever the worker's sleep waits on (io.c) */
 }
 
-void sched_wakep(void)
+/* Wake one idle worker, the nearest to node (policy.wake_order: same node first). */
+static void wakep_node(int node)
 {
     /* seq_cst loads: step 3 of the recipe (the caller fenced after publishing, if it must) */
     if (atomic_load(&sched.nspinning) != 0 || atomic_load(&sched.nidle) == 0)
         return;
     pthread_mutex_lock(&sched.idle_lock);
-    struct worker *v = sched.idle;
-    if (!v || atomic_load(&sched.nspinning) != 0) {
+    struct worker *v = NULL;
+    if (atomic_load(&sched.nspinning) == 0) {
+        if (sched.have_pol) {
+            const unsigned *order = &sched.pol.wake_order[(unsigned)node * sched.nprocs];
+            for (unsigned k = 0; k < sched.nprocs && !v; k++)
+                if (sched.w[order[k]]->idle)
+                    v = sched.w[order[k]];
+        } else {
+            for (unsigned k = 0; k < sched.nprocs && !v; k++)
+                if (sched.w[k]->idle)
+                    v = sched.w[k];
+        }
+    }
+    if (!v) {
         pthread_mutex_unlock(&sched.idle_lock);
         return;
     }
-    sched.idle = v->idle_next;
     v->idle = false;
     atomic_fetch_sub(&sched.nidle, 1);          /* W1 */
     atomic_fetch_add(&sched.nspinning, 1);      /* W2: the woken worker starts out spinning */
     atomic_store_explicit(&v->wake, 1, memory_order_release); /* W2; pairs with the sleeper's acquire */
     pthread_mutex_unlock(&sched.idle_lock);
     worker_kick(v);
+}
+
+void sched_wakep(void)
+{
+    if (atomic_load_explicit(&sched.nidle, memory_order_relaxed) == 0) /* cheap exit; wakep_node re-reads */
+        return;
+    struct worker *w = sched_cur_worker();
+    wakep_node(w ? (int)w->node : sched_thread_node());
 }
 
 /* Stop spinning after finding work; if we were the last spinner, start another so that a
@@ -508,10 +552,6 @@ static bool idle_leave(struct worker *w)
     pthread_mutex_lock(&sched.idle_lock);
     bool was = w->idle;
     if (was) {
-        struct worker **pp = &sched.idle;
-        while (*pp != w)
-            pp = &(*pp)->idle_next;
-        *pp = w->idle_next;
         w->idle = false;
         atomic_fetch_sub(&sched.nidle, 1); /* W1 */
     }
@@ -578,8 +618,6 @@ static struct g *findrunnable(struct worker *w)
         /* step b: announce */
         pthread_mutex_lock(&sched.idle_lock);
         w->idle = true;
-        w->idle_next = sched.idle;
-        sched.idle = w;
         atomic_fetch_add(&sched.nidle, 1); /* W1; seq_cst */
         pthread_mutex_unlock(&sched.idle_lock);
         sched_fence_seq_cst();     /* step c */
@@ -790,10 +828,26 @@ static int start_locked(void)
     bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
     if (have_topo && (sched.debug & DBG_TOPOLOGY)) {
         topo_print(&topo, stderr);
+        if (have_pol)
+            topo_policy_print(&pol, stderr);
         for (unsigned i = 0; i < sched.nprocs; i++)
             fprintf(stderr, "ringo: worker %u -> cpu %d -> node %d%s\n", i, worker_cpus[i],
                     have_pol ? topo.node_id[pol.worker_node[i]] : 0, sched.pin ? "" : " (not pinned)");
     }
+    sched.have_pol = have_pol;
+    sched.nnodes = have_pol ? pol.nnodes : 1;
+    sched.node_ids = calloc(sched.nnodes, sizeof(int));
+    sched.gq = calloc(sched.nnodes, sizeof *sched.gq);
+    sched.gpool = calloc(sched.nnodes, sizeof *sched.gpool);
+    if (!sched.node_ids || !sched.gq || !sched.gpool)
+        return -ENOMEM;
+    for (unsigned n = 0; n < sched.nnodes; n++) {
+        sched.node_ids[n] = have_pol ? pol.node_id[n] : -1;
+        pthread_mutex_init(&sched.gq[n].lock, NULL);
+        pthread_mutex_init(&sched.gpool[n].lock, NULL);
+    }
+    /* bind stack chunks to their node when the machine has NUMA that libnuma can drive */
+    stk_set_numa(have_pol && topo.source && strcmp(topo.source, "libnuma") == 0);
 
     sched.w = calloc(sched.nprocs, sizeof *sched.w);
     if (!sched.w)
@@ -816,7 +870,7 @@ static int start_locked(void)
         sched.w[i] = w;
     }
     if (have_pol)
-        topo_policy_free(&pol);
+        sched.pol = pol; /* kept for the life of the process: wake order, node order, cpu homes */
     if (have_topo)
         topo_free(&topo);
 

@@ -9,6 +9,9 @@
 #include <sys/resource.h>
 #include "tests/testutil.h"
 #include "kernel_iface/stackmem.h"
+#include "sched/sched.h"
+#include <numa.h>
+#include <numaif.h>
 
 /* ------------------------------------------------------------------ helpers */
 static long rss_pages(void)
@@ -390,6 +393,45 @@ static void test_goroutine_mprotect_guard_fallback_and_enomem(void **state)
     assert_non_null(strstr(r.out, "mprotect guard pages allow about"));
 }
 
+/* ------------------------------------------------------------------ NUMA placement */
+struct where { void *stack_addr; int worker_node_id; struct ringo_waitgroup wg; };
+static void report_stack(void *p)
+{
+    struct where *a = p;
+    volatile char here[64];
+    here[0] = 1;
+    a->stack_addr = (void *)here;
+    struct worker *w = sched_cur_worker();
+    a->worker_node_id = sched.node_ids[w->node];
+    ringo_wg_done(&a->wg);
+}
+
+static void test_goroutine_stack_pages_are_on_the_workers_node(void **state)
+{
+    (void)state;
+    if (numa_available() < 0)
+        skip();
+    struct where a = { .wg = RINGO_WAITGROUP_INIT };
+    ringo_wg_add(&a.wg, 1);
+    ringo_go(report_stack, &a);
+    ringo_wg_wait(&a.wg);
+    assert_true(a.worker_node_id >= 0);
+    /* the chunk carries a preferred policy for the worker's node */
+    int mode = -1;
+    unsigned long mask[16] = { 0 };
+    assert_int_equal(get_mempolicy(&mode, mask, 64 * 16, a.stack_addr, MPOL_F_ADDR), 0);
+    assert_int_equal(mode, MPOL_PREFERRED);
+    assert_true(mask[a.worker_node_id / 64] & (1ul << (a.worker_node_id % 64)));
+    /* and the page itself is there (get_mempolicy and move_pages agree) */
+    int node = -1;
+    assert_int_equal(get_mempolicy(&node, NULL, 0, a.stack_addr, MPOL_F_NODE | MPOL_F_ADDR), 0);
+    assert_int_equal(node, a.worker_node_id);
+    void *page = (void *)((uintptr_t)a.stack_addr & ~(uintptr_t)4095);
+    int status = -1;
+    assert_int_equal(move_pages(0, 1, &page, NULL, &status, 0), 0);
+    assert_int_equal(status, a.worker_node_id);
+}
+
 static const struct child_scenario scenarios[] = {
     { "bad_config", child_bad_config },
     { "env_procs", child_env_procs },
@@ -418,6 +460,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_stack_overflow_reported_mprotect_guard),
         cmocka_unit_test(test_goroutine_other_segfault_passed_on),
         cmocka_unit_test(test_goroutine_mprotect_guard_fallback_and_enomem),
+        cmocka_unit_test(test_goroutine_stack_pages_are_on_the_workers_node),
     };
     return cmocka_run_group_tests_name("goroutine", tests, NULL, NULL);
 }
