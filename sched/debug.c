@@ -10,8 +10,9 @@
  * and something is blocked (a live goroutine, or a thread parked forever), and no other thread of
  * the process could still act: a plain thread that has not used ringo *yet* (it computes, then
  * sends on a channel) is as able to wake someone as an attached one. So the final word comes
- * from /proc/self/task: every thread must be a ringo worker ("ringo-w*"), an io_uring kernel
- * worker ("iou-*"), or a thread parked forever in ringo. Only then is it a deadlock. A process
+ * from /proc: every thread of the process (its "Threads:" count) must be a ringo worker
+ * ("ringo-w*"), an io_uring kernel worker ("iou-*"), or a thread parked forever in ringo. Only
+ * then is it a deadlock. A process
  * with some thread ringo does not know about (a library's idle helper thread) is never declared
  * deadlocked: a missed report is a hang, a false one kills a healthy program.
  * Whoever makes the
@@ -194,13 +195,15 @@ static bool looks_dead(void)
     return ringo_num_goroutines() > 0 || atomic_load(&sched.nthreads_blocked) > 0;
 }
 
-/* Threads that could still act: not workers, not io_uring's, not parked forever in ringo.
- * `exiting` is 1 when the caller is a thread on its way out (it is still listed). */
-static long other_threads(int exiting)
+/* Threads of ours that never act for the program: workers ("ringo-w*", and the monitor,
+ * named alike) and io_uring's kernel workers ("iou-*"). Counted from a listing of
+ * /proc/self/task, which can skip live entries while other threads exit (seen on 6.18): a
+ * listing that misses some only makes this count smaller, which is the safe direction. */
+static long count_quiet_threads(void)
 {
     DIR *d = opendir("/proc/self/task");
     if (!d)
-        return 1; /* cannot tell: assume someone may act */
+        return 0;
     long n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -215,15 +218,50 @@ static long other_threads(int exiting)
             close(fd);
         }
         if (strncmp(comm, "ringo-w", 7) == 0 || strncmp(comm, "iou-", 4) == 0)
-            continue;
-        n++;
+            n++;
     }
     closedir(d);
-    n -= atomic_load(&sched.nthreads_blocked) + exiting;
-#ifdef RINGO_TSAN
-    n -= 1; /* ThreadSanitizer's background thread */
-#endif
     return n;
+}
+
+/* The process's thread count, read in one step by the kernel ("Threads:" in status). */
+static long total_threads(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0)
+        return -1;
+    buf[k] = 0;
+    char *p = strstr(buf, "\nThreads:");
+    return p ? strtol(p + 9, NULL, 10) : -1;
+}
+
+/* Threads that could still act: all threads, less the quiet ones, less the plain threads
+ * parked forever in ringo. `exiting` is 1 when the caller is a thread on its way out (it is
+ * still counted). Any doubt returns a positive number: no deadlock. The quiet threads are
+ * counted before and after the total, and must agree, so one that appears or leaves meanwhile
+ * cannot make the difference too small. */
+static long other_threads(int exiting)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        long q1 = count_quiet_threads();
+        long total = total_threads();
+        long q2 = count_quiet_threads();
+        if (total < 0)
+            return 1;
+        if (q1 != q2)
+            continue;
+        long n = total - q1 - atomic_load(&sched.nthreads_blocked) - exiting;
+#ifdef RINGO_TSAN
+        n -= 1; /* ThreadSanitizer's background thread */
+#endif
+        return n;
+    }
+    return 1;
 }
 
 void sched_check_deadlock(void)

@@ -1,0 +1,521 @@
+/* tests/test_deadlock.c — the deadlock report for channels and select (API.md "Deadlock").
+ *
+ * Each scenario runs in a child process (tu_run_child: a fresh runtime, free to deadlock).
+ *   Detected: exit status 2; the output starts exactly with
+ *       "fatal error: all goroutines are asleep - deadlock!\n\n"
+ *   followed by one "goroutine N [state]:" line per goroutine and one "thread TID [state]:" line
+ *   per blocked plain thread, with Go's state names: "chan send", "chan receive", "select",
+ *   "select (no cases)". The set of (kind, state) lines is checked exactly.
+ *   Not detected (exit 0, no report): a goroutine sleeping before it sends; a plain thread busy
+ *   outside ringo before it sends (whether or not it used ringo before); a select with a timeout;
+ *   main blocked on recv while a goroutine sleeps 200 ms and then sends; main blocked on recv
+ *   while a thread is about to send and other threads of the process exit.
+ * Every scenario runs with RINGO_PROCS=1 and RINGO_PROCS=2.
+ */
+#include <ringo.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <regex.h>
+#include "tests/testutil.h"
+
+static const char header[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
+
+/* ------------------------------------------------------------------ scenarios: deadlocks */
+
+static ringo_chan *never, *never2; /* nobody ever sends on never, nobody receives on never2 */
+
+/* Channels of the scenarios stay reachable (leak checkers: the process exits with them). */
+static ringo_chan *kept[32];
+static atomic_int nkept;
+static ringo_chan *mk(size_t elem, size_t cap)
+{
+    ringo_chan *c = ringo_chan_make(elem, cap);
+    int i = atomic_fetch_add(&nkept, 1);
+    if (i < 32)
+        kept[i] = c;
+    return c;
+}
+
+static int child_main_recv_unbuffered(void)
+{
+    int v;
+    ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+static int child_main_send_full_buffer(void)
+{
+    ringo_chan *c = mk(sizeof(int), 2);
+    for (int v = 1; v <= 3; v++)
+        ringo_chan_send(c, &v);
+    return 0;
+}
+
+static void send_forever(void *c)
+{
+    int v = 1;
+    ringo_chan_send(c, &v);
+}
+static void recv_forever(void *c)
+{
+    int v;
+    ringo_chan_recv(c, &v);
+}
+
+/* two goroutines on a channel nobody serves, main on another */
+static int child_goroutines_send_and_recv(void)
+{
+    ringo_chan *a = mk(sizeof(int), 0), *b = mk(sizeof(int), 1);
+    ringo_go(send_forever, a);
+    ringo_go(recv_forever, b);
+    int v;
+    ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+static void select_forever(void *p)
+{
+    (void)p;
+    int x;
+    struct ringo_case cs[] = { { never, RINGO_RECV, &x, 0 }, { never2, RINGO_SEND, &x, 0 } };
+    ringo_select(cs, 2, -1);
+}
+static void select_no_cases(void *p)
+{
+    (void)p;
+    ringo_select(NULL, 0, -1);
+}
+static int child_selects(void)
+{
+    never = mk(sizeof(int), 0);
+    never2 = mk(sizeof(int), 0);
+    ringo_go(select_forever, NULL);
+    ringo_go(select_no_cases, NULL);
+    int x;
+    struct ringo_case cs[] = { { never, RINGO_RECV, &x, 0 } };
+    ringo_select(cs, 1, -1); /* main too, in a select */
+    return 0;
+}
+
+static void select_all_nil(void *p)
+{
+    (void)p;
+    int x;
+    struct ringo_case cs[] = { { NULL, RINGO_RECV, &x, 0 }, { NULL, RINGO_SEND, &x, 0 } };
+    ringo_select(cs, 2, -1);
+}
+static int child_select_all_nil(void)
+{
+    ringo_go(select_all_nil, NULL);
+    int v;
+    ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+static void *thread_send_forever(void *c)
+{
+    send_forever(c);
+    return NULL;
+}
+/* a plain thread other than main blocked too: both listed as threads */
+static int child_two_threads(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, thread_send_forever, mk(sizeof(int), 0));
+    int v;
+    ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+/* a pipeline does real work first, then everyone blocks */
+struct pipe_arg {
+    ringo_chan *c, *stuck;
+};
+static void pipe_producer(void *p)
+{
+    struct pipe_arg *a = p;
+    for (int i = 0; i < 10000; i++)
+        ringo_chan_send(a->c, &i);
+    int v;
+    ringo_chan_recv(a->stuck, &v); /* nobody sends on stuck */
+}
+static void pipe_consumer(void *p)
+{
+    struct pipe_arg *a = p;
+    int v;
+    for (int i = 0; i < 10000; i++)
+        ringo_chan_recv(a->c, &v);
+    ringo_chan_send(a->stuck, &v); /* nobody receives on stuck */
+}
+static int child_after_work(void)
+{
+    /* producer waits to receive on stuck_p, consumer waits to send on stuck_c: two channels,
+     * so they never meet */
+    static struct pipe_arg pa, ca;
+    ringo_chan *c = mk(sizeof(int), 3);
+    pa = (struct pipe_arg){ c, mk(sizeof(int), 0) };
+    ca = (struct pipe_arg){ c, mk(sizeof(int), 0) };
+    ringo_go(pipe_producer, &pa);
+    ringo_go(pipe_consumer, &ca);
+    int v;
+    ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ scenarios: no deadlock */
+
+struct relay {
+    ringo_chan *c;
+    int64_t delay_ns;
+};
+static void sleep_then_send(void *p)
+{
+    struct relay *r = p;
+    ringo_sleep(r->delay_ns);
+    int v = 42;
+    ringo_chan_send(r->c, &v);
+}
+static void recv_then_send(void *p)
+{
+    ringo_chan **cs = p;
+    int v;
+    if (ringo_chan_recv(cs[0], &v) == 1 && v == 42)
+        ringo_chan_send(cs[1], &v);
+}
+
+/* a goroutine sleeps, then sends to another goroutine; main waits for the second one */
+static int child_goroutine_sleeps_then_sends(void)
+{
+    static ringo_chan *cs[2];
+    static struct relay r;
+    cs[0] = mk(sizeof(int), 0);
+    cs[1] = mk(sizeof(int), 0);
+    r = (struct relay){ cs[0], 200000000 };
+    ringo_go(recv_then_send, cs);
+    ringo_go(sleep_then_send, &r);
+    int v = 0;
+    return ringo_chan_recv(cs[1], &v) == 1 && v == 42 ? 0 : 3;
+}
+
+/* main blocked on recv while a goroutine sleeps 200 ms and then sends */
+static int child_main_recv_goroutine_sleeps(void)
+{
+    static struct relay r;
+    r = (struct relay){ mk(sizeof(int), 0), 200000000 };
+    ringo_go(sleep_then_send, &r);
+    int v = 0;
+    return ringo_chan_recv(r.c, &v) == 1 && v == 42 ? 0 : 3;
+}
+
+static volatile uint64_t sink;
+static void *busy_then_send(void *p)
+{
+    int64_t end = ringo_now() + 250000000;
+    uint64_t x = 1;
+    while (ringo_now() < end) /* computing, outside any blocking ringo call */
+        for (int i = 0; i < 1000; i++)
+            x = x * 6364136223846793005ull + 1;
+    sink = x;
+    int v = 42;
+    ringo_chan_send(p, &v);
+    return NULL;
+}
+static void *attach_then_busy_then_send(void *p)
+{
+    int v;
+    ringo_chan *tmp = mk(sizeof(int), 0);
+    ringo_chan_try_recv(tmp, &v); /* this thread has used ringo */
+    struct ringo_case cs[] = { { tmp, RINGO_RECV, &v, 0 } };
+    ringo_select(cs, 1, 1000000); /* and even blocked in it, briefly */
+    return busy_then_send(p);
+}
+static int thread_busy_common(void *(*fn)(void *))
+{
+    ringo_chan *c = mk(sizeof(int), 0);
+    pthread_t t;
+    ringo_go(recv_forever, mk(sizeof(int), 0)); /* a goroutine blocked for good */
+    pthread_create(&t, NULL, fn, c);
+    int v = 0;
+    int r = ringo_chan_recv(c, &v);
+    pthread_join(t, NULL);
+    return r == 1 && v == 42 ? 0 : 3;
+}
+static int child_thread_busy_then_sends(void) { return thread_busy_common(busy_then_send); }
+static int child_attached_thread_busy_then_sends(void) { return thread_busy_common(attach_then_busy_then_send); }
+
+/* a goroutine in a select with a timeout: a timer is pending, not a deadlock */
+static void select_with_timeout(void *p)
+{
+    int x;
+    struct ringo_case cs[] = { { never, RINGO_RECV, &x, 0 } };
+    int r = ringo_select(cs, 1, 200000000);
+    ringo_chan_send(p, &r);
+}
+static int child_select_with_timeout(void)
+{
+    never = mk(sizeof(int), 0);
+    ringo_chan *res = mk(sizeof(int), 0);
+    ringo_go(select_with_timeout, res);
+    int r = 0;
+    if (ringo_chan_recv(res, &r) != 1 || r != -ETIMEDOUT)
+        return 3;
+    /* main in a select with a timeout while a goroutine is blocked for good */
+    ringo_chan *c = mk(sizeof(int), 0);
+    ringo_go(recv_forever, c);
+    struct ringo_case cs[] = { { never, RINGO_RECV, &r, 0 } };
+    if (ringo_select(cs, 1, 200000000) != -ETIMEDOUT)
+        return 4;
+    int v = 1;
+    return ringo_chan_send(c, &v) == 0 ? 0 : 5; /* frees the goroutine: main returns normally */
+}
+
+/* main blocks in recv while a plain thread (that has not used ringo yet) is about to send,
+ * and meanwhile other threads of the process exit: the sender is alive, so this is never a
+ * deadlock, however the exiting threads overlap with the check. */
+static void *just_exit(void *p)
+{
+    (void)p;
+    return NULL;
+}
+static void *send_soon(void *c)
+{
+    usleep(200);
+    int v = 42;
+    ringo_chan_send(c, &v);
+    return NULL;
+}
+static int child_threads_exit_while_main_waits(void)
+{
+    ringo_chan *c = mk(sizeof(int), 0);
+    int rounds = (int)(1000 * tu_scale());
+    for (int round = 0; round < rounds; round++) {
+        pthread_t t[5], s;
+        for (int i = 0; i < 5; i++)
+            pthread_create(&t[i], NULL, just_exit, NULL);
+        pthread_create(&s, NULL, send_soon, c);
+        int v = 0;
+        if (ringo_chan_recv(c, &v) != 1 || v != 42)
+            return 3;
+        for (int i = 0; i < 5; i++)
+            pthread_join(t[i], NULL);
+        pthread_join(s, NULL);
+    }
+    return 0;
+}
+
+/* main returns while goroutines are blocked: the process just exits, as in Go */
+static int child_main_returns_with_blocked_goroutines(void)
+{
+    ringo_go(recv_forever, mk(sizeof(int), 0));
+    ringo_go(send_forever, mk(sizeof(int), 0));
+    usleep(200000);
+    return 0;
+}
+
+static const struct child_scenario scenarios[] = {
+    { "main_recv_unbuffered", child_main_recv_unbuffered },
+    { "main_send_full_buffer", child_main_send_full_buffer },
+    { "goroutines_send_and_recv", child_goroutines_send_and_recv },
+    { "selects", child_selects },
+    { "select_all_nil", child_select_all_nil },
+    { "two_threads", child_two_threads },
+    { "after_work", child_after_work },
+    { "goroutine_sleeps_then_sends", child_goroutine_sleeps_then_sends },
+    { "main_recv_goroutine_sleeps", child_main_recv_goroutine_sleeps },
+    { "thread_busy_then_sends", child_thread_busy_then_sends },
+    { "attached_thread_busy_then_sends", child_attached_thread_busy_then_sends },
+    { "select_with_timeout", child_select_with_timeout },
+    { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
+    { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
+    { NULL, NULL },
+};
+
+/* ------------------------------------------------------------------ checking the report */
+
+/* Each expected line is "goroutine STATE" or "thread STATE"; alternatives separated by '|'
+ * ("goroutine select|goroutine select (no cases)"). */
+static void expect_deadlock(const char *name, const char *const *want, size_t nwant)
+{
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child(name, env, 20, &r);
+        if (!r.exited || r.code != 2)
+            fail_msg("%s (%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", name, procs[p],
+                     r.exited, r.code, r.signo, r.out);
+        if (strncmp(r.out, header, sizeof header - 1) != 0)
+            fail_msg("%s (%s): output does not start with Go's message:\n%s", name, procs[p], r.out);
+
+        regex_t re;
+        assert_int_equal(regcomp(&re, "^(goroutine|thread) ([0-9]+) \\[([^]]+)\\]:$", REG_EXTENDED), 0);
+        bool used[16] = { false };
+        long ids[64];
+        size_t nlines = 0;
+        char *rest = strdup(r.out + sizeof header - 1);
+        char *save = NULL;
+        for (char *line = strtok_r(rest, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            regmatch_t m[4];
+            if (regexec(&re, line, 4, m, 0) != 0)
+                fail_msg("%s (%s): not a \"goroutine N [state]:\" line: \"%s\"\n%s", name, procs[p], line, r.out);
+            char kind[16], state[64];
+            snprintf(kind, sizeof kind, "%.*s", (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+            snprintf(state, sizeof state, "%.*s", (int)(m[3].rm_eo - m[3].rm_so), line + m[3].rm_so);
+            long id = strtol(line + m[2].rm_so, NULL, 10);
+            if (id <= 0)
+                fail_msg("%s (%s): bad id in \"%s\"", name, procs[p], line);
+            for (size_t i = 0; i < nlines && i < 64; i++)
+                if (ids[i] == id)
+                    fail_msg("%s (%s): id %ld listed twice\n%s", name, procs[p], id, r.out);
+            if (nlines < 64)
+                ids[nlines] = id;
+            nlines++;
+            char ks[96];
+            snprintf(ks, sizeof ks, "%s %s", kind, state);
+            bool found = false;
+            for (size_t w = 0; w < nwant && !found; w++) {
+                if (used[w])
+                    continue;
+                char alts[256];
+                snprintf(alts, sizeof alts, "%s", want[w]);
+                char *s2 = NULL;
+                for (char *alt = strtok_r(alts, "|", &s2); alt; alt = strtok_r(NULL, "|", &s2))
+                    if (strcmp(alt, ks) == 0) {
+                        used[w] = found = true;
+                        break;
+                    }
+            }
+            if (!found)
+                fail_msg("%s (%s): unexpected line \"%s\"\n%s", name, procs[p], line, r.out);
+        }
+        free(rest);
+        regfree(&re);
+        if (nlines != nwant)
+            fail_msg("%s (%s): %zu goroutine/thread lines, want %zu\n%s", name, procs[p], nlines, nwant, r.out);
+    }
+}
+
+static void expect_no_deadlock(const char *name)
+{
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child(name, env, 20, &r);
+        if (!r.exited || r.code != 0 || strstr(r.out, "deadlock"))
+            fail_msg("%s (%s): want a normal exit 0, got exited=%d code=%d signal=%d; output:\n%s", name, procs[p],
+                     r.exited, r.code, r.signo, r.out);
+        assert_string_equal(r.out, "");
+    }
+}
+
+static void test_deadlock_main_blocked_in_recv(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "thread chan receive" };
+    expect_deadlock("main_recv_unbuffered", want, 1);
+}
+
+static void test_deadlock_main_blocked_sending_to_a_full_buffer(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "thread chan send" };
+    expect_deadlock("main_send_full_buffer", want, 1);
+}
+
+static void test_deadlock_goroutines_in_send_and_receive(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine chan send", "goroutine chan receive", "thread chan receive" };
+    expect_deadlock("goroutines_send_and_recv", want, 3);
+}
+
+static void test_deadlock_select_states(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine select", "goroutine select (no cases)", "thread select" };
+    expect_deadlock("selects", want, 3);
+}
+
+static void test_deadlock_select_with_only_nil_cases(void **state)
+{
+    (void)state;
+    /* Go lists a select whose cases are all nil channels as "select"; an empty one as
+     * "select (no cases)". Either is accepted here: the point is that it is detected. */
+    static const char *const want[] = { "goroutine select|goroutine select (no cases)", "thread chan receive" };
+    expect_deadlock("select_all_nil", want, 2);
+}
+
+static void test_deadlock_blocked_plain_threads_are_listed(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "thread chan send", "thread chan receive" };
+    expect_deadlock("two_threads", want, 2);
+}
+
+static void test_deadlock_after_real_work(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine chan receive", "goroutine chan send", "thread chan receive" };
+    expect_deadlock("after_work", want, 3);
+}
+
+static void test_deadlock_not_reported_for_a_sleeping_sender(void **state)
+{
+    (void)state;
+    expect_no_deadlock("goroutine_sleeps_then_sends");
+    expect_no_deadlock("main_recv_goroutine_sleeps");
+}
+
+static void test_deadlock_not_reported_while_a_thread_computes(void **state)
+{
+    (void)state;
+    expect_no_deadlock("thread_busy_then_sends");
+    expect_no_deadlock("attached_thread_busy_then_sends");
+}
+
+static void test_deadlock_not_reported_for_a_select_with_timeout(void **state)
+{
+    (void)state;
+    expect_no_deadlock("select_with_timeout");
+}
+
+static void test_deadlock_not_reported_while_other_threads_exit(void **state)
+{
+    (void)state;
+    expect_no_deadlock("threads_exit_while_main_waits");
+}
+
+static void test_deadlock_not_reported_when_main_returns(void **state)
+{
+    (void)state;
+    expect_no_deadlock("main_returns_with_blocked_goroutines");
+}
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, scenarios);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deadlock_main_blocked_in_recv),
+        cmocka_unit_test(test_deadlock_main_blocked_sending_to_a_full_buffer),
+        cmocka_unit_test(test_deadlock_goroutines_in_send_and_receive),
+        cmocka_unit_test(test_deadlock_select_states),
+        cmocka_unit_test(test_deadlock_select_with_only_nil_cases),
+        cmocka_unit_test(test_deadlock_blocked_plain_threads_are_listed),
+        cmocka_unit_test(test_deadlock_after_real_work),
+        cmocka_unit_test(test_deadlock_not_reported_for_a_sleeping_sender),
+        cmocka_unit_test(test_deadlock_not_reported_while_a_thread_computes),
+        cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
+        cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
+        cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
+    };
+    if (getenv("RINGO_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
+    return cmocka_run_group_tests_name("deadlock", tests, NULL, NULL);
+}
