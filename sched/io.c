@@ -12,9 +12,11 @@
  *   plain thread                the system call itself; with a deadline, ppoll() first
  *   A deadline already past means "try once without waiting" on every path. ringo I/O calls wait
  *   for readiness even on O_NONBLOCK fds (io_uring does so; the other paths follow), so a call
- *   returns -EAGAIN never because of O_NONBLOCK. The epoll path makes a listening socket
- *   O_NONBLOCK the first time ringo_accept waits on it (as Go does with every fd): accept(2) has
- *   no per-call non-blocking flag.
+ *   returns -EAGAIN never because of O_NONBLOCK. ringo_tcp_listen returns O_NONBLOCK listeners,
+ *   and on io_uring ringo_accept first tries accept4 on such a listener (a burst of queued
+ *   connections is taken without a scheduling round each). The epoll path makes a listening
+ *   socket O_NONBLOCK the first time ringo_accept waits on it (as Go does with every fd):
+ *   accept(2) has no per-call non-blocking flag.
  *
  * Backend choice (once, on the first worker thread): io_uring unless RINGO_DISABLE=io_uring or
  *   the kernel refuses it (ENOSYS, EPERM from kernel.io_uring_disabled or seccomp, missing
@@ -315,11 +317,7 @@ static void cancel_everywhere(int fd)
     struct g *self = sched_self();
     cw.g = self;
     atomic_store_explicit(&cw.pending, nremote + 1, memory_order_relaxed); /* published by the list locks */
-    /* A plain thread's stand-in may be readied before thread_park runs; park.c's accounting for
-     * a forever park then balances only if `forever` is already set (see the report on park.c). */
-    if (self->is_thread)
-        self->forever = 1;
-    sched_park_prepare(self, WR_IO);
+    sched_park_prepare(self, WR_IO); /* forever: a plain thread's deadlock accounting needs it set now */
     atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: we wait on other rings */
     unsigned k = 0;
     for (unsigned i = 0; i < sched.nprocs; i++) {
@@ -403,7 +401,7 @@ static ssize_t attempt(const struct io_args *a, bool block)
         r = send(a->fd, a->buf, a->n, a->flags | (block ? 0 : MSG_DONTWAIT));
         break;
     case IOP_ACCEPT:
-        if (!block) {
+        if (!block && !(fcntl(a->fd, F_GETFL) & O_NONBLOCK)) {
             /* a blocking listener would block accept4: look first (a racing acceptor can still
              * take the connection; the epoll path makes listeners O_NONBLOCK to be sure). Not
              * a listener (or not a socket): accept4 fails at once with the right error. */
@@ -562,6 +560,27 @@ static ssize_t plain_call(const struct io_args *a)
 
 /* ================================================================== the calls */
 
+/* io_uring path, accept only: on an O_NONBLOCK listener (ringo_tcp_listen makes them), take a
+ * connection that is already queued at once, as Go does. Through the ring every accept costs a
+ * scheduling round (batched submit, reap, run-queue wait), so an acceptor behind a busy server
+ * took seconds to drain a burst of 1,000 connections. -EAGAIN: nothing queued, use the ring. */
+static ssize_t try_first(const struct io_args *a)
+{
+    if (a->op == IOP_WRITE || a->op == IOP_SEND) {
+        ssize_t r = attempt(a, false);
+        return r == -EOPNOTSUPP ? -EAGAIN : r;
+    }
+    if (a->op != IOP_ACCEPT)
+        return -EAGAIN;
+    int fl = fcntl(a->fd, F_GETFL);
+    if (fl < 0 || !(fl & O_NONBLOCK))
+        return -EAGAIN; /* a blocking listener: accept4 could block the worker */
+    int r = accept4(a->fd, a->addr, a->addrlen, a->flags);
+    if (r >= 0)
+        return r;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
 static ssize_t io_call(struct io_args *a)
 {
     if (a->deadline < 0)
@@ -579,6 +598,8 @@ static ssize_t io_call(struct io_args *a)
         struct io_common *c = w->io;
         if (!c)
             r = plain_call(a);
+        else if (c->kind == IOK_URING && (r = try_first(a)) != -EAGAIN)
+            ; /* done without a trip through the ring */
         else if (c->kind == IOK_URING)
             r = uring_be_do(w, self, a);
         else
@@ -700,9 +721,11 @@ static int gai_errno(int e)
     }
 }
 
+/* Listeners are O_NONBLOCK: ringo_accept still waits (every path handles EAGAIN), but it can
+ * take queued connections without a trip through the ring (accept_first). */
 static int listen_on(int family, const struct sockaddr *sa, socklen_t salen, int backlog)
 {
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     int one = 1, zero = 0;

@@ -1,0 +1,297 @@
+/* examples/http_server.c — an HTTP/1.1 "Hello, World!" server: one goroutine per connection.
+ *
+ * Usage: http_server [PORT [WORKERS [READ_TIMEOUT_MS]]]
+ *   PORT             TCP port on 127.0.0.1 (default 8080; 0 = any free port)
+ *   WORKERS          worker threads (default 0 = one per CPU)
+ *   READ_TIMEOUT_MS  how long a client may take to send one whole request, and how long an idle
+ *                    keep-alive connection is kept (default 10000)
+ * Prints "http_server: listening on 127.0.0.1:PORT with N workers" once it accepts.
+ *
+ * Every request gets "Hello, World!". Keep-alive is HTTP/1.1's default (HTTP/1.0 asks for it);
+ * pipelined requests are answered in order with one write per batch. A malformed request gets
+ * 400 and the connection is closed; so does a request whose header exceeds 8 KiB (431), whose
+ * body exceeds the buffer (413) or that uses a transfer coding (501). A client that does not
+ * finish its request within the read timeout (a slow or stalled client) is disconnected: each
+ * read carries a deadline.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* memmem, accept4; the build passes -D_GNU_SOURCE, standalone builds need it */
+#endif
+#include <ringo.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#define IN_SIZE 8192
+#define OUT_SIZE 16384
+
+static int lfd;
+static int64_t read_timeout_ns = 10LL * 1000000000;
+static struct ringo_waitgroup done = RINGO_WAITGROUP_INIT;
+
+static const char ok_close[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+                               "Connection: close\r\n\r\nHello, World!";
+static const char ok_keep[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+
+struct request {
+    bool keep_alive;
+    size_t body;        /* Content-Length */
+};
+
+enum { REQ_OK = 200, REQ_BAD = 400, REQ_BODY_TOO_LARGE = 413, REQ_TOO_LARGE = 431, REQ_NOT_IMPL = 501 };
+
+static bool is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool token_eq(const char *p, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(p, word, n) == 0;
+}
+
+/* Parse the head in [p, p+n) (ending with CRLF CRLF). Returns REQ_OK or an error status. */
+static int parse(const char *p, size_t n, struct request *rq)
+{
+    const char *end = p + n - 2; /* the final CRLF */
+    const char *eol = memchr(p, '\r', (size_t)(end - p));
+    if (!eol || eol[1] != '\n')
+        return REQ_BAD;
+    /* request line: METHOD SP TARGET SP HTTP/1.x */
+    const char *s = p;
+    while (s < eol && is_tchar((unsigned char)*s))
+        s++;
+    if (s == p || s >= eol || *s != ' ')
+        return REQ_BAD;
+    const char *t = ++s;
+    while (s < eol && (unsigned char)*s > ' ' && *s != 0x7f)
+        s++;
+    if (s == t || s >= eol || *s != ' ')
+        return REQ_BAD;
+    s++;
+    if (eol - s != 8 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1'))
+        return REQ_BAD;
+    bool http11 = s[7] == '1';
+    rq->keep_alive = http11;
+    rq->body = 0;
+    bool host = false, have_len = false;
+    /* header fields: NAME ":" OWS VALUE OWS CRLF */
+    for (const char *line = eol + 2; line < end; line = eol + 2) {
+        eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        if (!eol || eol[1] != '\n' || memchr(line, '\n', (size_t)(eol - line)))
+            return REQ_BAD;
+        const char *c = line;
+        while (c < eol && is_tchar((unsigned char)*c))
+            c++;
+        if (c == line || c >= eol || *c != ':')
+            return REQ_BAD;
+        size_t nlen = (size_t)(c - line);
+        const char *v = c + 1, *ve = eol;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        for (const char *q = v; q < ve; q++)
+            if ((unsigned char)*q < ' ' && *q != '\t')
+                return REQ_BAD;
+        if (token_eq(line, nlen, "host")) {
+            if (host)
+                return REQ_BAD;
+            host = true;
+        } else if (token_eq(line, nlen, "content-length")) {
+            if (have_len || v == ve || ve - v > 9)
+                return REQ_BAD;
+            size_t len = 0;
+            for (const char *q = v; q < ve; q++) {
+                if (!isdigit((unsigned char)*q))
+                    return REQ_BAD;
+                len = len * 10 + (size_t)(*q - '0');
+            }
+            have_len = true;
+            rq->body = len;
+        } else if (token_eq(line, nlen, "transfer-encoding")) {
+            return REQ_NOT_IMPL;
+        } else if (token_eq(line, nlen, "connection")) {
+            /* a comma-separated list of tokens */
+            for (const char *q = v; q < ve;) {
+                while (q < ve && (*q == ',' || *q == ' ' || *q == '\t'))
+                    q++;
+                const char *w = q;
+                while (q < ve && *q != ',' && *q != ' ' && *q != '\t')
+                    q++;
+                if (token_eq(w, (size_t)(q - w), "close"))
+                    rq->keep_alive = false;
+                else if (token_eq(w, (size_t)(q - w), "keep-alive") && !http11)
+                    rq->keep_alive = true;
+            }
+        }
+    }
+    if (http11 && !host)
+        return REQ_BAD; /* RFC 9112 3.2: a 1.1 request without Host gets 400 */
+    return REQ_OK;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = ringo_write(fd, p, n, ringo_now() + read_timeout_ns);
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void reply_error(int fd, int status)
+{
+    const char *msg = status == REQ_TOO_LARGE        ? "431 Request Header Fields Too Large"
+                      : status == REQ_BODY_TOO_LARGE ? "413 Content Too Large"
+                      : status == REQ_NOT_IMPL       ? "501 Not Implemented"
+                                                     : "400 Bad Request";
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     msg, strlen(msg) + 1, msg);
+    write_all(fd, buf, (size_t)n);
+}
+
+static void serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char *in = malloc(IN_SIZE), *out = malloc(OUT_SIZE);
+    size_t len = 0, outlen = 0;
+    int64_t deadline = ringo_now() + read_timeout_ns; /* for the request being received */
+    if (!in || !out)
+        goto close;
+    for (;;) {
+        /* answer every complete request in the buffer (pipelining) */
+        bool keep = true;
+        while (keep) {
+            char *head_end = len >= 4 ? memmem(in, len, "\r\n\r\n", 4) : NULL;
+            if (!head_end)
+                break;
+            size_t head = (size_t)(head_end - in) + 4;
+            struct request rq;
+            int st = parse(in, head, &rq);
+            if (st != REQ_OK) {
+                if (outlen)
+                    write_all(fd, out, outlen);
+                reply_error(fd, st);
+                goto close;
+            }
+            if (rq.body > IN_SIZE - head) { /* a body we will not buffer */
+                if (outlen)
+                    write_all(fd, out, outlen);
+                reply_error(fd, REQ_BODY_TOO_LARGE);
+                goto close;
+            }
+            if (len < head + rq.body)
+                break; /* the body is still coming */
+            const char *resp = rq.keep_alive ? ok_keep : ok_close;
+            size_t rlen = rq.keep_alive ? sizeof ok_keep - 1 : sizeof ok_close - 1;
+            if (outlen + rlen > OUT_SIZE) {
+                if (!write_all(fd, out, outlen))
+                    goto close;
+                outlen = 0;
+            }
+            memcpy(out + outlen, resp, rlen);
+            outlen += rlen;
+            memmove(in, in + head + rq.body, len - head - rq.body);
+            len -= head + rq.body;
+            keep = rq.keep_alive;
+            deadline = ringo_now() + read_timeout_ns; /* the next request's clock starts now */
+        }
+        if (outlen) {
+            if (!write_all(fd, out, outlen))
+                goto close;
+            outlen = 0;
+        }
+        if (!keep)
+            goto close;
+        if (len == IN_SIZE) {
+            reply_error(fd, REQ_TOO_LARGE);
+            goto close;
+        }
+        ssize_t n = ringo_read(fd, in + len, IN_SIZE - len, deadline);
+        if (n <= 0)
+            goto close; /* EOF, reset, or the client was too slow (-ETIMEDOUT) */
+        len += (size_t)n;
+    }
+close:
+    free(in);
+    free(out);
+    ringo_close(fd);
+}
+
+static void acceptor(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = ringo_accept(lfd, NULL, NULL, -1);
+        if (fd < 0) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                ringo_sleep(10 * 1000000); /* out of descriptors: back off */
+                continue;
+            }
+            if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK)
+                break;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (ringo_go(serve, (void *)(intptr_t)fd) < 0)
+            ringo_close(fd);
+    }
+    ringo_wg_done(&done);
+}
+
+int main(int argc, char **argv)
+{
+    long port = argc > 1 ? strtol(argv[1], NULL, 10) : 8080;
+    long workers = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
+    long timeout_ms = argc > 3 ? strtol(argv[3], NULL, 10) : 10000;
+    if (port < 0 || port > 65535 || workers < 0 || workers > 4096 || timeout_ms <= 0) {
+        fprintf(stderr, "usage: %s [PORT [WORKERS [READ_TIMEOUT_MS]]]\n", argv[0]);
+        return 2;
+    }
+    read_timeout_ns = (int64_t)timeout_ms * 1000000;
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max; /* one descriptor per connection: 1,000+ clients */
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct ringo_config cfg = { .procs = (unsigned)workers, .pin = -1 };
+    int r = ringo_init(&cfg);
+    if (r < 0) {
+        fprintf(stderr, "http_server: ringo_init: %s\n", strerror(-r));
+        return 1;
+    }
+    lfd = ringo_tcp_listen("127.0.0.1", (uint16_t)port, 4096);
+    if (lfd < 0) {
+        fprintf(stderr, "http_server: listen on 127.0.0.1:%ld: %s\n", port, strerror(-lfd));
+        return 1;
+    }
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &len);
+    ringo_wg_add(&done, 1);
+    if (ringo_go(acceptor, NULL) < 0) {
+        fprintf(stderr, "http_server: cannot start the acceptor\n");
+        return 1;
+    }
+    printf("http_server: listening on 127.0.0.1:%u with %u workers\n", ntohs(sa.sin_port), ringo_procs());
+    fflush(stdout);
+    ringo_wg_wait(&done);
+    return 0;
+}

@@ -1,0 +1,107 @@
+/* sched/io_backend.h — what sched/io.c shares with its two backends (never installed).
+ *
+ * Responsibility: the per-worker I/O state header (struct io_common, first member of each
+ *   backend's state in w->io), the operation descriptor, the doorbell that ends an idle sleep,
+ *   and the close/cancel hand-shake between a closer and the rings that may hold ops on its fd.
+ * Backends (after Redis ae: one file per kernel API, the same entry points in each):
+ *   sched/io_uring.c   one io_uring per worker (the design's primary backend)
+ *   sched/io_epoll.c   one epoll per worker, for kernels or containers without io_uring
+ * Depends on: sched/sched.h.
+ */
+#ifndef RINGO_SCHED_IO_BACKEND_H
+#define RINGO_SCHED_IO_BACKEND_H
+#include "sched/sched.h"
+#include <sys/socket.h>
+#include <sys/types.h>
+
+enum io_kind { IOK_URING = 1, IOK_EPOLL = 2 };
+
+enum io_opcode { IOP_READ = 0, IOP_WRITE, IOP_RECV, IOP_SEND, IOP_ACCEPT, IOP_CONNECT, IOP_POLL };
+
+/* One I/O call of API.md, as the public function received it (fd >= 0 checked). */
+struct io_args {
+    int op;                        /* enum io_opcode */
+    int fd;
+    void *buf;                     /* READ/WRITE/RECV/SEND */
+    size_t n;                      /* clamped to IO_MAX_RW */
+    int flags;                     /* RECV/SEND: MSG_*; ACCEPT: SOCK_* for the new fd */
+    struct sockaddr *addr;         /* ACCEPT: peer address out (may be NULL) */
+    socklen_t *addrlen;            /* ACCEPT */
+    const struct sockaddr *caddr;  /* CONNECT */
+    socklen_t caddrlen;            /* CONNECT */
+    short events;                  /* POLL */
+    int64_t deadline;              /* absolute, CLOCK_MONOTONIC ns; -1 none */
+};
+
+/* Linux never moves more than this in one read/write (MAX_RW_COUNT); io_uring's len is 32-bit. */
+#define IO_MAX_RW 0x7ffff000u
+
+/* Internal result: the backend could not start the operation on this worker (no SQE to be had,
+ * or the goroutine now runs on a worker with another backend). io.c yields and tries again. */
+#define IO_RETRY (-100000)
+
+/* A ringo_close waiting until every io_uring worker has issued IORING_ASYNC_CANCEL_FD for its
+ * fd (the cancel must reach the kernel while the fd still names the file). Lives on the closer's
+ * stack; the last io_closewait_ack readies the closer. */
+struct io_closewait {
+    struct g *g;                   /* the closer (a goroutine, or a plain thread's stand-in) */
+    _Atomic uint32_t pending;      /* acks still due; acq_rel decrements (io_closewait_ack) */
+};
+struct io_cancelreq {
+    struct io_cancelreq *next;     /* in the target worker's list, under its io_common.lock */
+    int fd;
+    struct io_closewait *cw;
+};
+
+/* Head of every backend's per-worker state. */
+struct io_common {
+    int kind;                      /* enum io_kind; set before the worker starts, then constant */
+    /* The doorbell: 0 while the owner is (about to be) asleep, 1 otherwise. sched_io_kick
+     * exchanges it to 1 and, if it was 0, wakes the sleep in the backend's way (futex wake on
+     * this word, or an eventfd write). See "Doorbell" in io.c for the StoreLoad argument. */
+    _Atomic uint32_t bell;
+    pthread_mutex_t lock;          /* cancels (both backends); the waiter table (epoll) */
+    struct io_cancelreq *cancels;  /* under lock: cancel requests from other threads (io_uring) */
+    _Atomic uint32_t ncancel;      /* mirrors cancels != NULL; seq_cst (doorbell recipe) */
+    _Atomic uint64_t st_submitted; /* stats only: owner writes relaxed, anyone reads relaxed */
+    _Atomic uint64_t st_completed;
+};
+
+/* ---- io.c, for the backends */
+/* Owner, before sleeping: reset the doorbell, then re-check what may end the sleep. True: do
+ * not sleep. */
+bool io_bell_reset_and_check(struct worker *w, struct io_common *c);
+/* Owner, after sleeping: kicks may skip their syscall until the next reset. */
+void io_bell_quiet(struct io_common *c);
+/* Count one acknowledgement of a close; the last one readies the closer. Any thread. */
+void io_closewait_ack(struct io_closewait *cw);
+/* Take the whole list of cancel requests (owner). */
+struct io_cancelreq *io_cancels_take(struct io_common *c);
+static inline void io_stat_add(_Atomic uint64_t *ctr, uint64_t n)
+{
+    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n,
+                          memory_order_relaxed); /* stats only: single writer (the owner) */
+}
+
+/* ---- io_uring.c */
+struct kif_uring_caps;
+int  uring_be_init(struct worker *w, const struct kif_uring_caps *caps);
+int  uring_be_poll(struct worker *w);
+void uring_be_flush(struct worker *w);
+void uring_be_sleep(struct worker *w, int64_t deadline);
+void uring_be_ring(struct worker *w);           /* the doorbell's kernel half (any thread) */
+ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a);
+void uring_be_cancel_fd(struct worker *w, int fd);  /* owner thread only */
+
+/* ---- io_epoll.c */
+int  epoll_be_init(struct worker *w);
+int  epoll_be_poll(struct worker *w);
+void epoll_be_sleep(struct worker *w, int64_t deadline);
+void epoll_be_ring(struct worker *w);
+/* Park self until fd is ready for events (EPOLL* == POLL* bits), the deadline passes
+ * (-ETIMEDOUT) or ringo_close ends the wait (-EBADF). -EPERM: fd cannot be polled (a regular
+ * file): the caller may simply block. */
+int  epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline);
+void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
+
+#endif

@@ -1,0 +1,369 @@
+/* sched/io_epoll.c — the epoll backend: one epoll instance per worker, for kernels or containers
+ * without io_uring (missing, kernel.io_uring_disabled, seccomp) or when RINGO_DISABLE=io_uring.
+ *
+ * Responsibility: readiness waits for goroutines (epoll_be_wait) and the idle sleep of the
+ *   worker (epoll_pwait2 on the worker's epoll, whose eventfd is the doorbell). The I/O calls
+ *   themselves are made by io.c: a non-blocking attempt, and on EAGAIN a wait here, then again.
+ *
+ * Invariants:
+ *   E1  A waiting goroutine's record (struct epwait, on its stack) is linked in its worker's
+ *       slot for the fd, under c.lock. Whoever unlinks it does so under c.lock; the goroutine
+ *       leaves only after it was readied and, if the deadline won, after unlinking itself under
+ *       c.lock: so no one touches a record after its goroutine returned.
+ *   E2  Exactly one party readies a waiter: the dispatcher (readiness) or a closer (-EBADF),
+ *       each by CAS of rec.claim 0 -> CLAIM_IO under c.lock, or the deadline timer (park.c
+ *       claim protocol, 0 -> CLAIM_TIMER). The winner of CLAIM_IO readies after dropping the
+ *       lock and then decrements sched.nio (I5); when the timer won, the goroutine decrements
+ *       it itself once it runs.
+ *   E3  fds are registered EPOLLONESHOT with (at least) the union of their waiters' events;
+ *       slot.armed is what is armed now (0 after an event fired, when the dispatcher re-arms
+ *       for the waiters left). A waiter whose events are not armed arms them; so does the first
+ *       waiter of an empty slot (MOD, or ADD when the fd was closed and reused meanwhile).
+ *       Events armed for waiters that left (deadline) may fire once more: harmless.
+ *   E4  Only the owner calls epoll_wait on its instance (poll and sleep); events collected by
+ *       the sleep are dispatched by the next poll.
+ * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; ring and cancel_fd from any
+ *   thread.
+ * Depends on: sched (park protocol, timers through sched_park's deadline).
+ */
+#include "sched/io_backend.h"
+#include "kernel_iface/clock.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define CLAIM_IO 1u
+#define CLAIM_TIMER 2u
+#define EP_BELL UINT64_MAX   /* epoll data of the doorbell eventfd */
+#define EP_NEV 128
+#define EP_POLL_GAP_NS 10000 /* a worker spinning for work checks readiness at most this often */
+
+struct epwait {
+    struct epwait *next;      /* in the slot list (under c.lock), then in a local ready list */
+    struct epwait *prev;      /* in the slot list: O(1) unlink (10,000 waiters on one fd) */
+    struct g *g;
+    uint32_t events;          /* EPOLLIN / EPOLLOUT / ... wanted */
+    uint32_t revents;         /* set by the dispatcher before the ready */
+    int err;                  /* 0, or -EBADF when ringo_close ended the wait */
+    bool linked;              /* under c.lock */
+    _Atomic uint32_t claim;   /* E2 */
+};
+
+struct epslot {
+    struct epwait *head;      /* waiters on this fd; under c.lock */
+    uint32_t armed;           /* E3; under c.lock */
+    bool registered;          /* the fd is (probably) in the epoll set; under c.lock */
+};
+
+struct epoll_be {
+    struct io_common c;       /* first: w->io points here */
+    int epfd;
+    int efd;                  /* doorbell */
+    struct epslot *slots;     /* indexed by fd; under c.lock (realloc moves it) */
+    size_t nslots;
+    _Atomic uint32_t nwait;   /* linked waiters; written under c.lock, peeked relaxed by the owner */
+    struct epoll_event ev[EP_NEV]; /* own: events the sleep collected, dispatched by poll (E4) */
+    int nev, evi;
+    int64_t last_poll;        /* own */
+};
+
+static inline struct epoll_be *be_of(struct worker *w)
+{
+    return (struct epoll_be *)w->io;
+}
+
+int epoll_be_init(struct worker *w)
+{
+    struct epoll_be *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int r = 0;
+    if (b->epfd < 0 || b->efd < 0) {
+        r = -errno;
+    } else {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EP_BELL };
+        if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->efd, &ev) < 0)
+            r = -errno;
+    }
+    if (r < 0) {
+        if (b->epfd >= 0)
+            close(b->epfd);
+        if (b->efd >= 0)
+            close(b->efd);
+        free(b);
+        return r;
+    }
+    b->c.kind = IOK_EPOLL;
+    atomic_store_explicit(&b->c.bell, 1, memory_order_relaxed); /* awake; published by the start barrier */
+    pthread_mutex_init(&b->c.lock, NULL);
+    w->io = &b->c;
+    return 0;
+}
+
+/* Under c.lock. */
+static struct epslot *slot_get(struct epoll_be *b, int fd, bool create)
+{
+    if ((size_t)fd < b->nslots)
+        return &b->slots[fd];
+    if (!create)
+        return NULL;
+    size_t n = b->nslots ? b->nslots : 256;
+    while (n <= (size_t)fd)
+        n *= 2;
+    struct epslot *s = realloc(b->slots, n * sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s + b->nslots, 0, (n - b->nslots) * sizeof *s);
+    b->slots = s;
+    b->nslots = n;
+    return &s[fd];
+}
+
+/* Under c.lock: arm fd for want (E3). */
+static int arm(struct epoll_be *b, int fd, struct epslot *s, uint32_t want)
+{
+    struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd };
+    int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int r = epoll_ctl(b->epfd, op, fd, &ev);
+    if (r < 0 && op == EPOLL_CTL_MOD && errno == ENOENT) /* the fd was closed and reused */
+        r = epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
+    else if (r < 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+        r = epoll_ctl(b->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0)
+        return -errno;
+    s->registered = true;
+    s->armed = want;
+    return 0;
+}
+
+static void unlink_rec(struct epoll_be *b, struct epslot *s, struct epwait *rec)
+{
+    if (rec->prev)
+        rec->prev->next = rec->next;
+    else
+        s->head = rec->next;
+    if (rec->next)
+        rec->next->prev = rec->prev;
+    rec->linked = false;
+    atomic_store_explicit(&b->nwait, atomic_load_explicit(&b->nwait, memory_order_relaxed) - 1,
+                          memory_order_relaxed); /* under c.lock; the owner's peek is a hint */
+}
+
+int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline)
+{
+    struct epoll_be *b = be_of(w);
+    struct epwait rec;
+    memset(&rec, 0, sizeof rec);
+    rec.g = self;
+    rec.events = events;
+    if (deadline >= 0 && deadline <= clk_now())
+        return -ETIMEDOUT;
+    pthread_mutex_lock(&b->c.lock);
+    struct epslot *s = slot_get(b, fd, true);
+    if (!s) {
+        pthread_mutex_unlock(&b->c.lock);
+        return -ENOMEM;
+    }
+    /* Arm unless these events are armed already for other waiters. The first waiter always
+     * arms: slot.armed may describe a file that was closed (and the number reused) since. */
+    if (!s->head || (s->armed & events) != events) {
+        int ra = arm(b, fd, s, s->armed | events);
+        if (ra < 0) {
+            pthread_mutex_unlock(&b->c.lock);
+            return ra; /* EBADF: closed; EPERM: a regular file, always ready */
+        }
+    }
+    sched_park_prepare_until(self, WR_IO, deadline); /* before publishing (park protocol) */
+    rec.prev = NULL;
+    rec.next = s->head;
+    if (s->head)
+        s->head->prev = &rec;
+    s->head = &rec;
+    rec.linked = true;
+    atomic_store_explicit(&b->nwait, atomic_load_explicit(&b->nwait, memory_order_relaxed) + 1,
+                          memory_order_relaxed); /* under c.lock */
+    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: before anyone can ready us */
+    pthread_mutex_unlock(&b->c.lock);
+
+    int r = sched_park(self, deadline, &rec.claim, CLAIM_TIMER);
+    if (r == -ETIMEDOUT) {
+        /* E1: the dispatcher may still hold us in a list; b is where we registered (not the
+         * worker we run on now, I4) */
+        pthread_mutex_lock(&b->c.lock);
+        if (rec.linked) {
+            struct epslot *s2 = slot_get(b, fd, false);
+            if (s2)
+                unlink_rec(b, s2, &rec);
+        }
+        pthread_mutex_unlock(&b->c.lock);
+        atomic_fetch_sub_explicit(&sched.nio, 1, memory_order_seq_cst); /* E2: ours to drop */
+        return -ETIMEDOUT;
+    }
+    return rec.err;
+}
+
+/* Ready the records of a local list (claimed, unlinked); then drop their I/O count (E2). */
+static int ready_list(struct epwait *list)
+{
+    int n = 0;
+    while (list) {
+        struct epwait *next = list->next; /* read before the ready: the record may vanish */
+        struct g *g = list->g;
+        sched_ready(g);
+        list = next;
+        n++;
+    }
+    if (n)
+        atomic_fetch_sub_explicit(&sched.nio, n, memory_order_seq_cst); /* I5: after the readies */
+    return n;
+}
+
+/* Owner: one readiness event for fd. */
+static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
+{
+    struct epwait *ready = NULL;
+    pthread_mutex_lock(&b->c.lock);
+    struct epslot *s = slot_get(b, fd, false);
+    if (!s) {
+        pthread_mutex_unlock(&b->c.lock);
+        return 0;
+    }
+    s->armed = 0; /* ONESHOT fired */
+    uint32_t rest = 0;
+    for (struct epwait *rec = s->head, *next; rec; rec = next) {
+        next = rec->next;
+        if (!(rec->events & rev) && !(rev & (EPOLLERR | EPOLLHUP))) {
+            rest |= rec->events;
+            continue;
+        }
+        unlink_rec(b, s, rec);
+        uint32_t z = 0;
+        /* acq_rel: pairs with the timer's claim CAS; the loser leaves the record alone */
+        if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            rec->revents = rev;
+            rec->next = ready;
+            ready = rec;
+        }
+    }
+    if (rest && arm(b, fd, s, rest) < 0) {
+        /* cannot re-arm (the fd went away): end every remaining wait, they will see the error */
+        while (s->head) {
+            struct epwait *rec = s->head;
+            unlink_rec(b, s, rec);
+            uint32_t z = 0;
+            if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                rec->next = ready;
+                ready = rec;
+            }
+        }
+    }
+    pthread_mutex_unlock(&b->c.lock);
+    return ready_list(ready);
+}
+
+static int dispatch_events(struct epoll_be *b)
+{
+    int n = 0;
+    while (b->evi < b->nev) {
+        struct epoll_event *e = &b->ev[b->evi++];
+        if (e->data.u64 == EP_BELL) {
+            uint64_t v;
+            (void)!read(b->efd, &v, sizeof v); /* drain; EAGAIN when already drained */
+            continue;
+        }
+        n += dispatch(b, (int)e->data.u64, e->events);
+    }
+    b->nev = b->evi = 0;
+    return n;
+}
+
+int epoll_be_poll(struct worker *w)
+{
+    struct epoll_be *b = be_of(w);
+    int n = dispatch_events(b);
+    /* relaxed peek (E4): the sleep waits on the epoll itself, so a stale 0 loses nothing */
+    if (atomic_load_explicit(&b->nwait, memory_order_relaxed) == 0)
+        return n;
+    int64_t now = clk_now();
+    if (now - b->last_poll < EP_POLL_GAP_NS)
+        return n;
+    b->last_poll = now;
+    int k = epoll_wait(b->epfd, b->ev, EP_NEV, 0);
+    if (k > 0) {
+        b->nev = k;
+        b->evi = 0;
+        n += dispatch_events(b);
+    }
+    return n;
+}
+
+void epoll_be_sleep(struct worker *w, int64_t deadline)
+{
+    struct epoll_be *b = be_of(w);
+    if (b->evi < b->nev)
+        return; /* undispatched events */
+    if (io_bell_reset_and_check(w, &b->c)) {
+        io_bell_quiet(&b->c);
+        return;
+    }
+    struct timespec ts, *tsp = NULL;
+    if (deadline >= 0) {
+        int64_t left = deadline - clk_now();
+        if (left < 0)
+            left = 0;
+        ts = clk_to_ts(left);
+        tsp = &ts;
+    }
+    int k = epoll_pwait2(b->epfd, b->ev, EP_NEV, tsp, NULL);
+    if (k < 0 && errno == ENOSYS) { /* before Linux 5.11: millisecond timeouts, rounded up */
+        int ms = -1;
+        if (tsp)
+            ms = (int)((ts.tv_sec * 1000000000LL + ts.tv_nsec + 999999) / 1000000);
+        k = epoll_wait(b->epfd, b->ev, EP_NEV, ms);
+    }
+    b->nev = k > 0 ? k : 0;
+    b->evi = 0;
+    b->last_poll = clk_now();
+    io_bell_quiet(&b->c);
+}
+
+void epoll_be_ring(struct worker *w)
+{
+    struct epoll_be *b = be_of(w);
+    uint64_t one = 1;
+    (void)!write(b->efd, &one, sizeof one); /* EAGAIN: the counter is full, the wait ends anyway */
+}
+
+void epoll_be_cancel_fd(struct worker *w, int fd)
+{
+    struct epoll_be *b = be_of(w);
+    struct epwait *ready = NULL;
+    pthread_mutex_lock(&b->c.lock);
+    struct epslot *s = slot_get(b, fd, false);
+    if (s) {
+        while (s->head) {
+            struct epwait *rec = s->head;
+            unlink_rec(b, s, rec);
+            uint32_t z = 0;
+            if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                rec->err = -EBADF;
+                rec->next = ready;
+                ready = rec;
+            }
+        }
+        if (s->registered) /* the fd is still open: take it out before close(2) */
+            epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
+        s->registered = false;
+        s->armed = 0;
+    }
+    pthread_mutex_unlock(&b->c.lock);
+    ready_list(ready);
+}

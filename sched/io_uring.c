@@ -1,0 +1,348 @@
+/* sched/io_uring.c — the io_uring backend: one ring per worker.
+ *
+ * Responsibility: a goroutine's I/O call becomes an SQE on its current worker's ring with a
+ *   completion record (struct uring_req) on the goroutine's own stack; the goroutine parks; the
+ *   worker reaps CQEs in sched_io_poll and readies the owners. The idle sleep is one
+ *   io_uring_enter(GETEVENTS) that also waits on the doorbell (a FUTEX_WAIT, or an eventfd READ).
+ *
+ * Invariants:
+ *   U1  Only the owner thread touches its ring (SINGLE_ISSUER, DEFER_TASKRUN): goroutines fill
+ *       SQEs on the worker they run on, and only that worker reaps. Other threads reach a ring
+ *       only through the doorbell and the cancel list (struct io_common).
+ *   U2  A uring_req stays valid until every CQE of its SQEs is reaped: 1 for a lone op, 2 for
+ *       an op with a linked IORING_OP_LINK_TIMEOUT. req->pending counts them down, and the
+ *       goroutine is readied only at zero, so the record on its stack never goes away under
+ *       the kernel or the reaper.
+ *   U3  sched.nio (I5) is incremented before the SQE can reach the kernel and decremented only
+ *       after sched_ready of the owner (batched per reap).
+ *   U4  Deadlines: op + LINK_TIMEOUT(IORING_TIMEOUT_ABS, CLOCK_MONOTONIC). The op is returned as
+ *       -ETIMEDOUT only when the timeout fired (-ETIME) and the op was cancelled (-ECANCELED /
+ *       -EINTR): a cancelled op consumed nothing. An op that completed in the race keeps its
+ *       result. An op cancelled by ringo_close (IORING_ASYNC_CANCEL_FD) ends with -EBADF.
+ *   U5  Submission is batched: SQEs wait in the SQ until sched_io_poll / sched_io_flush (the
+ *       worker runs out of work, or every 64 schedules) or until URING_BATCH are pending.
+ *   U6  With DEFER_TASKRUN, completions exist only after the owner enters with GETEVENTS; the
+ *       kernel raises IORING_SQ_TASKRUN (TASKRUN_FLAG) when there is such work, so poll enters
+ *       only then, or to submit: no syscall when nothing is pending.
+ *
+ * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
+ *   its link timeout; the small constants below for the runtime's own SQEs.
+ * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
+ *   of that worker switching out); uring_be_ring from any thread.
+ * Depends on: kernel_iface/uring, kernel_iface/futex, sched (park protocol).
+ */
+#include "sched/io_backend.h"
+#include "kernel_iface/clock.h"
+#include "kernel_iface/futex.h"
+#include "kernel_iface/uring.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define UD_BELL 1u     /* the doorbell's FUTEX_WAIT or eventfd READ */
+#define UD_IGNORE 2u   /* ASYNC_CANCEL issued for ringo_close: its count is of no interest */
+#define UD_MIN_PTR 4096u
+#define URING_BATCH 32 /* SQEs pending before a goroutine submits them itself (U5) */
+
+struct uring_req {
+    struct g *g;                  /* readied when pending reaches 0 */
+    int32_t res;                  /* the op's CQE res */
+    int32_t tres;                 /* the link timeout's CQE res (deadline only) */
+    uint32_t pending;             /* CQEs still due (U2); the owner worker only */
+    struct __kernel_timespec ts;  /* LINK_TIMEOUT reads it at submission */
+};
+
+struct uring_be {
+    struct io_common c;           /* first: w->io points here */
+    struct io_uring ring;         /* U1 */
+    unsigned unsub;               /* own: SQEs filled but not yet submitted */
+    unsigned inflight;            /* own: ops (not timeouts) whose final CQE is not reaped yet */
+    bool bell_armed;              /* own: the doorbell wait is in the ring */
+    bool futex;                   /* doorbell = FUTEX_WAIT on c.bell (else eventfd READ) */
+    bool taskrun_flag;            /* the kernel flags pending task work (U6) */
+    bool defer;
+    int efd;                      /* eventfd doorbell (no FUTEX_WAIT); -1 otherwise */
+    uint64_t efd_buf;             /* the eventfd READ's target */
+};
+
+static inline struct uring_be *be_of(struct worker *w)
+{
+    return (struct uring_be *)w->io;
+}
+
+int uring_be_init(struct worker *w, const struct kif_uring_caps *caps)
+{
+    struct uring_be *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    unsigned sq = sched.ring_entries ? sched.ring_entries : 256;
+    unsigned cq = sq * 8 < 4096 ? 4096 : sq * 8;
+    if (cq > 65536)
+        cq = 65536;
+    int r = kif_uring_init(&b->ring, sq, cq, caps);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    b->c.kind = IOK_URING;
+    atomic_store_explicit(&b->c.bell, 1, memory_order_relaxed); /* awake; published by the start barrier */
+    pthread_mutex_init(&b->c.lock, NULL);
+    b->futex = caps->futex_wait;
+    b->taskrun_flag = caps->taskrun_flag;
+    b->defer = caps->defer_taskrun;
+    b->efd = -1;
+    if (!b->futex) {
+        b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (b->efd < 0) {
+            r = -errno;
+            kif_uring_exit(&b->ring);
+            free(b);
+            return r;
+        }
+    }
+    w->io = &b->c;
+    return 0;
+}
+
+/* Submit what is pending; unsub keeps what the kernel did not take (it stays in the SQ). */
+static void submit(struct uring_be *b, bool getevents)
+{
+    if (getevents)
+        kif_uring_submit_getevents(&b->ring);
+    else
+        kif_uring_submit(&b->ring);
+    b->unsub = io_uring_sq_ready(&b->ring);
+}
+
+/* Reap every CQE; ready the goroutines whose records are complete. Returns how many. */
+static int reap(struct uring_be *b)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    int nready = 0;
+    io_uring_for_each_cqe(&b->ring, head, cqe) {
+        seen++;
+        uint64_t ud = cqe->user_data;
+        if (ud < UD_MIN_PTR || ud == LIBURING_UDATA_TIMEOUT) {
+            if (ud == UD_BELL)
+                b->bell_armed = false;
+            continue;
+        }
+        struct uring_req *req = (struct uring_req *)(uintptr_t)(ud & ~(uint64_t)1);
+        if (ud & 1)
+            req->tres = cqe->res;
+        else
+            req->res = cqe->res;
+        if (--req->pending == 0) {
+            b->inflight--;
+            struct g *g = req->g; /* the last touch of req (U2): g may run and return at once */
+            sched_ready(g);
+            nready++;
+        }
+    }
+    io_uring_cq_advance(&b->ring, seen);
+    if (nready) {
+        io_stat_add(&b->c.st_completed, (uint64_t)nready);
+        /* seq_cst, after the readies (U3, I5): the deadlock check pairs with it */
+        atomic_fetch_sub_explicit(&sched.nio, nready, memory_order_seq_cst);
+    }
+    return nready;
+}
+
+/* An SQE for the owner's own use, submitting (and reaping, to make CQ room) if the SQ is full. */
+static struct io_uring_sqe *own_sqe(struct uring_be *b)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+        if (sqe)
+            return sqe;
+        submit(b, true);
+        reap(b);
+    }
+    return NULL;
+}
+
+/* Issue IORING_ASYNC_CANCEL_FD|ALL for fd now, after everything already filled. The kernel runs
+ * the cancel inside this submit, while fd still names the file (the closer has not closed it). */
+static bool prep_cancel(struct uring_be *b, int fd)
+{
+    if (b->inflight == 0)
+        return false; /* nothing of this ring can wait on fd */
+    struct io_uring_sqe *sqe = own_sqe(b);
+    if (!sqe)
+        return false;
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    sqe->user_data = UD_IGNORE;
+    b->unsub++;
+    return true;
+}
+
+static void flush_cancels(struct uring_be *b)
+{
+    for (int tries = 0; b->unsub && tries < 4; tries++) {
+        submit(b, true);
+        if (b->unsub)
+            reap(b); /* -EBUSY: CQ overflow backlog; make room and go again */
+    }
+}
+
+void uring_be_cancel_fd(struct worker *w, int fd)
+{
+    struct uring_be *b = be_of(w);
+    if (prep_cancel(b, fd))
+        flush_cancels(b);
+}
+
+static void process_cancels(struct uring_be *b)
+{
+    struct io_cancelreq *list = io_cancels_take(&b->c);
+    bool any = false;
+    for (struct io_cancelreq *r = list; r; r = r->next)
+        any |= prep_cancel(b, r->fd);
+    if (any)
+        flush_cancels(b);
+    while (list) {
+        struct io_cancelreq *next = list->next; /* read before the ack: the closer frees list */
+        io_closewait_ack(list->cw);
+        list = next;
+    }
+}
+
+int uring_be_poll(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    /* relaxed peek: the sleep re-checks with seq_cst after resetting the doorbell */
+    if (unlikely(atomic_load_explicit(&b->c.ncancel, memory_order_relaxed) != 0))
+        process_cancels(b);
+    if (b->unsub) {
+        submit(b, true);
+    } else if (b->inflight || b->bell_armed) {
+        if (b->taskrun_flag ? kif_uring_needs_enter(&b->ring)
+                            : (b->defer && io_uring_cq_ready(&b->ring) == 0))
+            submit(b, true); /* U6: run the deferred completions */
+    }
+    if (io_uring_cq_ready(&b->ring) == 0)
+        return 0;
+    return reap(b);
+}
+
+void uring_be_flush(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    if (b->unsub)
+        submit(b, false);
+}
+
+void uring_be_sleep(struct worker *w, int64_t deadline)
+{
+    struct uring_be *b = be_of(w);
+    if (io_uring_cq_ready(&b->ring) != 0)
+        return; /* completions to reap first */
+    if (io_bell_reset_and_check(w, &b->c)) {
+        io_bell_quiet(&b->c);
+        return;
+    }
+    if (!b->bell_armed) {
+        struct io_uring_sqe *sqe = own_sqe(b);
+        if (sqe) {
+            if (b->futex)
+                kif_prep_futex_wait(sqe, (uint32_t *)&b->c.bell, 0);
+            else
+                io_uring_prep_read(sqe, b->efd, &b->efd_buf, sizeof b->efd_buf, 0);
+            sqe->user_data = UD_BELL;
+            b->unsub++;
+            b->bell_armed = true;
+        }
+    }
+    if (b->bell_armed)
+        kif_uring_wait(&b->ring, deadline);
+    else /* no SQE for the doorbell (the kernel refuses submissions): do not sleep past 1 ms */
+        kif_uring_wait(&b->ring, deadline >= 0 && deadline < clk_now() + 1000000 ? deadline : clk_now() + 1000000);
+    b->unsub = io_uring_sq_ready(&b->ring);
+    io_bell_quiet(&b->c);
+}
+
+void uring_be_ring(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    if (b->futex) {
+        futex_wake((uint32_t *)&b->c.bell, 1);
+    } else {
+        uint64_t one = 1;
+        (void)!write(b->efd, &one, sizeof one); /* EAGAIN: the counter is full, the wait ends anyway */
+    }
+}
+
+static void prep_op(struct io_uring_sqe *sqe, const struct io_args *a)
+{
+    switch (a->op) {
+    case IOP_READ:
+        io_uring_prep_read(sqe, a->fd, a->buf, (unsigned)a->n, (uint64_t)-1); /* current position */
+        break;
+    case IOP_WRITE:
+        io_uring_prep_write(sqe, a->fd, a->buf, (unsigned)a->n, (uint64_t)-1);
+        break;
+    case IOP_RECV:
+        io_uring_prep_recv(sqe, a->fd, a->buf, a->n, a->flags);
+        break;
+    case IOP_SEND:
+        io_uring_prep_send(sqe, a->fd, a->buf, a->n, a->flags);
+        break;
+    case IOP_ACCEPT:
+        io_uring_prep_accept(sqe, a->fd, a->addr, a->addrlen, a->flags);
+        break;
+    case IOP_CONNECT:
+        io_uring_prep_connect(sqe, a->fd, a->caddr, a->caddrlen);
+        break;
+    case IOP_POLL:
+        io_uring_prep_poll_add(sqe, a->fd, (unsigned)(unsigned short)a->events);
+        break;
+    }
+}
+
+ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
+{
+    struct uring_be *b = be_of(w);
+    struct uring_req req;
+    unsigned need = a->deadline >= 0 ? 2 : 1;
+    if (io_uring_sq_space_left(&b->ring) < need) {
+        /* submit only: reaping or cancel processing here could run before our SQE exists */
+        submit(b, false);
+        if (io_uring_sq_space_left(&b->ring) < need)
+            return IO_RETRY;
+    }
+    req.g = self;
+    req.res = 0;
+    req.tres = 0;
+    req.pending = need;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+    prep_op(sqe, a);
+    sqe->user_data = (uint64_t)(uintptr_t)&req;
+    if (a->deadline >= 0) {
+        /* both SQEs go to the kernel in the same submit: nothing submits between these gets */
+        sqe->flags |= IOSQE_IO_LINK;
+        req.ts.tv_sec = a->deadline / 1000000000LL;
+        req.ts.tv_nsec = a->deadline % 1000000000LL;
+        struct io_uring_sqe *t = io_uring_get_sqe(&b->ring);
+        io_uring_prep_link_timeout(t, &req.ts, IORING_TIMEOUT_ABS);
+        t->user_data = (uint64_t)(uintptr_t)&req | 1;
+    }
+    b->unsub += need;
+    b->inflight++;
+    io_stat_add(&b->c.st_submitted, 1);
+    sched_park_prepare(self, WR_IO); /* only this worker reaps (U1), and not before we park */
+    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* U3: before submission */
+    if (b->unsub >= URING_BATCH)
+        submit(b, false);
+    sched_park(self, -1, NULL, 0);
+    /* resumed, perhaps on another worker (I4): only req is read from here on */
+    if (req.res == -ECANCELED || req.res == -EINTR) {
+        if (need == 2 && req.tres == -ETIME)
+            return -ETIMEDOUT; /* U4 */
+        if (req.res == -ECANCELED)
+            return -EBADF; /* cancelled by ringo_close */
+    }
+    return req.res;
+}

@@ -1,0 +1,1268 @@
+/* tests/test_io.c — the I/O calls of API.md on the backend the environment selects.
+ *
+ * Responsibility: check, with goroutines and with plain threads, that ringo's I/O calls move
+ *   every byte (1,000 echo connections x 100 round trips; 16 MiB through a socket pair),
+ *   honour deadlines without consuming anything, park goroutines instead of their workers
+ *   (10,000 timed waits; 1,000 blocked pipe readers while others run, which is also not a
+ *   deadlock), end waits on ringo_close, report bad input as the system calls do, leak no
+ *   descriptor or memory over 100,000 failed calls, and that the example HTTP and echo servers
+ *   behave. make check runs this binary once as is and once per forced fallback
+ *   (tests/io_nouring.sh, io_nofutex.sh, io_nodefer.sh set RINGO_DISABLE).
+ * Invariants: assertions run on the main thread only (cmocka longjmps); goroutines record what
+ *   they saw in shared counters that the main thread checks after a wait group. Every test arms
+ *   alarm(), so a hang kills the binary and fails the run instead of stalling it. Servers bind
+ *   127.0.0.1 only and every load is bounded.
+ * Depends on: the public API (ringo.h), cmocka, and examples/{http,echo}_server found through
+ *   $top_builddir (exported by the harness).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringo.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+extern char **environ;
+
+/* ================================================================== helpers */
+
+static _Atomic long failures;     /* goroutine-side check failures; relaxed: read after a wait group */
+static char failmsg[768];         /* the first three, for the report */
+static pthread_mutex_t failmu = PTHREAD_MUTEX_INITIALIZER;
+
+static void fail_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_at(int line, const char *fmt, ...)
+{
+    if (atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed) < 3) {
+        pthread_mutex_lock(&failmu);
+        size_t at = strlen(failmsg);
+        va_list ap;
+        va_start(ap, fmt);
+        int n = snprintf(failmsg + at, sizeof failmsg - at, "%sline %d: ", at ? "; " : "", line);
+        if (n > 0 && (size_t)n < sizeof failmsg - at)
+            vsnprintf(failmsg + at + (size_t)n, sizeof failmsg - at - (size_t)n, fmt, ap);
+        va_end(ap);
+        pthread_mutex_unlock(&failmu);
+    }
+}
+#define CHECK(cond, ...) do { if (!(cond)) fail_at(__LINE__, __VA_ARGS__); } while (0)
+
+static void begin(unsigned seconds)
+{
+    atomic_store_explicit(&failures, 0, memory_order_relaxed);
+    failmsg[0] = 0;
+    alarm(seconds); /* a hang fails the run (SIGALRM kills) instead of stalling it */
+}
+
+static void end(void)
+{
+    alarm(0);
+    long f = atomic_load_explicit(&failures, memory_order_relaxed);
+    if (f)
+        fail_msg("%ld goroutine check(s) failed; first: %s", f, failmsg);
+}
+
+/* Run fn(arg) in n goroutines; wait for all from the main (plain) thread. */
+struct job {
+    void (*fn)(void *arg, long i);
+    void *arg;
+    long i;
+    struct ringo_waitgroup *wg;
+};
+
+static void job_main(void *p)
+{
+    struct job *j = p;
+    j->fn(j->arg, j->i);
+    ringo_wg_done(j->wg);
+}
+
+static void run_n(long n, void (*fn)(void *, long), void *arg)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct job *jobs = calloc((size_t)n, sizeof *jobs);
+    assert_non_null(jobs);
+    ringo_wg_add(&wg, n);
+    for (long i = 0; i < n; i++) {
+        jobs[i] = (struct job){ fn, arg, i, &wg };
+        assert_true(ringo_go(job_main, &jobs[i]) > 0);
+    }
+    ringo_wg_wait(&wg);
+    free(jobs);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", "..", and the directory's own fd */
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Time this process's threads spent runnable but waiting for a CPU (ns, summed over threads):
+ * the second field of /proc/self/task/<tid>/schedstat. make check runs several test binaries at
+ * once on few CPUs; latency bounds discount the time we were not allowed to run. */
+static int64_t run_delay_ns(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int64_t sum = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        long long run = 0, wait = 0;
+        if (f) {
+            if (fscanf(f, "%lld %lld", &run, &wait) == 2)
+                sum += wait;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+/* Wall time since (t0, delay0) minus the CPU wait of the 2 workers (per worker, on average). */
+static int64_t elapsed_on_cpu(int64_t t0, int64_t delay0)
+{
+    int64_t took = ringo_now() - t0;
+    int64_t stolen = (run_delay_ns() - delay0) / 2;
+    return stolen > 0 && stolen < took ? took - stolen : took;
+}
+
+/* an fd number that is not open (high, so nothing the tests open meanwhile takes it) */
+static int unused_fd(void)
+{
+    struct rlimit rl;
+    int fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 100 && rl.rlim_cur < 1000000 ? (int)rl.rlim_cur - 1 : 999;
+    while (fd > 3 && fcntl(fd, F_GETFD) != -1)
+        fd--;
+    return fd;
+}
+
+static uint16_t port_of(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        return 0;
+    return ntohs(sa.sin_port);
+}
+
+/* read exactly n bytes (0 on success) */
+static int read_full(int fd, void *buf, size_t n, int64_t deadline)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t r = ringo_read(fd, p, n, deadline);
+        if (r <= 0)
+            return r == 0 ? -EPIPE : (int)r;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t r = ringo_write(fd, p, n, deadline);
+        if (r <= 0)
+            return r == 0 ? -EIO : (int)r;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ringo_config cfg = { .procs = 2, .pin = -1 };
+    int r = ringo_init(&cfg);
+    if (r != 0 && r != -EALREADY)
+        return -1;
+    return ringo_procs() == 2 ? 0 : -1;
+}
+
+/* ================================================================== echo: 1,000 x 100 */
+
+#define ECHO_CONNS 1000
+#define ECHO_ROUNDS 100
+
+struct echo {
+    int lfd;
+    uint16_t port;
+    int64_t t0;
+    _Atomic long served, clients_ok, accepted;
+    struct ringo_waitgroup servers;
+};
+
+static void echo_serve(void *p)
+{
+    void **a = p;
+    struct echo *e = a[0];
+    int fd = (int)(intptr_t)a[1];
+    free(a);
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ringo_read(fd, buf, sizeof buf, -1);
+        if (n <= 0) {
+            CHECK(n == 0, "server read: %zd", n);
+            break;
+        }
+        if (write_full(fd, buf, (size_t)n, -1) != 0) {
+            CHECK(0, "server write failed");
+            break;
+        }
+    }
+    ringo_close(fd);
+    atomic_fetch_add_explicit(&e->served, 1, memory_order_relaxed); /* read after the wait group */
+    ringo_wg_done(&e->servers);
+}
+
+static void echo_acceptor(void *p)
+{
+    struct echo *e = p;
+    for (int i = 0; i < ECHO_CONNS; i++) {
+        int fd = ringo_accept(e->lfd, NULL, NULL, ringo_now() + 90 * SEC);
+        if (fd < 0) {
+            CHECK(0, "accept %d: %d at %lld ms", i, fd, (long long)((ringo_now() - e->t0) / MS));
+            ringo_wg_add(&e->servers, -(ECHO_CONNS - i));
+            return;
+        }
+        atomic_fetch_add_explicit(&e->accepted, 1, memory_order_relaxed);
+        void **a = malloc(2 * sizeof *a);
+        a[0] = e;
+        a[1] = (void *)(intptr_t)fd;
+        ringo_go(echo_serve, a);
+    }
+}
+
+static void echo_client(void *p, long id)
+{
+    struct echo *e = p;
+    int fd = ringo_tcp_dial("127.0.0.1", e->port, ringo_now() + 60 * SEC);
+    if (fd < 0) {
+        CHECK(0, "dial %ld: %d", id, fd);
+        return;
+    }
+    unsigned char out[2048], in[2048];
+    for (int r = 0; r < ECHO_ROUNDS; r++) {
+        size_t len = 1 + (size_t)((id * 131 + r * 977) % (long)sizeof out);
+        for (size_t i = 0; i < len; i++)
+            out[i] = (unsigned char)(id * 7 + r * 13 + i * 31);
+        int w = write_full(fd, out, len, -1);
+        /* generous: make check runs several binaries at once on few CPUs; a hang is alarm()'s */
+        int rd = w == 0 ? read_full(fd, in, len, ringo_now() + 60 * SEC) : w;
+        if (rd != 0 || memcmp(in, out, len) != 0) {
+            CHECK(0, "client %ld round %d: write %d read %d%s at %lld ms, %ld accepted", id, r, w, rd,
+                  rd == 0 ? " (bytes differ)" : "", (long long)((ringo_now() - e->t0) / MS),
+                  atomic_load_explicit(&e->accepted, memory_order_relaxed));
+            ringo_close(fd);
+            return;
+        }
+    }
+    ringo_close(fd);
+    atomic_fetch_add_explicit(&e->clients_ok, 1, memory_order_relaxed);
+}
+
+static void test_io_echo_1000_connections_every_byte(void **state)
+{
+    (void)state;
+    begin(150);
+    static struct echo e;
+    memset(&e, 0, sizeof e);
+    e.lfd = ringo_tcp_listen("127.0.0.1", 0, 4096);
+    assert_true(e.lfd >= 0);
+    e.port = port_of(e.lfd);
+    e.t0 = ringo_now();
+    ringo_wg_add(&e.servers, ECHO_CONNS);
+    assert_true(ringo_go(echo_acceptor, &e) > 0);
+    run_n(ECHO_CONNS, echo_client, &e);
+    ringo_wg_wait(&e.servers);
+    end();
+    assert_int_equal(atomic_load(&e.clients_ok), ECHO_CONNS);
+    assert_int_equal(atomic_load(&e.served), ECHO_CONNS);
+    assert_int_equal(ringo_close(e.lfd), 0);
+}
+
+/* ================================================================== 16 MiB through a socket pair */
+
+#define BULK (16u << 20)
+
+struct bulk {
+    int fd[2];
+    uint64_t wsum, rsum;
+    size_t got;
+    bool mismatch;
+};
+
+static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void bulk_side(void *p, long i)
+{
+    struct bulk *b = p;
+    static unsigned char wbuf[65536], rbuf[65536], expect[65536];
+    uint64_t seed = 0x1234567, lens = 0x9876543;
+    if (i == 0) {
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (size_t done = 0; done < BULK;) {
+            size_t n = 1 + xorshift(&lens) % sizeof wbuf;
+            if (n > BULK - done)
+                n = BULK - done;
+            for (size_t k = 0; k < n; k++)
+                wbuf[k] = (unsigned char)(xorshift(&seed) >> 56);
+            h = fnv(h, wbuf, n);
+            if (write_full(b->fd[0], wbuf, n, ringo_now() + 30 * SEC) != 0) {
+                CHECK(0, "bulk write failed at %zu", done);
+                break;
+            }
+            done += n;
+        }
+        b->wsum = h;
+        ringo_close(b->fd[0]); /* EOF for the reader */
+    } else {
+        uint64_t h = 0xcbf29ce484222325ull, rl = 0x5555;
+        size_t got = 0;
+        for (;;) {
+            size_t want = 1 + xorshift(&rl) % sizeof rbuf;
+            ssize_t n = ringo_read(b->fd[1], rbuf, want, ringo_now() + 30 * SEC);
+            if (n <= 0) {
+                CHECK(n == 0, "bulk read: %zd", n);
+                break;
+            }
+            for (ssize_t k = 0; k < n; k++)
+                expect[k] = (unsigned char)(xorshift(&seed) >> 56);
+            if (memcmp(expect, rbuf, (size_t)n) != 0)
+                b->mismatch = true;
+            h = fnv(h, rbuf, (size_t)n);
+            got += (size_t)n;
+        }
+        b->rsum = h;
+        b->got = got;
+        ringo_close(b->fd[1]);
+    }
+}
+
+static void test_io_socketpair_16mib_checksum(void **state)
+{
+    (void)state;
+    begin(120);
+    struct bulk b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b.fd), 0);
+    run_n(2, bulk_side, &b);
+    end();
+    assert_int_equal(b.got, BULK);
+    assert_false(b.mismatch);
+    assert_true(b.wsum == b.rsum);
+}
+
+/* ================================================================== deadlines */
+
+struct dl {
+    int rfd, wfd;
+    bool use_recv;
+    ssize_t r1, r2;
+    int64_t took, took_cpu;
+    char c;
+};
+
+static void deadline_body(struct dl *d)
+{
+    char c = 0;
+    int64_t t0 = ringo_now(), d0 = run_delay_ns();
+    d->r1 = d->use_recv ? ringo_recv(d->rfd, &c, 1, 0, t0 + 100 * MS) : ringo_read(d->rfd, &c, 1, t0 + 100 * MS);
+    d->took = ringo_now() - t0;
+    d->took_cpu = elapsed_on_cpu(t0, d0);
+    /* written after the timed-out call returned: the cancelled read must not have eaten it */
+    ssize_t w = ringo_write(d->wfd, "x", 1, -1);
+    CHECK(w == 1, "write after timeout: %zd", w);
+    d->r2 = d->use_recv ? ringo_recv(d->rfd, &d->c, 1, 0, ringo_now() + SEC)
+                        : ringo_read(d->rfd, &d->c, 1, ringo_now() + SEC);
+}
+
+static void deadline_g(void *p, long i)
+{
+    (void)i;
+    deadline_body(p);
+}
+
+static void check_deadline(struct dl *d)
+{
+    assert_int_equal(d->r1, -ETIMEDOUT);
+    assert_true(d->took >= 100 * MS - 1 * MS);
+    assert_true(d->took_cpu < 600 * MS);
+    assert_int_equal(d->r2, 1);
+    assert_int_equal(d->c, 'x');
+}
+
+static void test_io_deadline_times_out_and_consumes_nothing(void **state)
+{
+    (void)state;
+    begin(30);
+    int sv[2], pp[2];
+    for (int kind = 0; kind < 3; kind++) {
+        /* 0: socket read, 1: socket recv, 2: pipe read; in a goroutine, then on this thread */
+        for (int plain = 0; plain < 2; plain++) {
+            struct dl d;
+            memset(&d, 0, sizeof d);
+            if (kind < 2) {
+                assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                d.rfd = sv[0];
+                d.wfd = sv[1];
+            } else {
+                assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+                d.rfd = pp[0];
+                d.wfd = pp[1];
+            }
+            d.use_recv = kind == 1;
+            if (plain)
+                deadline_body(&d);
+            else
+                run_n(1, deadline_g, &d);
+            check_deadline(&d);
+            ringo_close(d.rfd);
+            ringo_close(d.wfd);
+        }
+    }
+    end();
+}
+
+/* a deadline already past: try once without waiting */
+static void past_deadline_g(void *p, long i)
+{
+    (void)i;
+    int *sv = p;
+    char c;
+    ssize_t r = ringo_read(sv[0], &c, 1, ringo_now() - SEC);
+    CHECK(r == -ETIMEDOUT, "empty, past deadline: %zd", r);
+    ringo_write(sv[1], "y", 1, -1);
+    r = ringo_read(sv[0], &c, 1, 0);
+    CHECK(r == 1 && c == 'y', "data ready, past deadline: %zd", r);
+    int lfd = ringo_tcp_listen("127.0.0.1", 0, 16);
+    r = ringo_accept(lfd, NULL, NULL, ringo_now() + 50 * MS);
+    CHECK(r == -ETIMEDOUT, "accept with deadline: %zd", r);
+    r = ringo_poll(sv[0], POLLIN, ringo_now() + 50 * MS);
+    CHECK(r == -ETIMEDOUT, "poll with deadline: %zd", r);
+    r = ringo_poll(sv[0], POLLOUT, ringo_now() + 50 * MS);
+    CHECK(r > 0 && (r & POLLOUT), "poll writable: %zd", r);
+    ringo_close(lfd);
+}
+
+static void test_io_deadline_past_tries_once(void **state)
+{
+    (void)state;
+    begin(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    run_n(1, past_deadline_g, sv);
+    ringo_close(sv[0]);
+    ringo_close(sv[1]);
+    end();
+}
+
+/* ================================================================== 10,000 timed waits */
+
+static void sleeper(void *p, long i)
+{
+    (void)p;
+    (void)i;
+    ringo_sleep(100 * MS);
+}
+
+static void timed_reader(void *p, long i)
+{
+    (void)i;
+    int fd = *(int *)p;
+    char c;
+    ssize_t r = ringo_read(fd, &c, 1, ringo_now() + 100 * MS);
+    CHECK(r == -ETIMEDOUT, "timed read: %zd", r);
+}
+
+static void test_io_10000_sleepers_finish_fast(void **state)
+{
+    (void)state;
+    begin(30);
+    int64_t t0 = ringo_now(), d0 = run_delay_ns();
+    run_n(10000, sleeper, NULL);
+    assert_true(ringo_now() - t0 >= 100 * MS);
+    int64_t took = elapsed_on_cpu(t0, d0);
+    if (took >= 900 * MS)
+        fail_msg("10,000 sleeps of 100 ms took %lld ms (CPU wait discounted)", (long long)(took / MS));
+
+    /* the same with I/O deadlines: 10,000 reads on one empty pipe, each with a 100 ms deadline */
+    int pp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    t0 = ringo_now();
+    d0 = run_delay_ns();
+    run_n(10000, timed_reader, &pp[0]);
+    assert_true(ringo_now() - t0 >= 100 * MS);
+    took = elapsed_on_cpu(t0, d0);
+    end();
+    if (took >= 900 * MS)
+        fail_msg("10,000 reads with 100 ms deadlines took %lld ms (CPU wait discounted)", (long long)(took / MS));
+    /* nothing was consumed: the pipe still delivers the first byte written */
+    assert_int_equal(write(pp[1], "z", 1), 1);
+    char c = 0;
+    assert_int_equal(ringo_read(pp[0], &c, 1, ringo_now() + SEC), 1);
+    assert_int_equal(c, 'z');
+    close(pp[0]);
+    close(pp[1]);
+}
+
+/* ================================================================== blocked readers */
+
+#define NPIPES 1000
+
+struct blocked {
+    int p[NPIPES][2];
+    _Atomic long got;
+    _Atomic int busy_done;
+    struct ringo_waitgroup readers;
+};
+
+static void blocked_reader(void *p)
+{
+    void **a = p;
+    struct blocked *b = a[0];
+    long i = (long)(intptr_t)a[1];
+    free(a);
+    unsigned char c = 0;
+    ssize_t r = ringo_read(b->p[i][0], &c, 1, -1);
+    CHECK(r == 1 && c == (unsigned char)i, "reader %ld: %zd %u", i, r, c);
+    if (r == 1)
+        atomic_fetch_add_explicit(&b->got, 1, memory_order_relaxed);
+    ringo_wg_done(&b->readers);
+}
+
+static void busy(void *p, long i)
+{
+    (void)i;
+    struct blocked *b = p;
+    for (int k = 0; k < 1000; k++)
+        ringo_yield();
+    for (int k = 0; k < 5; k++)
+        ringo_sleep(1 * MS);
+    atomic_store_explicit(&b->busy_done, 1, memory_order_relaxed);
+}
+
+static void *late_writer(void *p)
+{
+    /* a raw pthread, not attached to ringo: while it sleeps every goroutine is blocked in I/O and
+     * the main thread waits forever on a wait group: a slow pipe is not a deadlock (I5) */
+    struct blocked *b = p;
+    usleep(300 * 1000);
+    for (int i = 0; i < NPIPES; i++) {
+        unsigned char c = (unsigned char)i;
+        if (write(b->p[i][1], &c, 1) != 1)
+            abort();
+    }
+    return NULL;
+}
+
+static void test_io_1000_blocked_pipe_readers_do_not_hold_workers(void **state)
+{
+    (void)state;
+    begin(60);
+    static struct blocked b;
+    memset(&b, 0, sizeof b);
+    for (int i = 0; i < NPIPES; i++)
+        assert_int_equal(pipe2(b.p[i], O_CLOEXEC), 0);
+    ringo_wg_add(&b.readers, NPIPES);
+    for (long i = 0; i < NPIPES; i++) {
+        void **a = malloc(2 * sizeof *a);
+        a[0] = &b;
+        a[1] = (void *)(intptr_t)i;
+        assert_true(ringo_go(blocked_reader, a) > 0);
+    }
+    int64_t t0 = ringo_now();
+    run_n(1, busy, &b); /* 1,000 yields and 5 sleeps while 1,000 readers block */
+    assert_true(ringo_now() - t0 < 2 * SEC);
+    assert_int_equal(atomic_load(&b.busy_done), 1);
+    assert_int_equal(atomic_load(&b.got), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_writer, &b), 0);
+    ringo_wg_wait(&b.readers);
+    pthread_join(t, NULL);
+    end();
+    assert_int_equal(atomic_load(&b.got), NPIPES);
+    for (int i = 0; i < NPIPES; i++) {
+        close(b.p[i][0]);
+        close(b.p[i][1]);
+    }
+}
+
+/* ================================================================== close ends waits */
+
+struct closer {
+    int fd;
+    int kind;         /* 0 read, 1 recv, 2 accept, 3 poll */
+    int r;
+    int64_t took;
+};
+
+static void close_waiter(void *p, long i)
+{
+    (void)i;
+    struct closer *c = p;
+    char buf[8];
+    int64_t t0 = ringo_now();
+    switch (c->kind) {
+    case 0:
+        c->r = (int)ringo_read(c->fd, buf, sizeof buf, -1);
+        break;
+    case 1:
+        c->r = (int)ringo_recv(c->fd, buf, sizeof buf, 0, ringo_now() + 20 * SEC);
+        break;
+    case 2:
+        c->r = ringo_accept(c->fd, NULL, NULL, -1);
+        break;
+    default:
+        c->r = ringo_poll(c->fd, POLLIN, -1);
+        break;
+    }
+    c->took = ringo_now() - t0;
+}
+
+static void close_from_goroutine(void *p, long i)
+{
+    (void)i;
+    struct closer *c = p;
+    ringo_sleep(50 * MS);
+    int r = ringo_close(c->fd);
+    CHECK(r == 0, "ringo_close: %d", r);
+}
+
+struct close_pair {
+    struct closer *c;
+    bool by_goroutine;
+};
+
+static void close_pair_body(void *p, long i)
+{
+    struct close_pair *cp = p;
+    if (i == 0)
+        close_waiter(cp->c, 0);
+    else if (cp->by_goroutine)
+        close_from_goroutine(cp->c, 0);
+}
+
+static void test_io_close_ends_waits_on_the_fd(void **state)
+{
+    (void)state;
+    begin(60);
+    int fds0 = count_fds();
+    for (int kind = 0; kind < 4; kind++) {
+        for (int by = 0; by < 2; by++) {
+            int sv[2] = { -1, -1 }, other = -1;
+            struct closer c = { .kind = kind };
+            if (kind == 2) {
+                c.fd = ringo_tcp_listen("127.0.0.1", 0, 16);
+                assert_true(c.fd >= 0);
+            } else if (kind == 0 && by == 1) {
+                assert_int_equal(pipe2(sv, O_CLOEXEC), 0); /* a pipe: no shutdown(2) to lean on */
+                c.fd = sv[0];
+                other = sv[1];
+            } else {
+                assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                c.fd = sv[0];
+                other = sv[1];
+            }
+            struct close_pair cp = { &c, by == 0 };
+            if (by == 0) {
+                run_n(2, close_pair_body, &cp); /* waiter and closer, both goroutines */
+            } else {
+                /* waiter in a goroutine, closer: this plain thread */
+                struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+                struct job j = { close_pair_body, &cp, 0, &wg };
+                ringo_wg_add(&wg, 1);
+                assert_true(ringo_go(job_main, &j) > 0);
+                usleep(50 * 1000);
+                assert_int_equal(ringo_close(c.fd), 0);
+                ringo_wg_wait(&wg);
+            }
+            assert_true(c.r < 0);
+            assert_true(c.took < 5 * SEC);
+            if (other >= 0)
+                close(other);
+        }
+    }
+    /* the fd number is reusable and works normally afterwards */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(ringo_write(sv[1], "ok", 2, -1), 2);
+    char buf[2];
+    assert_int_equal(ringo_read(sv[0], buf, 2, ringo_now() + SEC), 2);
+    close(sv[0]);
+    close(sv[1]);
+    end();
+    assert_int_equal(count_fds(), fds0);
+}
+
+/* ================================================================== bad input */
+
+struct bad {
+    int closed_fd, pipe_r, sock, lfd;
+    uint16_t dead_port;
+};
+
+static void bad_body(struct bad *b)
+{
+    char buf[4];
+    CHECK(ringo_read(-1, buf, 1, -1) == -EBADF, "read -1");
+    CHECK(ringo_read(b->closed_fd, buf, 1, -1) == -EBADF, "read closed fd");
+    CHECK(ringo_write(b->closed_fd, buf, 1, ringo_now() + SEC) == -EBADF, "write closed fd");
+    CHECK(ringo_recv(-5, buf, 1, 0, -1) == -EBADF, "recv -5");
+    CHECK(ringo_poll(b->closed_fd, POLLIN, ringo_now() + SEC) == -EBADF, "poll closed fd");
+    CHECK(ringo_accept(b->closed_fd, NULL, NULL, -1) == -EBADF, "accept closed fd");
+    CHECK(ringo_close(-1) == -EBADF, "close -1");
+    CHECK(ringo_close(b->closed_fd) == -EBADF, "close closed fd");
+    CHECK(ringo_read(b->sock, NULL, 10, -1) == -EFAULT, "read NULL");
+    CHECK(ringo_write(b->sock, NULL, 10, -1) == -EFAULT, "write NULL");
+    CHECK(ringo_recv(b->sock, NULL, 10, 0, -1) == -EFAULT, "recv NULL");
+    CHECK(ringo_send(b->sock, NULL, 10, 0, -1) == -EFAULT, "send NULL");
+    ssize_t r = ringo_recv(b->pipe_r, buf, 1, 0, ringo_now() + SEC);
+    CHECK(r == -ENOTSOCK, "recv on a pipe: %zd", r);
+    r = ringo_accept(b->sock, NULL, NULL, ringo_now() + SEC);
+    CHECK(r == -EINVAL || r == -EOPNOTSUPP, "accept on a connected socket: %zd", r);
+    r = ringo_tcp_dial("127.0.0.1", b->dead_port, ringo_now() + 5 * SEC);
+    CHECK(r == -ECONNREFUSED, "dial a closed port: %zd", r);
+    CHECK(ringo_tcp_dial(NULL, 80, -1) == -EINVAL, "dial NULL host");
+    r = ringo_tcp_dial("no-such-host.invalid", 80, ringo_now() + 5 * SEC);
+    CHECK(r < 0, "dial an invalid name: %zd", r);
+    r = ringo_tcp_listen("127.0.0.1", port_of(b->lfd), 16);
+    CHECK(r == -EADDRINUSE, "listen on a used port: %zd", r);
+
+    /* a peer that resets the connection */
+    int c = ringo_tcp_dial("127.0.0.1", port_of(b->lfd), ringo_now() + 5 * SEC);
+    int s = ringo_accept(b->lfd, NULL, NULL, ringo_now() + 5 * SEC);
+    CHECK(c >= 0 && s >= 0, "dial/accept: %d %d", c, s);
+    if (c < 0 || s < 0)
+        return;
+    int fl = fcntl(s, F_GETFD);
+    CHECK(fl >= 0 && (fl & FD_CLOEXEC), "accepted fd is not close-on-exec");
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ringo_close(s); /* RST */
+    r = ringo_read(c, buf, sizeof buf, ringo_now() + 5 * SEC);
+    CHECK(r == -ECONNRESET, "read after reset: %zd", r);
+    r = ringo_write(c, "abc", 3, ringo_now() + 5 * SEC);
+    CHECK(r == -EPIPE || r == -ECONNRESET, "write after reset: %zd", r);
+    ringo_close(c);
+}
+
+static void bad_g(void *p, long i)
+{
+    (void)i;
+    bad_body(p);
+}
+
+static void test_io_bad_input_and_reset(void **state)
+{
+    (void)state;
+    begin(60);
+    struct bad b;
+    int pp[2], sv[2];
+    b.closed_fd = unused_fd();
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    b.pipe_r = pp[0];
+    b.sock = sv[0];
+    b.lfd = ringo_tcp_listen("127.0.0.1", 0, 16);
+    assert_true(b.lfd >= 0);
+    int dead = ringo_tcp_listen("127.0.0.1", 0, 1);
+    b.dead_port = port_of(dead);
+    close(dead);
+    run_n(1, bad_g, &b); /* in a goroutine */
+    bad_body(&b);        /* and on this plain thread */
+    close(pp[0]);
+    close(pp[1]);
+    close(sv[0]);
+    close(sv[1]);
+    close(b.lfd);
+    end();
+}
+
+/* ================================================================== 100,000 failed calls */
+
+struct failing {
+    int closed_fd, pipe_r, sock, lfd;
+    uint16_t dead_port;
+    _Atomic long calls;
+};
+
+static void failing_g(void *p, long i)
+{
+    struct failing *f = p;
+    char buf[16];
+    long calls = 0;
+    for (int k = 0; k < 10000; k++) {
+        ssize_t r;
+        switch ((k + i) % 8) {
+        case 0: r = ringo_read(f->closed_fd, buf, sizeof buf, -1); break;
+        case 1: r = ringo_write(f->sock, NULL, 5, -1); break;
+        case 2: r = ringo_recv(f->pipe_r, buf, 1, 0, -1); break;
+        case 3: r = ringo_read(f->sock, buf, 1, ringo_now() - 1); break;           /* past deadline */
+        case 4: r = ringo_accept(f->lfd, NULL, NULL, ringo_now() - 1); break;      /* past deadline */
+        case 5: r = ringo_send(f->closed_fd, buf, 1, 0, ringo_now() + SEC); break;
+        case 6: r = ringo_poll(f->closed_fd, POLLIN, -1); break;
+        default:
+            /* a real connection attempt, refused (1 in 40: they cost a TCP round trip) */
+            if (k % 5 == 0)
+                r = ringo_tcp_dial("127.0.0.1", f->dead_port, ringo_now() + 5 * SEC);
+            else
+                r = ringo_close(f->closed_fd);
+            break;
+        }
+        CHECK(r < 0, "call %d kind %ld succeeded: %zd", k, (k + i) % 8, r);
+        calls++;
+    }
+    atomic_fetch_add_explicit(&f->calls, calls, memory_order_relaxed);
+}
+
+static void test_io_100000_failed_calls_leak_nothing(void **state)
+{
+    (void)state;
+    begin(120);
+    static struct failing f;
+    memset(&f, 0, sizeof f);
+    int pp[2], sv[2];
+    f.closed_fd = unused_fd();
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    f.pipe_r = pp[0];
+    f.sock = sv[0];
+    f.lfd = ringo_tcp_listen("127.0.0.1", 0, 16);
+    int dead = ringo_tcp_listen("127.0.0.1", 0, 1);
+    f.dead_port = port_of(dead);
+    close(dead);
+    run_n(2, failing_g, &f); /* warm-up: first-use allocations are not leaks */
+    int fds0 = count_fds();
+    long rss0 = rss_kib();
+    atomic_store(&f.calls, 0);
+    run_n(10, failing_g, &f);
+    int fds1 = count_fds();
+    long rss1 = rss_kib();
+    close(pp[0]);
+    close(pp[1]);
+    close(sv[0]);
+    close(sv[1]);
+    close(f.lfd);
+    end();
+    assert_int_equal(atomic_load(&f.calls), 100000);
+    assert_int_equal(fds1, fds0);
+#ifndef UNDER_ASAN /* ASan's quarantine keeps freed memory resident; LeakSanitizer checks instead */
+    assert_true(rss1 - rss0 < 4096);
+#else
+    (void)rss0;
+    (void)rss1;
+#endif
+}
+
+/* ================================================================== plain threads */
+
+static void plain_dialer(void *p, long i)
+{
+    (void)i;
+    uint16_t port = *(uint16_t *)p;
+    int fd = ringo_tcp_dial("127.0.0.1", port, ringo_now() + 5 * SEC);
+    CHECK(fd >= 0, "dial: %d", fd);
+    if (fd < 0)
+        return;
+    CHECK(ringo_write(fd, "hi", 2, -1) == 2, "write");
+    char c;
+    CHECK(ringo_read(fd, &c, 1, ringo_now() + 5 * SEC) == 0, "expected EOF");
+    ringo_close(fd);
+}
+
+struct dial_job {
+    uint16_t port;
+    struct ringo_waitgroup wg;
+};
+
+static void dial_main(void *p)
+{
+    struct dial_job *d = p;
+    plain_dialer(&d->port, 0);
+    ringo_wg_done(&d->wg);
+}
+
+static void test_io_plain_thread_calls(void **state)
+{
+    (void)state;
+    begin(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[64];
+    assert_int_equal(ringo_write(sv[1], "hello", 5, -1), 5);
+    assert_int_equal(ringo_read(sv[0], buf, sizeof buf, -1), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(ringo_send(sv[0], "abc", 3, 0, ringo_now() + SEC), 3);
+    assert_int_equal(ringo_recv(sv[1], buf, sizeof buf, 0, ringo_now() + SEC), 3);
+    int64_t t0 = ringo_now();
+    assert_int_equal(ringo_read(sv[0], buf, 1, t0 + 80 * MS), -ETIMEDOUT);
+    assert_true(ringo_now() - t0 >= 79 * MS);
+    assert_int_equal(ringo_poll(sv[0], POLLIN, ringo_now() + 30 * MS), -ETIMEDOUT);
+    assert_true(ringo_poll(sv[0], POLLOUT, -1) & POLLOUT);
+
+    int lfd = ringo_tcp_listen("127.0.0.1", 0, 16);
+    assert_true(lfd >= 0);
+    assert_int_equal(ringo_accept(lfd, NULL, NULL, ringo_now() + 30 * MS), -ETIMEDOUT);
+    struct dial_job d = { .port = port_of(lfd) };
+    ringo_wg_add(&d.wg, 1);
+    assert_true(ringo_go(dial_main, &d) > 0);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int fd = ringo_accept(lfd, (struct sockaddr *)&peer, &plen, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    assert_int_equal(peer.sin_family, AF_INET);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(ringo_read(fd, buf, 2, ringo_now() + 5 * SEC), 2);
+    assert_memory_equal(buf, "hi", 2);
+    assert_int_equal(ringo_close(fd), 0);
+    ringo_wg_wait(&d.wg);
+
+    /* plain-thread connect with a deadline, and a dial to the listener */
+    int c = ringo_tcp_dial("localhost", port_of(lfd), ringo_now() + 5 * SEC);
+    assert_true(c >= 0);
+    int s = ringo_accept(lfd, NULL, NULL, ringo_now() + 5 * SEC);
+    assert_true(s >= 0);
+    close(c);
+    close(s);
+    close(lfd);
+    close(sv[0]);
+    close(sv[1]);
+    end();
+}
+
+/* ================================================================== stats */
+
+static void stats_g(void *p, long i)
+{
+    (void)i;
+    int *sv = p;
+    char c;
+    ringo_write(sv[1], "s", 1, -1);
+    ringo_read(sv[0], &c, 1, -1);
+}
+
+static void test_io_stats_count_operations(void **state)
+{
+    (void)state;
+    begin(30);
+    struct ringo_stats a, b;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ringo_stats_get(&a);
+    run_n(1, stats_g, sv);
+    ringo_stats_get(&b);
+    close(sv[0]);
+    close(sv[1]);
+    end();
+    assert_true(b.io_submitted >= a.io_submitted + 1);
+    assert_true(b.io_completed >= a.io_completed + 1);
+    assert_true(b.io_completed <= b.io_submitted);
+}
+
+/* ================================================================== the example servers */
+
+struct server {
+    pid_t pid;
+    uint16_t port;
+};
+
+static bool server_start(struct server *s, const char *name, const char *timeout_ms)
+{
+    char path[4096];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/examples/%s", top ? top : ".", name);
+    if (access(path, X_OK) != 0)
+        return false;
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0)
+        return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    char *argv[] = { path, "0", "2", (char *)timeout_ms, NULL };
+    int r = posix_spawn(&s->pid, path, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    if (r != 0) {
+        close(out[0]);
+        return false;
+    }
+    char line[256];
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t k = read(out[0], line + n, sizeof line - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        if (memchr(line, '\n', n))
+            break;
+    }
+    line[n] = 0;
+    close(out[0]);
+    const char *p = strstr(line, "127.0.0.1:");
+    s->port = p ? (uint16_t)atoi(p + 10) : 0;
+    return s->port != 0;
+}
+
+static void server_stop(struct server *s)
+{
+    kill(s->pid, SIGTERM);
+    int st;
+    waitpid(s->pid, &st, 0);
+}
+
+/* read until the connection closes or `want` occurrences of needle arrived */
+static size_t read_until(int fd, char *buf, size_t cap, const char *needle, int want, int64_t deadline, bool *eof)
+{
+    size_t n = 0;
+    *eof = false;
+    while (n < cap - 1) {
+        ssize_t r = ringo_read(fd, buf + n, cap - 1 - n, deadline);
+        if (r <= 0) {
+            *eof = r == 0;
+            break;
+        }
+        n += (size_t)r;
+        buf[n] = 0;
+        if (!needle)
+            continue;
+        int count = 0;
+        for (const char *p = buf; (p = strstr(p, needle)); p++)
+            count++;
+        if (count >= want)
+            break;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+struct http_load {
+    uint16_t port;
+    _Atomic long ok;
+};
+
+static void http_client(void *p, long id)
+{
+    struct http_load *h = p;
+    int fd = ringo_tcp_dial("127.0.0.1", h->port, ringo_now() + 20 * SEC);
+    if (fd < 0) {
+        CHECK(0, "http dial %ld: %d", id, fd);
+        return;
+    }
+    static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[1024];
+    bool eof;
+    for (int k = 0; k < 3; k++) {
+        if (write_full(fd, req, sizeof req - 1, -1) != 0) {
+            CHECK(0, "http write %ld", id);
+            break;
+        }
+        read_until(fd, buf, sizeof buf, "Hello, World!", 1, ringo_now() + 20 * SEC, &eof);
+        if (!strstr(buf, "HTTP/1.1 200 OK") || !strstr(buf, "Hello, World!")) {
+            CHECK(0, "http client %ld request %d: '%.60s'", id, k, buf);
+            break;
+        }
+        if (k == 2)
+            atomic_fetch_add_explicit(&h->ok, 1, memory_order_relaxed);
+    }
+    ringo_close(fd);
+}
+
+static void test_io_http_server_keepalive_and_400(void **state)
+{
+    (void)state;
+    struct server s;
+    if (!server_start(&s, "http_server", "400"))
+        skip();
+    begin(90);
+    char buf[4096];
+    bool eof;
+    /* two pipelined keep-alive requests, then a third on the same connection */
+    int fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static const char two[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write_full(fd, two, sizeof two - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, "Hello, World!", 2, ringo_now() + 5 * SEC, &eof);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(strstr(buf, "Hello, World!") + 1, "Hello, World!"));
+    static const char one[] = "GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write_full(fd, one, sizeof one - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    assert_non_null(strstr(buf, "Hello, World!"));
+    assert_true(eof); /* Connection: close is honoured */
+    ringo_close(fd);
+
+    /* garbage: 400 and the connection is closed */
+    static const char *const bad[] = { "garbage\r\n\r\n", "GET / HTTP/1.1\r\n\r\n" /* no Host */,
+                                       "GET / HTTP/9.9\r\nHost: a\r\n\r\n", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+                                       "GET / HTTP/1.1\r\nNo colon here\r\n\r\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write_full(fd, bad[i], strlen(bad[i]), -1), 0);
+        read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+        if (strncmp(buf, "HTTP/1.1 400 ", 13) != 0)
+            fail_msg("request %zu: expected 400, got '%.40s'", i, buf);
+        assert_true(eof);
+        ringo_close(fd);
+    }
+
+    /* a slow client that never finishes its request is disconnected (read deadline 400 ms) */
+    fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write_full(fd, "GET / HT", 8, -1), 0);
+    int64_t t0 = ringo_now();
+    ssize_t r = ringo_read(fd, buf, sizeof buf, ringo_now() + 5 * SEC);
+    assert_true(r == 0 || r == -ECONNRESET);
+    assert_true(ringo_now() - t0 >= 300 * MS);
+    assert_true(ringo_now() - t0 < 3 * SEC);
+    ringo_close(fd);
+
+    server_stop(&s);
+
+    /* 1,000 keep-alive connections at once, 3 requests each, from goroutines (a server with the
+     * default read timeout: under load a round trip may take longer than 400 ms) */
+    assert_true(server_start(&s, "http_server", "30000"));
+    static struct http_load h;
+    h.port = s.port;
+    atomic_store(&h.ok, 0);
+    run_n(1000, http_client, &h);
+    server_stop(&s);
+    end();
+    assert_int_equal(atomic_load(&h.ok), 1000);
+}
+
+static void echo_example_client(void *p, long id)
+{
+    uint16_t port = *(uint16_t *)p;
+    int fd = ringo_tcp_dial("127.0.0.1", port, ringo_now() + 10 * SEC);
+    if (fd < 0) {
+        CHECK(0, "echo dial %ld: %d", id, fd);
+        return;
+    }
+    char out[512], in[512];
+    for (int r = 0; r < 20; r++) {
+        size_t len = 1 + (size_t)((id + r * 37) % 500);
+        memset(out, 'a' + (int)((id + r) % 26), len);
+        if (write_full(fd, out, len, -1) != 0 || read_full(fd, in, len, ringo_now() + 10 * SEC) != 0 ||
+            memcmp(in, out, len) != 0) {
+            CHECK(0, "echo example client %ld round %d", id, r);
+            break;
+        }
+    }
+    ringo_close(fd);
+}
+
+static void test_io_echo_server_example(void **state)
+{
+    (void)state;
+    struct server s;
+    if (!server_start(&s, "echo_server", NULL))
+        skip();
+    begin(60);
+    run_n(100, echo_example_client, &s.port);
+    server_stop(&s);
+    end();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_io_echo_1000_connections_every_byte),
+        cmocka_unit_test(test_io_socketpair_16mib_checksum),
+        cmocka_unit_test(test_io_deadline_times_out_and_consumes_nothing),
+        cmocka_unit_test(test_io_deadline_past_tries_once),
+        cmocka_unit_test(test_io_10000_sleepers_finish_fast),
+        cmocka_unit_test(test_io_1000_blocked_pipe_readers_do_not_hold_workers),
+        cmocka_unit_test(test_io_close_ends_waits_on_the_fd),
+        cmocka_unit_test(test_io_bad_input_and_reset),
+        cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),
+        cmocka_unit_test(test_io_plain_thread_calls),
+        cmocka_unit_test(test_io_stats_count_operations),
+        cmocka_unit_test(test_io_http_server_keepalive_and_400),
+        cmocka_unit_test(test_io_echo_server_example),
+    };
+    const char *only = getenv("RINGO_TEST_FILTER"); /* e.g. "*close*" while debugging */
+    if (only && *only)
+        cmocka_set_test_filter(only);
+    return cmocka_run_group_tests_name("io", tests, group_setup, NULL);
+}
