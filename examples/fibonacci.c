@@ -45,7 +45,8 @@ int main(void)
     long i;
     RINGO_RANGE(c, &i)
         printf("%ld\n", i);
-    /* The loop ended because c is closed and drained; the producer may still be returning from
-     * ringo_chan_close, so the channel is left to the process exit rather than freed here. */
+    /* The loop ended because c is closed and drained. A receiver sees "closed" only after the
+     * closer is done with the channel, so it can be freed now. */
+    ringo_chan_free(c);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include "tests/testutil.h"
 #include "kernel_iface/stackmem.h"
@@ -316,7 +317,10 @@ static void null_write_g(void *a)
 
 static int child_null_write(void)
 {
-    ringo_go(null_write_g, NULL);
+    /* a page no one may touch, outside the stack arena: a real fault that is not a guard hit
+     * (a NULL store would be caught by UBSan before it faults) */
+    void *bad = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ringo_go(null_write_g, bad);
     ringo_sleep(5LL * 1000000000);
     return 3;
 }
