@@ -23,6 +23,8 @@
  *   operations); then epoll. DEFER_TASKRUN and FUTEX_WAIT are probed inside io_uring
  *   (kernel_iface/uring.c) and can be forced off (defer_taskrun, futex_uring). RINGO_DEBUG
  *   prints the choice once. A worker whose own ring cannot be created falls back to epoll alone.
+ *   Operations are single-shot; multishot accept/recv and provided-buffer rings are not used yet,
+ *   so RINGO_DISABLE=multishot has nothing to turn off.
  *
  * Doorbell (why the sleep does not wait on w->wake itself): besides worker.c's wake-ups
  *   (w->wake = 1, then sched_io_kick), an idle worker must also wake for cancel requests posted
@@ -564,14 +566,8 @@ static ssize_t plain_call(const struct io_args *a)
  * connection that is already queued at once, as Go does. Through the ring every accept costs a
  * scheduling round (batched submit, reap, run-queue wait), so an acceptor behind a busy server
  * took seconds to drain a burst of 1,000 connections. -EAGAIN: nothing queued, use the ring. */
-static ssize_t try_first(const struct io_args *a)
+static ssize_t accept_first(const struct io_args *a)
 {
-    if (a->op == IOP_WRITE || a->op == IOP_SEND) {
-        ssize_t r = attempt(a, false);
-        return r == -EOPNOTSUPP ? -EAGAIN : r;
-    }
-    if (a->op != IOP_ACCEPT)
-        return -EAGAIN;
     int fl = fcntl(a->fd, F_GETFL);
     if (fl < 0 || !(fl & O_NONBLOCK))
         return -EAGAIN; /* a blocking listener: accept4 could block the worker */
@@ -598,8 +594,8 @@ static ssize_t io_call(struct io_args *a)
         struct io_common *c = w->io;
         if (!c)
             r = plain_call(a);
-        else if (c->kind == IOK_URING && (r = try_first(a)) != -EAGAIN)
-            ; /* done without a trip through the ring */
+        else if (c->kind == IOK_URING && a->op == IOP_ACCEPT && (r = accept_first(a)) != -EAGAIN)
+            ; /* accepted (or failed) without a trip through the ring */
         else if (c->kind == IOK_URING)
             r = uring_be_do(w, self, a);
         else

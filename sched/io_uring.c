@@ -20,7 +20,8 @@
  *       -EINTR): a cancelled op consumed nothing. An op that completed in the race keeps its
  *       result. An op cancelled by ringo_close (IORING_ASYNC_CANCEL_FD) ends with -EBADF.
  *   U5  Submission is batched: SQEs wait in the SQ until sched_io_poll / sched_io_flush (the
- *       worker runs out of work, or every 64 schedules) or until URING_BATCH are pending.
+ *       worker runs out of work, or every 64 schedules) or until URING_BATCH are pending. (One
+ *       exception, in io.c: ringo_accept on an O_NONBLOCK listener tries accept4 first.)
  *   U6  With DEFER_TASKRUN, completions exist only after the owner enters with GETEVENTS; the
  *       kernel raises IORING_SQ_TASKRUN (TASKRUN_FLAG) when there is such work, so poll enters
  *       only then, or to submit: no syscall when nothing is pending.
@@ -42,7 +43,7 @@
 #include <unistd.h>
 
 #define UD_BELL 1u     /* the doorbell's FUTEX_WAIT or eventfd READ */
-#define UD_IGNORE 2u   /* ASYNC_CANCEL issued for ringo_close: its count is of no interest */
+#define UD_IGNORE 2u   /* ASYNC_CANCEL for ringo_close, or a filler NOP: the result is of no interest */
 #define UD_MIN_PTR 4096u
 #define URING_BATCH 32 /* SQEs pending before a goroutine submits them itself (U5) */
 
@@ -245,7 +246,18 @@ void uring_be_sleep(struct worker *w, int64_t deadline)
         return;
     }
     if (!b->bell_armed) {
+        uint64_t reaped = atomic_load_explicit(&b->c.st_completed, memory_order_relaxed); /* own */
         struct io_uring_sqe *sqe = own_sqe(b);
+        if (atomic_load_explicit(&b->c.st_completed, memory_order_relaxed) != reaped) {
+            /* the SQ was full and own_sqe reaped to make room: goroutines are runnable now */
+            if (sqe) {
+                io_uring_prep_nop(sqe);
+                sqe->user_data = UD_IGNORE;
+                b->unsub++;
+            }
+            io_bell_quiet(&b->c);
+            return;
+        }
         if (sqe) {
             if (b->futex)
                 kif_prep_futex_wait(sqe, (uint32_t *)&b->c.bell, 0);

@@ -1,10 +1,21 @@
-# tests/io.mk: the I/O tests. test_io runs once on the default backend (io_uring with
-# DEFER_TASKRUN and FUTEX_WAIT here) and once per forced fallback, through wrapper scripts that
-# set RINGO_DISABLE and exec the same binary (their TAP output goes through the same driver).
-check_PROGRAMS += %reldir%/test_io
+# tests/io.mk: the I/O tests.
+#
+#   test_io     every I/O call on goroutines and plain threads; runs once on the default backend
+#               (io_uring with DEFER_TASKRUN and FUTEX_WAIT here) and once per forced fallback,
+#               through wrapper scripts that set RINGO_DISABLE and exec the same binary (their
+#               TAP output goes through the same driver). It spawns examples/http_server and
+#               examples/echo_server, so it depends on them.
+#   stress_io   4-entry rings (the SQ-full paths), a close storm, deadlines racing data
+#               (RINGO_STRESS_ITERS scales it)
+IO_TESTS = %reldir%/test_io %reldir%/stress_io
+check_PROGRAMS += $(IO_TESTS)
 %canon_reldir%_test_io_SOURCES = %reldir%/test_io.c
 %canon_reldir%_test_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_io_LDADD = $(RINGO_TEST_LIBS)
+EXTRA_%canon_reldir%_test_io_DEPENDENCIES = examples/http_server examples/echo_server
+%canon_reldir%_stress_io_SOURCES = %reldir%/stress_io.c
+%canon_reldir%_stress_io_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_stress_io_LDADD = $(RINGO_TEST_LIBS)
 IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh
-TESTS += %reldir%/test_io $(IO_FALLBACK_TESTS)
+TESTS += $(IO_TESTS) $(IO_FALLBACK_TESTS)
 dist_check_SCRIPTS += $(IO_FALLBACK_TESTS)

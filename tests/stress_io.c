@@ -1,0 +1,348 @@
+/* tests/stress_io.c — the I/O backend's rare paths, under load (RINGO_STRESS_ITERS scales it).
+ *
+ * Responsibility: with rings of 4 SQEs (ring_entries = 4) every few operations find the
+ *   submission queue full, so goroutines submit themselves, retry after a yield, and the idle
+ *   sleep arms its doorbell after reaping; check that echo traffic with a deadline on every call
+ *   (two SQEs each) still moves every byte. Then a storm of ringo_close calls ending waits on
+ *   other workers' rings (the cancel hand-shake) with no wait left behind and no fd leaked; and
+ *   deadlines racing with data: a byte written right at a read's deadline is read exactly once,
+ *   by the timed read or by the next one, never lost.
+ * Invariants: assertions on the main thread only; goroutines count what they saw. alarm() on
+ *   every case. Servers bind 127.0.0.1.
+ * Depends on: the public API, cmocka.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ringo.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed) /* read after a wait group */
+
+static long iters = 1;
+static _Atomic long bad; /* goroutine-side failures */
+static char badmsg[256];
+
+static void note_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note_bad(const char *fmt, ...)
+{
+    if (atomic_fetch_add_explicit(&bad, 1, memory_order_relaxed) == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(badmsg, sizeof badmsg, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void begin(unsigned seconds)
+{
+    atomic_store_explicit(&bad, 0, memory_order_relaxed);
+    badmsg[0] = 0;
+    alarm(seconds);
+}
+
+static void end(void)
+{
+    alarm(0);
+    if (LOAD(bad))
+        fail_msg("%ld failure(s); first: %s", LOAD(bad), badmsg);
+}
+
+struct job {
+    void (*fn)(void *arg, long i);
+    void *arg;
+    long i;
+    struct ringo_waitgroup *wg;
+};
+
+static void job_main(void *p)
+{
+    struct job *j = p;
+    j->fn(j->arg, j->i);
+    ringo_wg_done(j->wg);
+}
+
+static void run_n(long n, void (*fn)(void *, long), void *arg)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct job *jobs = calloc((size_t)n, sizeof *jobs);
+    assert_non_null(jobs);
+    ringo_wg_add(&wg, n);
+    for (long i = 0; i < n; i++) {
+        jobs[i] = (struct job){ fn, arg, i, &wg };
+        assert_true(ringo_go(job_main, &jobs[i]) > 0);
+    }
+    ringo_wg_wait(&wg);
+    free(jobs);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *s = getenv("RINGO_STRESS_ITERS");
+    if (s && atol(s) > 0)
+        iters = atol(s);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ringo_config cfg = { .procs = 2, .pin = -1, .ring_entries = 4 };
+    int r = ringo_init(&cfg);
+    return (r == 0 || r == -EALREADY) && ringo_procs() == 2 ? 0 : -1;
+}
+
+/* ================================================================== tiny rings, echo */
+
+#define CONNS 200
+#define ROUNDS 50
+
+struct echo {
+    int lfd;
+    uint16_t port;
+    _Atomic long ok;
+    struct ringo_waitgroup servers;
+};
+
+static void serve(void *p)
+{
+    void **a = p;
+    struct echo *e = a[0];
+    int fd = (int)(intptr_t)a[1];
+    free(a);
+    char buf[1024];
+    for (;;) {
+        ssize_t n = ringo_recv(fd, buf, sizeof buf, 0, ringo_now() + 60 * SEC);
+        if (n <= 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = ringo_send(fd, buf + off, (size_t)(n - off), 0, ringo_now() + 60 * SEC);
+            if (w <= 0)
+                goto out;
+            off += w;
+        }
+    }
+out:
+    ringo_close(fd);
+    ringo_wg_done(&e->servers);
+}
+
+static void acceptor(void *p)
+{
+    struct echo *e = p;
+    for (long i = 0; i < CONNS * iters; i++) {
+        int fd = ringo_accept(e->lfd, NULL, NULL, ringo_now() + 60 * SEC);
+        if (fd < 0) {
+            note_bad("accept: %d", fd);
+            ringo_wg_add(&e->servers, -(CONNS * iters - i));
+            return;
+        }
+        void **a = malloc(2 * sizeof *a);
+        a[0] = e;
+        a[1] = (void *)(intptr_t)fd;
+        ringo_go(serve, a);
+    }
+}
+
+static void client(void *p, long id)
+{
+    struct echo *e = p;
+    int fd = ringo_tcp_dial("127.0.0.1", e->port, ringo_now() + 60 * SEC);
+    if (fd < 0) {
+        note_bad("dial: %d", fd);
+        return;
+    }
+    unsigned char out[700], in[700];
+    for (int r = 0; r < ROUNDS; r++) {
+        size_t len = 1 + (size_t)((id * 53 + r * 11) % (long)sizeof out);
+        for (size_t i = 0; i < len; i++)
+            out[i] = (unsigned char)(id + r * 3 + i * 7);
+        size_t done = 0;
+        while (done < len) {
+            ssize_t w = ringo_write(fd, out + done, len - done, ringo_now() + 60 * SEC);
+            if (w <= 0) {
+                note_bad("client %ld write: %zd", id, w);
+                goto out;
+            }
+            done += (size_t)w;
+        }
+        for (done = 0; done < len;) {
+            ssize_t n = ringo_read(fd, in + done, len - done, ringo_now() + 60 * SEC);
+            if (n <= 0) {
+                note_bad("client %ld read: %zd", id, n);
+                goto out;
+            }
+            done += (size_t)n;
+        }
+        if (memcmp(in, out, len) != 0) {
+            note_bad("client %ld round %d: bytes differ", id, r);
+            goto out;
+        }
+    }
+    atomic_fetch_add_explicit(&e->ok, 1, memory_order_relaxed);
+out:
+    ringo_close(fd);
+}
+
+static void stress_io_tiny_ring_echo_with_deadlines(void **state)
+{
+    (void)state;
+    begin(300);
+    static struct echo e;
+    memset(&e, 0, sizeof e);
+    e.lfd = ringo_tcp_listen("127.0.0.1", 0, 4096);
+    assert_true(e.lfd >= 0);
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    getsockname(e.lfd, (struct sockaddr *)&sa, &len);
+    e.port = ntohs(sa.sin_port);
+    ringo_wg_add(&e.servers, CONNS * iters);
+    assert_true(ringo_go(acceptor, &e) > 0);
+    run_n(CONNS * iters, client, &e);
+    ringo_wg_wait(&e.servers);
+    ringo_close(e.lfd);
+    end();
+    assert_int_equal(LOAD(e.ok), CONNS * iters);
+}
+
+/* ================================================================== close storm */
+
+struct pairwait {
+    int fd;
+    ssize_t r;
+    struct ringo_waitgroup done;
+};
+
+static void blocked_read(void *p)
+{
+    struct pairwait *pw = p;
+    char c;
+    pw->r = ringo_read(pw->fd, &c, 1, -1);
+    ringo_wg_done(&pw->done);
+}
+
+static void closer(void *p, long i)
+{
+    (void)p;
+    for (int k = 0; k < 20; k++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+            note_bad("socketpair: %d", errno);
+            return;
+        }
+        struct pairwait pw = { .fd = sv[0], .r = 1 };
+        ringo_wg_add(&pw.done, 1);
+        ringo_go(blocked_read, &pw);
+        /* let the reader park, often on the other worker */
+        if ((i + k) % 3)
+            ringo_sleep(1 * MS);
+        else
+            ringo_yield();
+        int r = ringo_close(sv[0]);
+        if (r != 0)
+            note_bad("close: %d", r);
+        ringo_wg_wait(&pw.done);
+        if (pw.r >= 0)
+            note_bad("read on a closed fd returned %zd", pw.r);
+        ringo_close(sv[1]);
+    }
+}
+
+static void stress_io_close_storm_ends_every_wait(void **state)
+{
+    (void)state;
+    begin(120);
+    int fds0 = count_fds();
+    run_n(100 * iters, closer, NULL);
+    end();
+    assert_int_equal(count_fds(), fds0);
+}
+
+/* ================================================================== deadlines racing data */
+
+struct race {
+    _Atomic long sent, got;
+};
+
+static void race_pair(void *p, long i)
+{
+    struct race *rc = p;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        note_bad("socketpair: %d", errno);
+        return;
+    }
+    for (int k = 0; k < 20; k++) {
+        int64_t dl = ringo_now() + (1 + (i + k) % 3) * MS;
+        /* the byte goes out around the deadline: sometimes before, sometimes after */
+        ringo_sleep((int64_t)((i * 7 + k * 13) % 3) * MS);
+        if (ringo_write(sv[1], "b", 1, -1) == 1)
+            atomic_fetch_add_explicit(&rc->sent, 1, memory_order_relaxed);
+        char c;
+        ssize_t r = ringo_read(sv[0], &c, 1, dl);
+        if (r == -ETIMEDOUT) /* the timed read consumed nothing: the byte is still there */
+            r = ringo_read(sv[0], &c, 1, ringo_now() + 10 * SEC);
+        if (r == 1 && c == 'b')
+            atomic_fetch_add_explicit(&rc->got, 1, memory_order_relaxed);
+        else
+            note_bad("pair %ld round %d: %zd", i, k, r);
+    }
+    /* nothing extra is left behind either */
+    char c;
+    ssize_t r = ringo_read(sv[0], &c, 1, ringo_now());
+    if (r != -ETIMEDOUT)
+        note_bad("pair %ld: stray read %zd", i, r);
+    ringo_close(sv[0]);
+    ringo_close(sv[1]);
+}
+
+static void stress_io_deadline_races_lose_no_byte(void **state)
+{
+    (void)state;
+    begin(120);
+    struct race rc;
+    memset(&rc, 0, sizeof rc);
+    run_n(200 * iters, race_pair, &rc);
+    end();
+    assert_int_equal(LOAD(rc.sent), 200 * iters * 20);
+    assert_int_equal(LOAD(rc.got), LOAD(rc.sent));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stress_io_tiny_ring_echo_with_deadlines),
+        cmocka_unit_test(stress_io_close_storm_ends_every_wait),
+        cmocka_unit_test(stress_io_deadline_races_lose_no_byte),
+    };
+    return cmocka_run_group_tests_name("stress_io", tests, group_setup, NULL);
+}
