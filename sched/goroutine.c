@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #ifdef RINGO_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef RINGO_TSAN
@@ -225,6 +226,10 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
     g->fn = fn;
     g->arg = arg;
     g->wait_reason = WR_NONE;
+#ifdef RINGO_ASAN
+    /* a recycled stack still carries the shadow poison of the dead goroutine's frames */
+    __asan_unpoison_memory_region(g->stack_lo, g->stack_size);
+#endif
     g->sp = ctx_make((char *)g, g_entry, g);
 #ifdef RINGO_TSAN
     g->tsan_fiber = __tsan_create_fiber(0);

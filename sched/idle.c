@@ -1,7 +1,6 @@
 /* sched/idle.c — a worker's idle sleep without an I/O ring: a plain futex wait on w->wake.
  * Responsibility: the sleep hooks of sched.h when no I/O backend owns the worker's sleep.
- * The io_uring backend (sched/io.c) replaces these per worker at start-up by setting the
- * function pointers in struct idle_ops; this file is also the forced fallback.
+ * sched/io.c calls it for a worker that has no ring and no epoll backend of its own.
  * Depends on: kernel_iface/futex. */
 #include "sched/sched.h"
 #include "kernel_iface/futex.h"
