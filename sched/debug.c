@@ -1,6 +1,15 @@
-/* sched/debug.c — deadlock detection, dumps, stats, fatal errors, the stack-overflow handler.
+/* sched/debug.c — deadlock detection, dumps, stats, fatal errors, the stack-overflow handler,
+ * and the runtime's side of valgrind.
  *
- * Responsibility: everything that reports on the runtime rather than runs it.
+ * Responsibility: everything that reports on the runtime rather than runs it. The monitor thread
+ * (RINGO_DEBUG=schedtrace,hog,sigquit) is in monitor.c, naming code addresses in symbolize.c;
+ * what the three share is sched/debug.h.
+ *
+ * Dumps (ringo_dump, the SIGQUIT dump, the deadlock report): one line per goroutine, read
+ * racily (sched/debug.h: descriptors and stacks are never unmapped, every walk is bounded by the
+ * stack slot). A goroutine that is switched out has its registers in the frame at g->sp
+ * (arch/switch_x86_64_sysv_elf.S); its saved rip and rbp start a frame-pointer walk that ends
+ * at sched_ctx_trampoline, whose rbp is 0. The deadlock report keeps Go's exact format.
  *
  * Deadlock (API.md "Deadlock"): nothing can ever run again when, all at once,
  *   - every worker is on the idle list (it re-checked every queue after announcing, worker.c),
@@ -26,9 +35,11 @@
  * up in the stack arena; a hit in a guard page is reported as Go does and aborts. Any other
  * fault is passed on unchanged: the previous disposition is restored and the faulting
  * instruction runs again.
+ * Valgrind: see sched_debug_init.
  * Depends on: kernel_iface/stackmem.
  */
 #include "sched/sched.h"
+#include "sched/debug.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/stackmem.h"
 #include <dirent.h>
@@ -80,8 +91,7 @@ _Noreturn void sched_fatal(const char *fmt, ...)
 
 /* ------------------------------------------------------------------ dumps */
 
-static void dprint(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void dprint(int fd, const char *fmt, ...)
+void sched_dprintf(int fd, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -91,16 +101,9 @@ static void dprint(int fd, const char *fmt, ...)
     if (n > 0)
         (void)!write(fd, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
 }
+#define dprint sched_dprintf
 
-/* Dumps read other goroutines' descriptors while they run: racy by design (the fields are
- * word-sized, descriptors are never unmapped, a stale value only makes a report stale), so
- * ThreadSanitizer is told not to instrument these two readers. */
-#if defined(__SANITIZE_THREAD__)
-#define RACY_READER __attribute__((no_sanitize_thread))
-#else
-#define RACY_READER
-#endif
-
+/* wait_reason is written by the goroutine (or thread) itself before it parks: racy here */
 RACY_READER static const char *g_state(struct g *g, uint32_t st)
 {
     if (st == GS_PARKING || st == GS_PARKED)
@@ -108,26 +111,119 @@ RACY_READER static const char *g_state(struct g *g, uint32_t st)
     return sched_status_str(st);
 }
 
-/* One line per goroutine and per attached plain thread; `brief` is the deadlock format. */
-RACY_READER static void dump_all(int fd, bool brief)
+void sched_g_stack_bounds(const struct g *g, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t slot = (uintptr_t)g + sched_g_reserve() - stk_slot_bytes();
+    *lo = slot + STK_GUARD;
+    *hi = (uintptr_t)g;
+}
+
+/* Reads another context's stack while it may be running: bounded by [lo, hi), which is
+ * always mapped (RACY_READER, sched/debug.h). */
+RACY_READER size_t sched_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, size_t max)
+{
+    size_t n = 0;
+    while (n < max && fp >= lo && fp <= hi - 16 && (fp & 7) == 0) {
+        uintptr_t next = ((volatile const uintptr_t *)fp)[0];
+        uintptr_t ret = ((volatile const uintptr_t *)fp)[1];
+        if (ret == 0)
+            break;
+        pcs[n++] = ret;
+        if (next <= fp) /* the chain only goes up; 0 ends it (sched_ctx_trampoline) */
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* The saved frame at g->sp (arch/switch_x86_64_sysv_elf.S):
+ * [mxcsr/x87][r15][r14][r13][r12][rbx][rbp][rip]; rip returns into the code that switched out,
+ * rbp is that code's frame pointer. */
+RACY_READER size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max)
+{
+    uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
+    if ((st != GS_PARKED && st != GS_RUNNABLE) || max == 0)
+        return 0;
+    uintptr_t lo, hi;
+    sched_g_stack_bounds(g, &lo, &hi);
+    uintptr_t sp = (uintptr_t)((volatile struct g *)g)->sp;
+    if (sp < lo || sp > hi - 8 * 8 || (sp & 7))
+        return 0;
+    const volatile uintptr_t *f = (const volatile uintptr_t *)sp;
+    uintptr_t rbp = f[6], rip = f[7];
+    if (!rip)
+        return 0;
+    pcs[0] = rip;
+    return 1 + sched_walk_fp(rbp, lo, hi, pcs + 1, max - 1);
+}
+
+static void print_frames(int fd, const uintptr_t *pcs, size_t n, bool first_is_pc)
+{
+    char buf[384];
+    for (size_t i = 0; i < n; i++) {
+        sched_sym_format(pcs[i], !(first_is_pc && i == 0), buf, sizeof buf);
+        dprint(fd, "\t#%zu %s\n", i, buf);
+    }
+}
+
+/* Which worker runs g right now, or -1 (racy: w->curg is the owner's plain field). */
+RACY_READER static int running_on(struct g *g)
+{
+    for (unsigned i = 0; i < sched.nprocs; i++)
+        if (((volatile struct worker *)sched.w[i])->curg == g)
+            return (int)i;
+    return -1;
+}
+
+RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, bool frames, bool sample)
+{
+    uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
+    if (st == GS_IDLE || st == GS_DEAD)
+        return;
+    bool waiting = st == GS_PARKING || st == GS_PARKED;
+    long long id = (long long)g->id;
+    if (brief) {
+        dprint(fd, "goroutine %lld [%s]:\n", id, g_state(g, st));
+        return;
+    }
+    char fn[200];
+    uintptr_t fnp = (uintptr_t)g->fn;
+    void *arg = g->arg;
+    if (fnp)
+        sched_sym_name(fnp, fn, sizeof fn);
+    else
+        snprintf(fn, sizeof fn, "?");
+    dprint(fd, "goroutine %lld [%s", id, g_state(g, st));
+    if (waiting) {
+        int64_t ms = (now - g->wait_since) / 1000000; /* wait_since is the coarse clock: may lead */
+        dprint(fd, ", %lld ms", (long long)(ms > 0 ? ms : 0));
+    }
+    dprint(fd, "]: fn=%s arg=%p", fn, arg);
+    int wid = st == GS_RUNNING ? running_on(g) : -1;
+    if (wid >= 0)
+        dprint(fd, " worker=%d", wid);
+    dprint(fd, "\n");
+    if (!frames)
+        return;
+    uintptr_t pcs[DBG_MAX_FRAMES];
+    if (st == GS_RUNNING) {
+        long sc = -1;
+        size_t n = sample && wid >= 0 ? sched_monitor_sample((unsigned)wid, g, pcs, DBG_MAX_FRAMES, &sc) : 0;
+        if (sc >= 0)
+            dprint(fd, "\tin system call %s (%ld)\n", sched_syscall_name(sc), sc);
+        print_frames(fd, pcs, n, true);
+        return;
+    }
+    print_frames(fd, pcs, sched_g_frames(g, pcs, DBG_MAX_FRAMES), false);
+}
+
+/* One entry per goroutine and per attached plain thread; `brief` is the deadlock format. */
+void sched_dump(int fd, bool brief, bool frames, bool sample_running)
 {
     int64_t now = clk_now();
     size_t n = sched_g_count_slots();
-    for (size_t i = 0; i < n; i++) {
-        struct g *g = sched_g_slot(i);
-        uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
-        if (st == GS_IDLE || st == GS_DEAD)
-            continue;
-        bool waiting = st == GS_PARKING || st == GS_PARKED;
-        if (brief) {
-            dprint(fd, "goroutine %lld [%s]:\n", (long long)g->id, g_state(g, st));
-        } else {
-            dprint(fd, "goroutine %lld [%s", (long long)g->id, g_state(g, st));
-            if (waiting)
-                dprint(fd, ", %lld ms", (long long)((now - g->wait_since) / 1000000));
-            dprint(fd, "]: fn=%p arg=%p\n", (void *)(uintptr_t)g->fn, g->arg);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        dump_g(fd, sched_g_slot(i), now, brief, frames, sample_running);
     pthread_mutex_lock(&sched.tlock);
     for (struct g *t = sched.allthreads; t; t = t->allthreads_next) {
         uint32_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
@@ -139,13 +235,18 @@ RACY_READER static void dump_all(int fd, bool brief)
     pthread_mutex_unlock(&sched.tlock);
 }
 
+static void dump_all(int fd, bool brief)
+{
+    sched_dump(fd, brief, false, false);
+}
+
 void ringo_dump(int fd)
 {
     if (!sched_started()) {
         dprint(fd, "ringo: runtime not started\n");
         return;
     }
-    dump_all(fd, false);
+    sched_dump(fd, false, true, false);
 }
 
 void ringo_stats_get(struct ringo_stats *out)
@@ -155,6 +256,7 @@ void ringo_stats_get(struct ringo_stats *out)
         return;
     out->goroutines = ringo_num_goroutines();
     out->spawned = (uint64_t)atomic_load_explicit(&sched.thread_spawned, memory_order_relaxed);
+    out->wakeups = atomic_load_explicit(&sched.thread_wakeups, memory_order_relaxed);
     for (unsigned i = 0; i < sched.nprocs; i++) {
         struct worker *w = sched.w[i];
         out->spawned += atomic_load_explicit(&w->st_spawned, memory_order_relaxed);   /* stats only */
@@ -333,6 +435,38 @@ void sched_altstack_init(struct worker *w)
         sigaltstack(&ss, NULL);
 }
 
+/* ------------------------------------------------------------------ valgrind */
+
+#if defined(RINGO_VALGRIND) || __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND_H 1
+#endif
+
+/* Under valgrind, whether or not this build registers its stacks (--enable-valgrind). */
+static bool on_valgrind(void)
+{
+#ifdef HAVE_VALGRIND_H
+    if (RUNNING_ON_VALGRIND)
+        return true;
+#endif
+    const char *p = getenv("LD_PRELOAD"); /* valgrind preloads its vgpreload_*.so into the program */
+    return p && strstr(p, "/vgpreload_");
+}
+
+/* Called once by start_locked (worker.c) after RINGO_DEBUG/RINGO_DISABLE are parsed and before
+ * the workers and the I/O backend start. */
 void sched_debug_init(void)
 {
+    /* Valgrind (3.19 at least) treats io_uring_enter as a system call that never blocks, so a
+     * worker asleep in it keeps valgrind's global lock and every other thread stops for good
+     * (liburing issue #657, KDE bug 463859). Memcheck also cannot see the kernel fill a read
+     * buffer through the ring. So under valgrind ringo runs on its epoll backend, whose
+     * epoll_wait valgrind knows blocks. */
+    sched.on_valgrind = on_valgrind();
+    if (sched.on_valgrind && !(sched.disable & DIS_IO_URING)) {
+        sched.disable |= DIS_IO_URING;
+        if (sched.debug)
+            fprintf(stderr, "ringo: running under valgrind: io_uring off, I/O on epoll\n");
+    }
+    sched_monitor_init();
 }

@@ -207,6 +207,19 @@ void sched_io_stats(uint64_t *submitted, uint64_t *completed)
     }
 }
 
+uint64_t sched_io_waiting(struct worker *w)
+{
+    struct io_common *c = w->io;
+    if (!c)
+        return 0;
+    if (c->kind == IOK_EPOLL)
+        return epoll_be_nwait(w);
+    /* stats only (relaxed): completed is read first, so a racing pair never looks negative */
+    uint64_t done = atomic_load_explicit(&c->st_completed, memory_order_relaxed);
+    uint64_t sub = atomic_load_explicit(&c->st_submitted, memory_order_relaxed);
+    return sub >= done ? sub - done : 0;
+}
+
 /* ================================================================== fd table (close) */
 
 #define FD_CHUNK_BITS 12

@@ -103,5 +103,6 @@ void epoll_be_ring(struct worker *w);
  * file): the caller may simply block. */
 int  epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
+uint32_t epoll_be_nwait(struct worker *w);           /* any thread; relaxed snapshot */
 
 #endif

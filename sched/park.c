@@ -177,8 +177,20 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
     return 0;
 }
 
+/* Stats: one wake-up (a sched_ready) by the calling thread. */
+static void count_wakeup(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (w) /* own counter: a plain load and store; readers sum racily (relaxed) */
+        atomic_store_explicit(&w->st_wakeups, atomic_load_explicit(&w->st_wakeups, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&sched.thread_wakeups, 1, memory_order_relaxed); /* counter only */
+}
+
 void sched_ready(struct g *g)
 {
+    count_wakeup();
     if (g->is_thread) {
         if (g->forever) {
             atomic_fetch_sub(&sched.nthreads_blocked, 1);

@@ -27,6 +27,9 @@
 #ifndef RINGO_SCHED_H
 #define RINGO_SCHED_H
 
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* RINGO_VALGRIND (configure --enable-valgrind) */
+#endif
 #include "ringo.h"
 #include "kernel_iface/topology.h"
 #include <pthread.h>
@@ -172,7 +175,6 @@ struct worker {
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
-    _Atomic uint64_t st_thread_readies;
     void *io;                     /* the I/O backend's per-worker state (sched/io.c) */
     void *altstack;               /* signal stack for the stack-overflow handler */
 };
@@ -185,6 +187,7 @@ struct sched {
     int pin;
     unsigned ring_entries;
     unsigned disable;             /* RINGO_DISABLE bits */
+    bool on_valgrind;             /* running under valgrind (sched_debug_init, before the workers) */
     unsigned debug;               /* RINGO_DEBUG bits */
     unsigned schedtrace_ms;       /* RINGO_DEBUG=schedtrace=MS */
     unsigned hog_ms;              /* RINGO_DEBUG=hog=MS */
@@ -217,6 +220,7 @@ struct sched {
     _Atomic int64_t ntimers;          /* pending timers, all workers */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
     _Atomic int64_t thread_spawned;   /* goroutines spawned from plain threads */
+    _Atomic uint64_t thread_wakeups;  /* sched_ready calls made from plain threads */
 
     /* plain-thread stand-ins */
     pthread_mutex_t tlock;
@@ -340,5 +344,7 @@ void sched_io_flush(struct worker *w);       /* submit batched SQEs */
 /* Wake worker w from sched_io_sleep (called by sched_wakep after it set w->wake = 1). */
 void sched_io_kick(struct worker *w);
 void sched_io_stats(uint64_t *submitted, uint64_t *completed);
+/* I/O operations waiting on worker w's ring or epoll right now (racy snapshot, for schedtrace). */
+uint64_t sched_io_waiting(struct worker *w);
 
 #endif /* RINGO_SCHED_H */
