@@ -283,5 +283,5 @@ int main(void)
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
-    return cmocka_run_group_tests_name("stress_chan", tests, NULL, NULL);
+    return TU_RUN_GROUP("stress_chan", tests, NULL, NULL);
 }

@@ -517,5 +517,5 @@ int main(int argc, char **argv)
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
-    return cmocka_run_group_tests_name("deadlock", tests, NULL, NULL);
+    return TU_RUN_GROUP("deadlock", tests, NULL, NULL);
 }

@@ -289,5 +289,5 @@ int main(void)
         cmocka_unit_test(test_examples_fibonacci),
         cmocka_unit_test(test_examples_deadlock_prints_go_report_and_exits_2),
     };
-    return cmocka_run_group_tests_name("examples", tests, NULL, NULL);
+    return TU_RUN_GROUP("examples", tests, NULL, NULL);
 }

@@ -177,6 +177,8 @@ static void test_goroutine_300k_alive_at_once(void **state)
 {
     (void)state;
     long n = 300000;
+    if (tu_on_valgrind())
+        skip(); /* 300k stacks, each registered with valgrind: hours there */
     /* more guarded stacks than vm.max_map_count allows as separate mappings */
     assert_true(n > max_map_count());
     assert_int_equal(stk_guard_kind(), STK_GUARD_MADVISE);
@@ -248,6 +250,8 @@ static void touch_stack(void *a)
 static void test_goroutine_surplus_stack_pages_are_given_back(void **state)
 {
     (void)state;
+    if (tu_on_valgrind())
+        skip(); /* resident size there is valgrind's shadow memory, not our stacks */
     /* pools keep at most 256 stacks per worker and 1024 global with their pages; every stack
      * beyond is given back, so growth is bounded by the hot capacity, not by N */
     enum { N = 8000 };
@@ -387,6 +391,8 @@ static int child_guard_fallback(void)
 static void test_goroutine_mprotect_guard_fallback_and_enomem(void **state)
 {
     (void)state;
+    if (tu_on_valgrind())
+        skip(); /* fills vm.max_map_count: beyond valgrind's own segment table (VG_N_SEGMENTS) */
     struct child_result r;
     const char *env[] = { "RINGO_DISABLE=guard_madvise", "RINGO_STACK_SIZE=65536", NULL };
     tu_run_child("guard_fallback", env, 120, &r);
@@ -466,5 +472,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_mprotect_guard_fallback_and_enomem),
         cmocka_unit_test(test_goroutine_stack_pages_are_on_the_workers_node),
     };
-    return cmocka_run_group_tests_name("goroutine", tests, NULL, NULL);
+    return TU_RUN_GROUP("goroutine", tests, NULL, NULL);
 }

@@ -24,7 +24,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -33,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -1071,14 +1071,20 @@ static bool server_start(struct server *s, const char *name, const char *timeout
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0)
         return false;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     char *argv[] = { path, "0", "2", (char *)timeout_ms, NULL };
-    int r = posix_spawn(&s->pid, path, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t parent = getpid();
+    s->pid = fork();
+    if (s->pid == 0) {
+        /* only async-signal-safe calls until exec; the server dies with us (alarm, abort) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(out[1], 1);
+        execve(path, argv, environ);
+        _exit(127);
+    }
     close(out[1]);
-    if (r != 0) {
+    if (s->pid < 0) {
         close(out[0]);
         return false;
     }

@@ -168,5 +168,5 @@ int main(void)
         cmocka_unit_test(test_park_deadline_and_waker_race_exactly_one_wins),
         cmocka_unit_test(test_park_thread_deadline_times_out),
     };
-    return cmocka_run_group_tests_name("park", tests, NULL, NULL);
+    return TU_RUN_GROUP("park", tests, NULL, NULL);
 }

@@ -260,5 +260,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_deadlock_reported_like_go),
         cmocka_unit_test(test_sync_no_false_deadlock),
     };
-    return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
+    return TU_RUN_GROUP("sync", tests, NULL, NULL);
 }

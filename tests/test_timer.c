@@ -106,5 +106,5 @@ int main(void)
         cmocka_unit_test(test_timer_sleep_on_plain_thread),
         cmocka_unit_test(test_timer_many_short_sleeps_across_workers),
     };
-    return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
+    return TU_RUN_GROUP("timer", tests, NULL, NULL);
 }

@@ -270,5 +270,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
     };
-    return cmocka_run_group_tests_name("worker", tests, NULL, NULL);
+    return TU_RUN_GROUP("worker", tests, NULL, NULL);
 }
