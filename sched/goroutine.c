@@ -184,7 +184,7 @@ static void *ctx_make(char *top, void (*entry)(void *), void *arg)
 
 
 
-static _Noreturn void g_exit(void)
+TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 {
     struct worker *w = sched_cur_worker();
     struct g *self = w->curg;
@@ -194,7 +194,7 @@ static _Noreturn void g_exit(void)
     sched_switch_exit(w, self);
 }
 
-static void g_entry(void *arg)
+TSAN_NO_FRAMES static void g_entry(void *arg)
 {
     struct g *self = arg;
 #ifdef RINGO_ASAN
@@ -227,7 +227,8 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
     g->sp = ctx_make((char *)g, g_entry, g);
 #ifdef RINGO_TSAN
     /* A TSan fiber costs a few mmaps to make and unmap (~0.7 ms under load): it stays with the
-     * descriptor, which is never released, and serves every goroutine this slot runs. */
+     * descriptor, which is never released, and serves every goroutine this slot runs (the exit
+     * path leaves nothing on its shadow stack: TSAN_NO_FRAMES in sched.h). */
     if (!g->tsan_fiber)
         g->tsan_fiber = __tsan_create_fiber(0);
 #endif

@@ -52,6 +52,18 @@
 #define RINGO_TSAN 1
 #endif
 #endif
+/* A goroutine's TSan fiber serves every goroutine its stack slot runs (goroutine.c). The
+ * functions a goroutine is in when it ends (g_entry, g_exit, sched_switch_exit, switch_to) never
+ * return there, so TSan's shadow call stack of the fiber would keep their entries and grow with
+ * each reuse: they are built without TSan's function entry/exit hooks (and its access checks:
+ * they touch only the worker's own fields). GCC's attribute drops both; clang needs its own. */
+#if defined(RINGO_TSAN) && defined(__clang__)
+#define TSAN_NO_FRAMES __attribute__((disable_sanitizer_instrumentation))
+#elif defined(RINGO_TSAN)
+#define TSAN_NO_FRAMES __attribute__((no_sanitize_thread))
+#else
+#define TSAN_NO_FRAMES
+#endif
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)

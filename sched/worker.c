@@ -367,7 +367,7 @@ static void stop_spinning(struct worker *w, bool found)
 
 /* ================================================================== switching */
 
-static inline void do_switch(struct worker *w, void **save, struct g *to, bool dying)
+TSAN_NO_FRAMES static inline void do_switch(struct worker *w, void **save, struct g *to, bool dying)
 {
 #ifdef RINGO_ASAN
     void *fake = NULL;
@@ -419,7 +419,7 @@ static struct g *next_local(struct worker *w)
 }
 
 /* Switch from self to next (a runnable g, or NULL for g0), leaving action for post_switch. */
-static void switch_to(struct worker *w, struct g *self, struct g *next, int action)
+TSAN_NO_FRAMES static void switch_to(struct worker *w, struct g *self, struct g *next, int action)
 {
     w->prev = self;
     w->prev_action = action;
@@ -444,7 +444,7 @@ void sched_switch_to_new(struct worker *w, struct g *self, struct g *child)
     switch_to(w, self, child, PA_RUNNEXT);
 }
 
-void sched_switch_exit(struct worker *w, struct g *self)
+TSAN_NO_FRAMES void sched_switch_exit(struct worker *w, struct g *self)
 {
     struct g *next = next_local(w);
     switch_to(w, self, next, PA_EXIT);
