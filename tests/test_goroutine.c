@@ -116,10 +116,13 @@ static void mark(void *a)
     ringo_wg_done(&mwg);
 }
 
+/* under TSan a quarter as many as it allows alive at once (every one may be) */
+static const uintptr_t mtotal = TU_TSAN ? TU_TSAN_MAX_ALIVE / 4 * 4 : MILLION;
+
 static void spawn_range(void *a)
 {
     uintptr_t base = (uintptr_t)a;
-    for (uintptr_t i = 0; i < MILLION / 4; i++)
+    for (uintptr_t i = 0; i < mtotal / 4; i++)
         assert_true(ringo_go(mark, (void *)(base + i)) > 0);
     ringo_wg_done(&mwg);
 }
@@ -127,18 +130,18 @@ static void spawn_range(void *a)
 static void test_goroutine_million_run_exactly_once(void **state)
 {
     (void)state;
-    ran = calloc(MILLION, 1);
+    ran = calloc(mtotal, 1);
     tu_watchdog_arm("million goroutines", 120);
-    ringo_wg_add(&mwg, MILLION + 3);
+    ringo_wg_add(&mwg, (int64_t)mtotal + 3);
     /* three spawners are goroutines; the last quarter comes from this plain thread */
     for (uintptr_t k = 0; k < 3; k++)
-        ringo_go(spawn_range, (void *)(k * (MILLION / 4)));
-    for (uintptr_t i = 3 * (MILLION / 4); i < MILLION; i++)
+        ringo_go(spawn_range, (void *)(k * (mtotal / 4)));
+    for (uintptr_t i = 3 * (mtotal / 4); i < mtotal; i++)
         assert_true(ringo_go(mark, (void *)i) > 0);
     ringo_wg_wait(&mwg);
     tu_watchdog_disarm();
     size_t bad = 0;
-    for (size_t i = 0; i < MILLION; i++)
+    for (size_t i = 0; i < mtotal; i++)
         bad += ran[i] != 1;
     assert_int_equal(bad, 0);
     free(ran);
@@ -177,8 +180,8 @@ static void test_goroutine_300k_alive_at_once(void **state)
 {
     (void)state;
     long n = 300000;
-    if (tu_on_valgrind())
-        skip(); /* 300k stacks, each registered with valgrind: hours there */
+    if (tu_on_valgrind() || (TU_TSAN && n > TU_TSAN_MAX_ALIVE))
+        skip(); /* 300k stacks: hours under valgrind; beyond TSan's thread limit */
     /* more guarded stacks than vm.max_map_count allows as separate mappings */
     assert_true(n > max_map_count());
     assert_int_equal(stk_guard_kind(), STK_GUARD_MADVISE);
@@ -193,9 +196,11 @@ static void test_goroutine_300k_alive_at_once(void **state)
 }
 
 /* ------------------------------------------------------------------ ids, self, exit */
+static struct ringo_waitgroup self_wg;
 static void record_self(void *a)
 {
     *(int64_t *)a = ringo_self();
+    ringo_wg_done(&self_wg); /* orders the store before the checks below */
 }
 
 static void test_goroutine_ids_are_positive_unique_and_self(void **state)
@@ -203,10 +208,12 @@ static void test_goroutine_ids_are_positive_unique_and_self(void **state)
     (void)state;
     enum { N = 1000 };
     static int64_t seen[N], ids[N];
+    ringo_wg_add(&self_wg, N);
     for (int i = 0; i < N; i++) {
         ids[i] = ringo_go(record_self, &seen[i]);
         assert_true(ids[i] > 0);
     }
+    ringo_wg_wait(&self_wg);
     wait_all_gone();
     for (int i = 0; i < N; i++) {
         assert_int_equal(seen[i], ids[i]);
@@ -214,6 +221,35 @@ static void test_goroutine_ids_are_positive_unique_and_self(void **state)
             assert_true(ids[j] != ids[i]);
     }
     assert_int_equal(ringo_self(), 0);
+}
+
+/* One goroutine spawns 100,000 short ones, one at a time: each runs first and ends, so the same
+ * stack slot serves them all. Under TSan this also checks that a slot's fiber does not keep the
+ * frames of the goroutines that ended on it (its shadow stack holds 65,536). */
+static atomic_long reused_ran;
+static void reused_child(void *a)
+{
+    (void)a;
+    atomic_fetch_add_explicit(&reused_ran, 1, memory_order_relaxed);
+}
+static void reused_parent(void *wg)
+{
+    for (int i = 0; i < 100000; i++)
+        assert_true(ringo_go(reused_child, NULL) > 0);
+    ringo_wg_done(wg);
+}
+
+static void test_goroutine_slot_reused_100k_times(void **state)
+{
+    (void)state;
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    tu_watchdog_arm("slot reuse", 120);
+    ringo_wg_add(&wg, 1);
+    ringo_go(reused_parent, &wg);
+    ringo_wg_wait(&wg);
+    wait_all_gone();
+    tu_watchdog_disarm();
+    assert_int_equal(atomic_load(&reused_ran), 100000);
 }
 
 static atomic_int after_exit;
@@ -250,8 +286,8 @@ static void touch_stack(void *a)
 static void test_goroutine_surplus_stack_pages_are_given_back(void **state)
 {
     (void)state;
-    if (tu_on_valgrind())
-        skip(); /* resident size there is valgrind's shadow memory, not our stacks */
+    if (tu_on_valgrind() || TU_TSAN)
+        skip(); /* resident size there is the tool's shadow memory, not our stacks */
     /* pools keep at most 256 stacks per worker and 1024 global with their pages; every stack
      * beyond is given back, so growth is bounded by the hot capacity, not by N */
     enum { N = 8000 };
@@ -338,6 +374,9 @@ static void test_goroutine_other_segfault_passed_on(void **state)
 #if defined(__SANITIZE_ADDRESS__)
     /* the previous handler is AddressSanitizer's: it reports the fault and exits */
     assert_non_null(strstr(r.out, "AddressSanitizer: SEGV"));
+#elif TU_TSAN
+    /* the previous handler is ThreadSanitizer's: it reports the fault and dies */
+    assert_non_null(strstr(r.out, "ThreadSanitizer: SEGV"));
 #else
     assert_false(r.exited);
     assert_int_equal(r.signo, SIGSEGV);
@@ -391,8 +430,8 @@ static int child_guard_fallback(void)
 static void test_goroutine_mprotect_guard_fallback_and_enomem(void **state)
 {
     (void)state;
-    if (tu_on_valgrind())
-        skip(); /* fills vm.max_map_count: beyond valgrind's own segment table (VG_N_SEGMENTS) */
+    if (tu_on_valgrind() || TU_TSAN)
+        skip(); /* fills vm.max_map_count: beyond valgrind's segment table, TSan's thread limit */
     struct child_result r;
     const char *env[] = { "RINGO_DISABLE=guard_madvise", "RINGO_STACK_SIZE=65536", NULL };
     tu_run_child("guard_fallback", env, 120, &r);
@@ -465,6 +504,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_300k_alive_at_once),
         cmocka_unit_test(test_goroutine_ids_are_positive_unique_and_self),
         cmocka_unit_test(test_goroutine_exit_ends_only_the_goroutine),
+        cmocka_unit_test(test_goroutine_slot_reused_100k_times),
         cmocka_unit_test(test_goroutine_surplus_stack_pages_are_given_back),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_madvise_guard),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_mprotect_guard),

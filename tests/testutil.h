@@ -184,6 +184,21 @@ static inline double tu_scale(void)
     return v > 0 ? v : 1.0;
 }
 
+/* ------------------------------------------------------------------ ThreadSanitizer */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+/* TSan gives every goroutine (fiber) a thread slot and dies past 8128 alive at once: tests that
+ * need more skip under it (the plain and ASan runs cover them). */
+#define TU_TSAN_MAX_ALIVE 7000
+
 /* ------------------------------------------------------------------ valgrind */
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
