@@ -297,16 +297,11 @@ static bool looks_dead(void)
     return ringo_num_goroutines() > 0 || atomic_load(&sched.nthreads_blocked) > 0;
 }
 
-/* Threads of ours that never act for the program: workers ("ringo-w*", and the monitor,
- * named alike) and io_uring's kernel workers ("iou-*"). Counted from a listing of
- * /proc/self/task, which can skip live entries while other threads exit (seen on 6.18): a
- * listing that misses some only makes this count smaller, which is the safe direction. */
-static long count_quiet_threads(void)
+void sched_for_each_thread(void (*fn)(pid_t tid, const char *comm, void *ctx), void *ctx)
 {
     DIR *d = opendir("/proc/self/task");
     if (!d)
-        return 0;
-    long n = 0;
+        return;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
@@ -319,10 +314,26 @@ static long count_quiet_threads(void)
             comm[k > 0 ? k : 0] = 0;
             close(fd);
         }
-        if (strncmp(comm, "ringo-w", 7) == 0 || strncmp(comm, "iou-", 4) == 0)
-            n++;
+        fn((pid_t)atoi(e->d_name), comm, ctx);
     }
     closedir(d);
+}
+
+static void count_quiet(pid_t tid, const char *comm, void *n)
+{
+    (void)tid;
+    if (strncmp(comm, "ringo-w", 7) == 0 || strncmp(comm, "iou-", 4) == 0)
+        ++*(long *)n;
+}
+
+/* Threads of ours that never act for the program: workers ("ringo-w*", and the monitor,
+ * named alike) and io_uring's kernel workers ("iou-*"). Counted from a listing of
+ * /proc/self/task, which can skip live entries while other threads exit (seen on 6.18): a
+ * listing that misses some only makes this count smaller, which is the safe direction. */
+static long count_quiet_threads(void)
+{
+    long n = 0;
+    sched_for_each_thread(count_quiet, &n);
     return n;
 }
 

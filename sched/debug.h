@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define RACY_READER __attribute__((noinline, no_sanitize_address, no_sanitize_thread))
 
@@ -53,6 +54,10 @@ size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max);
  * where it is (monitor.c; used by the SIGQUIT dump only). `brief`: the deadlock format. */
 void sched_dump(int fd, bool brief, bool frames, bool sample_running);
 void sched_dprintf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Call fn(tid, comm) for each thread of the process, from /proc/self/task (comm keeps its
+ * newline; "" if unreadable). A listing can miss threads that exit meanwhile. Not signal-safe. */
+void sched_for_each_thread(void (*fn)(pid_t tid, const char *comm, void *ctx), void *ctx);
 
 /* ------------------------------------------------------------------ monitor.c */
 

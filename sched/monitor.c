@@ -45,7 +45,6 @@
 #include "sched/sched.h"
 #include "sched/debug.h"
 #include "kernel_iface/clock.h"
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <semaphore.h>
@@ -115,33 +114,20 @@ RACY_READER static void sample_handler(int sig, siginfo_t *si, void *ucv)
 
 /* Kernel thread ids of the workers, by their names "ringo-wN" (worker.c names them before the
  * start barrier, so they are all named once sched_started()). */
+static void note_worker_tid(pid_t tid, const char *comm, void *unused)
+{
+    (void)unused;
+    unsigned id;
+    char nl;
+    if (sscanf(comm, "ringo-w%u%c", &id, &nl) == 2 && nl == '\n' && id < sched.nprocs)
+        worker_tid[id] = tid;
+}
+
 static void find_worker_tids(void)
 {
     worker_tid = calloc(sched.nprocs, sizeof *worker_tid);
-    DIR *d = opendir("/proc/self/task");
-    if (!worker_tid || !d) {
-        if (d)
-            closedir(d);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t k = read(fd, comm, sizeof comm - 1);
-        close(fd);
-        comm[k > 0 ? k : 0] = 0;
-        unsigned id;
-        char nl;
-        if (sscanf(comm, "ringo-w%u%c", &id, &nl) == 2 && nl == '\n' && id < sched.nprocs)
-            worker_tid[id] = (pid_t)atoi(e->d_name);
-    }
-    closedir(d);
+    if (worker_tid)
+        sched_for_each_thread(note_worker_tid, NULL);
 }
 
 /* The system call worker wid is blocked in (-1: running user code, or unknown), and the pc

@@ -14,13 +14,13 @@ CHAN_TESTS = \
 check_PROGRAMS += $(CHAN_TESTS)
 TESTS += $(CHAN_TESTS)
 
-%canon_reldir%_test_chan_SOURCES = %reldir%/test_chan.c %reldir%/testutil.h
+%canon_reldir%_test_chan_SOURCES = %reldir%/test_chan.c %reldir%/testutil.h %reldir%/chanutil.h
 %canon_reldir%_test_chan_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_chan_CFLAGS = $(RINGO_TEST_CFLAGS)
-%canon_reldir%_test_select_SOURCES = %reldir%/test_select.c %reldir%/testutil.h
+%canon_reldir%_test_select_SOURCES = %reldir%/test_select.c %reldir%/testutil.h %reldir%/chanutil.h
 %canon_reldir%_test_select_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_select_CFLAGS = $(RINGO_TEST_CFLAGS)
-%canon_reldir%_stress_chan_SOURCES = %reldir%/stress_chan.c %reldir%/testutil.h
+%canon_reldir%_stress_chan_SOURCES = %reldir%/stress_chan.c %reldir%/testutil.h %reldir%/chanutil.h
 %canon_reldir%_stress_chan_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_stress_chan_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_deadlock_SOURCES = %reldir%/test_deadlock.c %reldir%/testutil.h

@@ -9,11 +9,11 @@
 #               (RINGO_STRESS_ITERS scales it)
 IO_TESTS = %reldir%/test_io %reldir%/stress_io
 check_PROGRAMS += $(IO_TESTS)
-%canon_reldir%_test_io_SOURCES = %reldir%/test_io.c
+%canon_reldir%_test_io_SOURCES = %reldir%/test_io.c %reldir%/ioutil.h
 %canon_reldir%_test_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_io_LDADD = $(RINGO_TEST_LIBS)
 EXTRA_%canon_reldir%_test_io_DEPENDENCIES = examples/http_server examples/echo_server
-%canon_reldir%_stress_io_SOURCES = %reldir%/stress_io.c
+%canon_reldir%_stress_io_SOURCES = %reldir%/stress_io.c %reldir%/ioutil.h
 %canon_reldir%_stress_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_stress_io_LDADD = $(RINGO_TEST_LIBS)
 IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh

@@ -22,44 +22,11 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include "tests/testutil.h"
+#include "tests/chanutil.h"
 
 #define NPROD 4
 #define NCONS 4
 #define BASE_PER 250000
-
-static atomic_int bad;
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond) && atomic_fetch_add(&bad, 1) < 20)                                                       \
-            fprintf(stderr, "# CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                    \
-    } while (0)
-
-enum kind { G = 0, TH = 1 };
-struct actor {
-    void (*fn)(void *);
-    void *arg;
-};
-static void *actor_thread(void *p)
-{
-    struct actor a = *(struct actor *)p;
-    free(p);
-    a.fn(a.arg);
-    return NULL;
-}
-static void spawn(int kind, void (*fn)(void *), void *arg)
-{
-    if (kind == G) {
-        assert_true(ringo_go(fn, arg) > 0);
-        return;
-    }
-    struct actor *a = malloc(sizeof *a);
-    assert_non_null(a);
-    a->fn = fn;
-    a->arg = arg;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, actor_thread, a), 0);
-    pthread_detach(t);
-}
 
 static uint64_t mix64(uint64_t x) /* splitmix64 finaliser */
 {

@@ -31,78 +31,11 @@
 
 #include "ringo.h"
 
-#define MS 1000000LL
-#define SEC 1000000000LL
-#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed) /* read after a wait group */
+#include "tests/ioutil.h"
+
+#define note_bad(...) fail_at(__LINE__, __VA_ARGS__)
 
 static long iters = 1;
-static _Atomic long bad; /* goroutine-side failures */
-static char badmsg[256];
-
-static void note_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note_bad(const char *fmt, ...)
-{
-    if (atomic_fetch_add_explicit(&bad, 1, memory_order_relaxed) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(badmsg, sizeof badmsg, fmt, ap);
-        va_end(ap);
-    }
-}
-
-static void begin(unsigned seconds)
-{
-    atomic_store_explicit(&bad, 0, memory_order_relaxed);
-    badmsg[0] = 0;
-    alarm(seconds);
-}
-
-static void end(void)
-{
-    alarm(0);
-    if (LOAD(bad))
-        fail_msg("%ld failure(s); first: %s", LOAD(bad), badmsg);
-}
-
-struct job {
-    void (*fn)(void *arg, long i);
-    void *arg;
-    long i;
-    struct ringo_waitgroup *wg;
-};
-
-static void job_main(void *p)
-{
-    struct job *j = p;
-    j->fn(j->arg, j->i);
-    ringo_wg_done(j->wg);
-}
-
-static void run_n(long n, void (*fn)(void *, long), void *arg)
-{
-    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
-    struct job *jobs = calloc((size_t)n, sizeof *jobs);
-    assert_non_null(jobs);
-    ringo_wg_add(&wg, n);
-    for (long i = 0; i < n; i++) {
-        jobs[i] = (struct job){ fn, arg, i, &wg };
-        assert_true(ringo_go(job_main, &jobs[i]) > 0);
-    }
-    ringo_wg_wait(&wg);
-    free(jobs);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;
-}
 
 static int group_setup(void **state)
 {

@@ -22,102 +22,10 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include "tests/testutil.h"
+#include "tests/chanutil.h"
 
 /* ------------------------------------------------------------------ helpers */
 
-static atomic_int bad; /* CHECK failures in goroutines and threads */
-#define CHECK(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond) && atomic_fetch_add(&bad, 1) < 20)                                                       \
-            fprintf(stderr, "# CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                    \
-    } while (0)
-
-static int reset(void **state)
-{
-    (void)state;
-    atomic_store(&bad, 0);
-    return 0;
-}
-static int no_failures(void **state)
-{
-    (void)state;
-    int b = atomic_load(&bad);
-    if (b)
-        fprintf(stderr, "# %d CHECK failure(s) in goroutines/threads\n", b);
-    return b ? -1 : 0;
-}
-#define T(f) cmocka_unit_test_setup_teardown(f, reset, no_failures)
-
-enum kind { G = 0, TH = 1 };
-static const char *const kind_name[] = { "goroutine", "thread" };
-
-struct actor {
-    void (*fn)(void *);
-    void *arg;
-};
-static void *actor_thread(void *p)
-{
-    struct actor a = *(struct actor *)p;
-    free(p);
-    a.fn(a.arg);
-    return NULL;
-}
-/* Start fn(arg) as a goroutine or as a plain (detached) thread. */
-static void spawn(int kind, void (*fn)(void *), void *arg)
-{
-    if (kind == G) {
-        assert_true(ringo_go(fn, arg) > 0);
-        return;
-    }
-    struct actor *a = malloc(sizeof *a);
-    assert_non_null(a);
-    a->fn = fn;
-    a->arg = arg;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, actor_thread, a), 0);
-    pthread_detach(t);
-}
-
-/* Goroutines and threads blocked in state `st` right now (ringo_dump, non-destructive). */
-static int count_blocked(const char *st)
-{
-    int fd = memfd_create("dump", 0);
-    if (fd < 0)
-        return -1;
-    ringo_dump(fd);
-    off_t n = lseek(fd, 0, SEEK_CUR);
-    char *buf = malloc((size_t)n + 1);
-    if (pread(fd, buf, (size_t)n, 0) != n)
-        n = 0;
-    buf[n] = 0;
-    close(fd);
-    char pat1[64], pat2[64];
-    snprintf(pat1, sizeof pat1, "[%s,", st); /* goroutines: "[chan send, 3 ms]" */
-    snprintf(pat2, sizeof pat2, "[%s]", st); /* threads: "[chan send]" */
-    int cnt = 0;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-        if (strstr(line, pat1) || strstr(line, pat2))
-            cnt++;
-    free(buf);
-    return cnt;
-}
-/* Wait until at least n goroutines/threads are blocked in state st; false after 10 s. Safe in
- * goroutines and threads (no cmocka). */
-static bool blocked_soon(const char *st, int n)
-{
-    for (int i = 0; i < 10000; i++) {
-        if (count_blocked(st) >= n)
-            return true;
-        ringo_sleep(1000000); /* parks a goroutine, sleeps a thread */
-    }
-    return false;
-}
-/* The same, on the test's own thread: fails the test. */
-static void wait_blocked(const char *st, int n)
-{
-    if (!blocked_soon(st, n))
-        fail_msg("timed out waiting for %d blocked in [%s] (have %d)", n, st, count_blocked(st));
-}
 /* Element contents: a pattern determined by (size, v), distinct for distinct v. */
 static void fill(void *buf, size_t sz, uint64_t v)
 {

@@ -45,101 +45,6 @@
 
 static struct child_result res; /* 64 KiB: not on the stack */
 
-/* Run argv[0] with argv and extra environment, output (stdout+stderr) into r, or stdout into
- * the file out_file when not NULL; kill after timeout_s. Output beyond r->out is read and
- * dropped (the child never blocks on a full pipe). Returns false if it could not be started
- * (r->code = -1). */
-static bool run_prog_to(char *const argv[], const char *const *env_extra, int timeout_s, struct child_result *r,
-                        const char *out_file)
-{
-    memset(r, 0, sizeof *r);
-    int pfd[2];
-    if (pipe(pfd) != 0) {
-        r->code = -1;
-        return false;
-    }
-    size_t ne = 0, nx = 0;
-    while (environ[ne])
-        ne++;
-    while (env_extra && env_extra[nx])
-        nx++;
-    char **envp = calloc(ne + nx + 1, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nx; i++)
-        envp[k++] = (char *)env_extra[i];
-    for (size_t i = 0; i < ne; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < nx; j++) {
-            const char *eq = strchr(env_extra[j], '=');
-            size_t l = eq ? (size_t)(eq - env_extra[j]) : strlen(env_extra[j]);
-            if (strncmp(environ[i], env_extra[j], l) == 0 && environ[i][l] == '=')
-                dup = true;
-        }
-        if (!dup)
-            envp[k++] = environ[i];
-    }
-    envp[k] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out_file)
-        posix_spawn_file_actions_addopen(&fa, 1, out_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    else
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawn_file_actions_addclose(&fa, pfd[0]);
-    pid_t pid;
-    int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    free(envp);
-    close(pfd[1]);
-    if (e != 0) {
-        close(pfd[0]);
-        r->code = -1;
-        return false;
-    }
-    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-    size_t len = 0;
-    time_t start = time(NULL);
-    int status = 0;
-    char drop[4096];
-    for (;;) {
-        ssize_t n = len < sizeof r->out - 1 ? read(pfd[0], r->out + len, sizeof r->out - 1 - len)
-                                            : read(pfd[0], drop, sizeof drop);
-        if (n > 0) {
-            if (len < sizeof r->out - 1)
-                len += (size_t)n;
-            continue;
-        }
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            while (len < sizeof r->out - 1 && (n = read(pfd[0], r->out + len, sizeof r->out - 1 - len)) > 0)
-                len += (size_t)n;
-            break;
-        }
-        if (time(NULL) - start > timeout_s) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fprintf(stderr, "# %s: killed after %d s\n", argv[0], timeout_s);
-            break;
-        }
-        usleep(2000);
-    }
-    close(pfd[0]);
-    r->out[len] = 0;
-    if (WIFEXITED(status)) {
-        r->exited = 1;
-        r->code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        r->signo = WTERMSIG(status);
-    }
-    return true;
-}
-
-static bool run_prog(char *const argv[], const char *const *env_extra, int timeout_s, struct child_result *r)
-{
-    return run_prog_to(argv, env_extra, timeout_s, r, NULL);
-}
-
 /* Is `prog` on PATH and runnable? */
 static bool have_prog(const char *prog)
 {
@@ -185,29 +90,13 @@ static void print_output(const char *what, const struct child_result *r)
     print_text(r->out);
 }
 
-/* ringo_dump into a string (malloc'd). */
-static char *dump_string(void)
-{
-    int fd = memfd_create("dump", 0);
-    if (fd < 0)
-        return strdup("");
-    ringo_dump(fd);
-    off_t n = lseek(fd, 0, SEEK_CUR);
-    char *buf = malloc((size_t)n + 1);
-    if (pread(fd, buf, (size_t)n, 0) != n)
-        n = 0;
-    buf[n] = 0;
-    close(fd);
-    return buf;
-}
-
 /* Wait (10 s at most) until the dump shows at least n goroutines in state st. */
 static bool wait_dump(const char *st, int n)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "^goroutine [0-9]+ \\[%s, ", st);
     for (int i = 0; i < 10000; i++) {
-        char *d = dump_string();
+        char *d = tu_dump_string();
         int k = count_matches(d, pat);
         free(d);
         if (k >= n)
@@ -322,7 +211,7 @@ static void test_debug_dump_names_functions_and_callers(void **state)
     int64_t id = ringo_go(debug_parked_entry, done);
     assert_true(id > 0);
     assert_true(wait_dump("chan receive", 1));
-    char *d = dump_string();
+    char *d = tu_dump_string();
     char pat[512];
     /* the head line keeps its format (tests of other modules parse it), with a name for fn */
     snprintf(pat, sizeof pat, "^goroutine %lld \\[chan receive, [0-9]+ ms\\]: fn=debug_parked_entry arg=0x[0-9a-f]+$",
@@ -363,7 +252,7 @@ static void test_debug_dump_shows_running_goroutine_and_worker(void **state)
              (long long)id);
     bool ok = false;
     for (int i = 0; i < 5000 && !ok; i++) {
-        char *d = dump_string();
+        char *d = tu_dump_string();
         ok = count_matches(d, pat) == 1;
         free(d);
         if (!ok)
@@ -505,7 +394,7 @@ static int child_gdb_target(void)
         char pat[64];
         snprintf(pat, sizeof pat, "^goroutine %lld \\[running\\]", (long long)gdb_spin_goid);
         for (int i = 0; i < 5000; i++) {
-            char *d = dump_string();
+            char *d = tu_dump_string();
             int k = count_matches(d, pat);
             free(d);
             if (k)
@@ -728,7 +617,7 @@ static void test_debug_gdb_info_goroutines_and_bt(void **state)
         (char *)"--args", self_path(), (char *)"--child", (char *)"gdb_target", NULL,
     };
     static const char *const env[] = { "RINGO_PROCS=2", NULL };
-    run_prog(argv, env, 120, &res);
+    tu_run_prog(argv, env, 120, &res);
     if (strstr(res.out, "ptrace: Operation not permitted") || strstr(res.out, "Could not trace the inferior"))
         skip();
     const char *info = strstr(res.out, "==== info\n"), *parked = strstr(res.out, "==== parked\n"),
@@ -787,7 +676,7 @@ static void test_debug_perf_unwinds_goroutine_to_trampoline(void **state)
                     (char *)"-F", (char *)"2000", (char *)"-g", (char *)"-o", data, (char *)"--", self_path(),
                     (char *)"--child", (char *)"perf_target", NULL };
     static const char *const env[] = { "RINGO_PROCS=2", NULL };
-    if (!run_prog(rec, env, 60, &res) || !res.exited || res.code != 0) {
+    if (!tu_run_prog(rec, env, 60, &res) || !res.exited || res.code != 0) {
         print_output("perf record (not available or not permitted: skipped)", &res);
         unlink(data);
         skip();
@@ -800,7 +689,7 @@ static void test_debug_perf_unwinds_goroutine_to_trampoline(void **state)
     }
     close(fd);
     char *script[] = { (char *)"perf", (char *)"script", (char *)"-i", data, (char *)"-F", (char *)"tid,ip,sym", NULL };
-    run_prog_to(script, NULL, 60, &res, text);
+    tu_run_prog_to(script, NULL, 60, &res, text);
     unlink(data);
     if (!res.exited || res.code != 0)
         print_output("perf script", &res);
@@ -873,7 +762,7 @@ static void test_debug_valgrind_runs_to_the_end(void **state)
      * io_uring_enter holding valgrind's global lock */
     char *none[] = { (char *)"valgrind", (char *)"-q", (char *)"--tool=none", self_path(), (char *)"--child",
                      (char *)"small_program", NULL };
-    run_prog(none, env, 60, &res);
+    tu_run_prog(none, env, 60, &res);
     if (!res.exited || res.code != 0 || !strstr(res.out, "received 400"))
         print_output("valgrind --tool=none", &res);
     assert_true(res.exited);
@@ -883,7 +772,7 @@ static void test_debug_valgrind_runs_to_the_end(void **state)
     /* stacks registered (--enable-valgrind): memcheck follows every switch and finds nothing */
     char *memcheck[] = { (char *)"valgrind", (char *)"-q", (char *)"--error-exitcode=99", self_path(),
                          (char *)"--child", (char *)"small_program", NULL };
-    run_prog(memcheck, env, 120, &res);
+    tu_run_prog(memcheck, env, 120, &res);
     if (!res.exited || res.code != 0 || !strstr(res.out, "received 400"))
         print_output("valgrind (memcheck)", &res);
     assert_true(res.exited);

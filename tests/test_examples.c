@@ -51,26 +51,8 @@ static void run_example(const char *name, const char *const *env_extra, int time
     assert_int_equal(pipe(po), 0);
     assert_int_equal(pipe(pe), 0);
 
-    size_t ne = 0, nx = 0;
-    while (environ[ne])
-        ne++;
-    while (env_extra && env_extra[nx])
-        nx++;
-    char **envp = calloc(ne + nx + 1, sizeof *envp);
+    char **envp = tu_envp(env_extra);
     assert_non_null(envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nx; i++)
-        envp[k++] = (char *)env_extra[i];
-    for (size_t i = 0; i < ne; i++) {
-        int dup = 0;
-        for (size_t j = 0; j < nx; j++) {
-            size_t l = (size_t)(strchr(env_extra[j], '=') - env_extra[j]);
-            if (strncmp(environ[i], env_extra[j], l) == 0 && environ[i][l] == '=')
-                dup = 1;
-        }
-        if (!dup)
-            envp[k++] = environ[i];
-    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, po[1], 1);

@@ -41,9 +41,8 @@
 #include <cmocka.h>
 
 #include "ringo.h"
+#include "tests/ioutil.h"
 
-#define MS 1000000LL
-#define SEC 1000000000LL
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -69,85 +68,6 @@
 extern char **environ;
 
 /* ================================================================== helpers */
-
-static _Atomic long failures;     /* goroutine-side check failures; relaxed: read after a wait group */
-static char failmsg[768];         /* the first three, for the report */
-static pthread_mutex_t failmu = PTHREAD_MUTEX_INITIALIZER;
-
-static void fail_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_at(int line, const char *fmt, ...)
-{
-    if (atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed) < 3) {
-        pthread_mutex_lock(&failmu);
-        size_t at = strlen(failmsg);
-        va_list ap;
-        va_start(ap, fmt);
-        int n = snprintf(failmsg + at, sizeof failmsg - at, "%sline %d: ", at ? "; " : "", line);
-        if (n > 0 && (size_t)n < sizeof failmsg - at)
-            vsnprintf(failmsg + at + (size_t)n, sizeof failmsg - at - (size_t)n, fmt, ap);
-        va_end(ap);
-        pthread_mutex_unlock(&failmu);
-    }
-}
-/* counters shared with goroutines are read after a wait group, which orders them: relaxed */
-#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
-#define CHECK(cond, ...) do { if (!(cond)) fail_at(__LINE__, __VA_ARGS__); } while (0)
-
-static void begin(unsigned seconds)
-{
-    atomic_store_explicit(&failures, 0, memory_order_relaxed);
-    failmsg[0] = 0;
-    alarm(seconds); /* a hang fails the run (SIGALRM kills) instead of stalling it */
-}
-
-static void end(void)
-{
-    alarm(0);
-    long f = atomic_load_explicit(&failures, memory_order_relaxed);
-    if (f)
-        fail_msg("%ld goroutine check(s) failed; first: %s", f, failmsg);
-}
-
-/* Run fn(arg) in n goroutines; wait for all from the main (plain) thread. */
-struct job {
-    void (*fn)(void *arg, long i);
-    void *arg;
-    long i;
-    struct ringo_waitgroup *wg;
-};
-
-static void job_main(void *p)
-{
-    struct job *j = p;
-    j->fn(j->arg, j->i);
-    ringo_wg_done(j->wg);
-}
-
-static void run_n(long n, void (*fn)(void *, long), void *arg)
-{
-    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
-    struct job *jobs = calloc((size_t)n, sizeof *jobs);
-    assert_non_null(jobs);
-    ringo_wg_add(&wg, n);
-    for (long i = 0; i < n; i++) {
-        jobs[i] = (struct job){ fn, arg, i, &wg };
-        assert_true(ringo_go(job_main, &jobs[i]) > 0);
-    }
-    ringo_wg_wait(&wg);
-    free(jobs);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3; /* ".", "..", and the directory's own fd */
-}
 
 static long rss_kib(void)
 {

@@ -58,30 +58,22 @@ static inline void tu_init_self(void)
         tu_self[n] = 0;
 }
 
-/* Run `self --child name` with extra env entries (NULL-terminated "K=V" list); kill it after
- * timeout_s seconds. */
-static inline void tu_run_child(const char *name, const char *const *env_extra, int timeout_s,
-                                struct child_result *r)
+/* The environment for a child: env_extra ("K=V", NULL-terminated) first, then ours without the
+ * keys env_extra sets (the child's own settings win). calloc'd array; the strings are not copied. */
+static inline char **tu_envp(const char *const *env_extra)
 {
-    int pfd[2];
-    memset(r, 0, sizeof *r);
-    if (!tu_self[0])
-        tu_init_self();
-    if (pipe(pfd) != 0) {
-        r->code = -1;
-        return;
-    }
     size_t ne = 0, nx = 0;
     while (environ[ne])
         ne++;
     while (env_extra && env_extra[nx])
         nx++;
-    char **envp = calloc(ne + nx + 2, sizeof *envp);
+    char **envp = calloc(ne + nx + 1, sizeof *envp);
+    if (!envp)
+        return NULL;
     size_t k = 0;
     for (size_t i = 0; i < nx; i++)
         envp[k++] = (char *)env_extra[i];
     for (size_t i = 0; i < ne; i++) {
-        /* the child's own settings win over ours */
         int dup = 0;
         for (size_t j = 0; j < nx; j++) {
             const char *eq = strchr(env_extra[j], '=');
@@ -93,41 +85,65 @@ static inline void tu_run_child(const char *name, const char *const *env_extra, 
             envp[k++] = environ[i];
     }
     envp[k] = NULL;
+    return envp;
+}
+
+/* Run argv[0] (searched on PATH) with argv and extra environment, stdin from /dev/null, output
+ * (stdout+stderr) into r, or stdout into the file out_file when not NULL; kill it after
+ * timeout_s. Output beyond r->out is read and dropped (the child never blocks on a full pipe).
+ * Returns 0 if it could not be started (r->code = -1). */
+static inline int tu_run_prog_to(char *const argv[], const char *const *env_extra, int timeout_s,
+                                 struct child_result *r, const char *out_file)
+{
+    memset(r, 0, sizeof *r);
+    int pfd[2];
+    char **envp = tu_envp(env_extra);
+    if (!envp || pipe(pfd) != 0) {
+        free(envp);
+        r->code = -1;
+        return 0;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (out_file)
+        posix_spawn_file_actions_addopen(&fa, 1, out_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    else
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
     posix_spawn_file_actions_addclose(&fa, pfd[0]);
-    char *argv[] = { tu_self, (char *)"--child", (char *)name, NULL };
     pid_t pid;
-    int e = posix_spawn(&pid, tu_self, &fa, NULL, argv, envp);
+    int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     free(envp);
     close(pfd[1]);
     if (e != 0) {
         close(pfd[0]);
         r->code = -1;
-        return;
+        return 0;
     }
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     size_t len = 0;
     time_t start = time(NULL);
-    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     int status = 0;
+    char drop[4096];
     for (;;) {
-        ssize_t n = read(pfd[0], r->out + len, sizeof r->out - 1 - len);
+        ssize_t n = len < sizeof r->out - 1 ? read(pfd[0], r->out + len, sizeof r->out - 1 - len)
+                                            : read(pfd[0], drop, sizeof drop);
         if (n > 0) {
-            len += (size_t)n;
+            if (len < sizeof r->out - 1)
+                len += (size_t)n;
             continue;
         }
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
-            while ((n = read(pfd[0], r->out + len, sizeof r->out - 1 - len)) > 0)
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            while (len < sizeof r->out - 1 && (n = read(pfd[0], r->out + len, sizeof r->out - 1 - len)) > 0)
                 len += (size_t)n;
             break;
         }
         if (time(NULL) - start > timeout_s) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
+            fprintf(stderr, "# %s: killed after %d s\n", argv[0], timeout_s);
             break;
         }
         usleep(2000);
@@ -140,6 +156,24 @@ static inline void tu_run_child(const char *name, const char *const *env_extra, 
     } else if (WIFSIGNALED(status)) {
         r->signo = WTERMSIG(status);
     }
+    return 1;
+}
+
+static inline int tu_run_prog(char *const argv[], const char *const *env_extra, int timeout_s,
+                              struct child_result *r)
+{
+    return tu_run_prog_to(argv, env_extra, timeout_s, r, NULL);
+}
+
+/* Run `self --child name` with extra env entries (NULL-terminated "K=V" list); kill it after
+ * timeout_s seconds. */
+static inline void tu_run_child(const char *name, const char *const *env_extra, int timeout_s,
+                                struct child_result *r)
+{
+    if (!tu_self[0])
+        tu_init_self();
+    char *argv[] = { tu_self, (char *)"--child", (char *)name, NULL };
+    tu_run_prog(argv, env_extra, timeout_s, r);
 }
 
 /* ------------------------------------------------------------------ watchdog */
@@ -182,6 +216,30 @@ static inline double tu_scale(void)
     const char *s = getenv("RINGO_STRESS_ITERS");
     double v = s ? atof(s) : 1.0;
     return v > 0 ? v : 1.0;
+}
+
+/* ------------------------------------------------------------------ ringo_dump */
+#include <ringo.h>
+#include <sys/mman.h>
+
+/* ringo_dump into a string (malloc'd; "" if it cannot). */
+static inline char *tu_dump_string(void)
+{
+    int fd = memfd_create("dump", 0);
+    if (fd < 0)
+        return strdup("");
+    ringo_dump(fd);
+    off_t n = lseek(fd, 0, SEEK_CUR);
+    char *buf = malloc((size_t)(n > 0 ? n : 0) + 1);
+    if (!buf) {
+        close(fd);
+        return strdup("");
+    }
+    if (n < 0 || pread(fd, buf, (size_t)n, 0) != n)
+        n = 0;
+    buf[n] = 0;
+    close(fd);
+    return buf;
 }
 
 /* ------------------------------------------------------------------ ThreadSanitizer */
