@@ -68,11 +68,17 @@ sched_ctx_switch:
 	fnstcw	4(%rsp)			/* save x87 control word */
 
 	movq	%rsp, (%rdi)		/* *save_sp = rsp */
+	movl	(%rsp), %eax		/* our MXCSR (rax, rcx: caller-saved scratch) */
+	movzwl	4(%rsp), %ecx		/* our x87 control word */
 	movq	%rsi, %rsp		/* rsp = to_sp: same frame shape, the CFI above still holds */
 
-	ldmxcsr	(%rsp)			/* restore MXCSR */
+	cmpl	(%rsp), %eax		/* loading MXCSR and the x87 CW is slow: skip it when the */
+	jne	1f			/* target's are the ones in force, the usual case */
+	cmpw	4(%rsp), %cx
+	je	2f
+1:	ldmxcsr	(%rsp)			/* restore MXCSR */
 	fldcw	4(%rsp)			/* restore x87 control word */
-	addq	$8, %rsp
+2:	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15			/* restore r15 */
 	.cfi_adjust_cfa_offset -8
