@@ -42,6 +42,7 @@
 #include "kernel_iface/stackmem.h"
 #include "kernel_iface/topology.h"
 #include <errno.h>
+#include <immintrin.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -64,8 +65,14 @@ struct sched sched = {
 
 /* How long an idle worker looks for work before it sleeps. A cross-core futex wake costs tens
  * of microseconds on a VM; spinning for about that long keeps handoffs between workers cheap.
- * The spin yields the CPU between looks (findrunnable), so it only uses a CPU nobody else wants. */
+ * After its first SPIN_PAUSE_NS the spin yields the CPU between looks (findrunnable), so it
+ * mostly uses a CPU nobody else wants. */
 #define SPIN_NS 50000
+/* ... and at least this many times, however long the yields between looks take on a loaded
+ * machine: a victim's runnext can only be taken on a second look (RUNNEXT_STEAL_NS). */
+#define SPIN_MIN_LOOKS 4
+/* The first part of the spin only pauses between looks; the rest yields the CPU. */
+#define SPIN_PAUSE_NS 10000
 /* A thief takes a victim's runnext only when the victim has not scheduled for this long: the
  * owner is about to run it (ping-pong), unless its current goroutine is hogging the worker. */
 #define RUNNEXT_STEAL_NS 5000
@@ -591,7 +598,7 @@ static struct g *findrunnable(struct worker *w)
         }
         if (w->spinning) {
             int64_t start = clk_now(), now = start;
-            while (now - start < SPIN_NS) {
+            for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
                 g = try_steal(w, seen, now);
                 if (!g)
                     g = global_get(w, 0);
@@ -606,11 +613,18 @@ static struct g *findrunnable(struct worker *w)
                         return g;
                     }
                 }
-                /* give way to any other thread runnable on this CPU: a pinned worker cannot
-                 * move, and a spin that keeps a server's own clients (or anything else) off
-                 * the CPU costs more than it saves (B8 echo on 2 shared vCPUs: 52k -> 96k
-                 * round trips/s). With nothing else runnable it returns at once. */
-                sched_yield();
+                /* First look often (a victim's runnext is taken on a second look at least
+                 * RUNNEXT_STEAL_NS later with its tick unchanged: looks must come closer
+                 * together than the victim's switches). Then give way to any other thread
+                 * runnable on this CPU: a pinned worker cannot move, and a spin that keeps a
+                 * server's own clients (or anything else) off the CPU costs more than it saves
+                 * (B8 echo on 2 shared vCPUs: 52k -> 96k round trips/s). sched_yield returns
+                 * at once when nothing else wants the CPU. */
+                if (now - start < SPIN_PAUSE_NS)
+                    for (int i = 0; i < 32; i++)
+                        _mm_pause();
+                else
+                    sched_yield();
                 now = clk_now();
             }
             stop_spinning(w, false);                   /* step a */
