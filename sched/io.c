@@ -214,7 +214,7 @@ uint64_t sched_io_waiting(struct worker *w)
         return 0;
     if (c->kind == IOK_EPOLL)
         return epoll_be_nwait(w);
-    /* stats only (relaxed): completed is read first, so a racing pair never looks negative */
+    /* stats only (relaxed): two counters read apart can be out of step, hence the clamp */
     uint64_t done = atomic_load_explicit(&c->st_completed, memory_order_relaxed);
     uint64_t sub = atomic_load_explicit(&c->st_submitted, memory_order_relaxed);
     return sub >= done ? sub - done : 0;
