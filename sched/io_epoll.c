@@ -223,6 +223,25 @@ static int ready_list(struct epwait *list)
     return n;
 }
 
+/* Under c.lock: unlink every waiter of s; those whose claim we win (the timer may have won it)
+ * get err and are pushed on `ready`, for ready_list after the unlock. Returns the new list. */
+static struct epwait *end_all_waits(struct epoll_be *b, struct epslot *s, int err, struct epwait *ready)
+{
+    while (s->head) {
+        struct epwait *rec = s->head;
+        unlink_rec(b, s, rec);
+        uint32_t z = 0;
+        /* acq_rel: pairs with the timer's claim CAS; the loser leaves the record alone */
+        if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            rec->err = err;
+            rec->next = ready;
+            ready = rec;
+        }
+    }
+    return ready;
+}
+
 /* Owner: one readiness event for fd. */
 static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
 {
@@ -251,19 +270,9 @@ static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
             ready = rec;
         }
     }
-    if (rest && arm(b, fd, s, rest) < 0) {
+    if (rest && arm(b, fd, s, rest) < 0)
         /* cannot re-arm (the fd went away): end every remaining wait, they will see the error */
-        while (s->head) {
-            struct epwait *rec = s->head;
-            unlink_rec(b, s, rec);
-            uint32_t z = 0;
-            if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
-                rec->next = ready;
-                ready = rec;
-            }
-        }
-    }
+        ready = end_all_waits(b, s, 0, ready);
     pthread_mutex_unlock(&b->c.lock);
     return ready_list(ready);
 }
@@ -360,17 +369,7 @@ void epoll_be_cancel_fd(struct worker *w, int fd)
     pthread_mutex_lock(&b->c.lock);
     struct epslot *s = slot_get(b, fd, false);
     if (s) {
-        while (s->head) {
-            struct epwait *rec = s->head;
-            unlink_rec(b, s, rec);
-            uint32_t z = 0;
-            if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
-                rec->err = -EBADF;
-                rec->next = ready;
-                ready = rec;
-            }
-        }
+        ready = end_all_waits(b, s, -EBADF, ready);
         if (s->registered) /* the fd is still open: take it out before close(2) */
             epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
         s->registered = false;
