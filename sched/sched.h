@@ -65,6 +65,16 @@
 #define TSAN_NO_FRAMES
 #endif
 
+/* Debug checks (Go's throw on a broken invariant): on in --enable-debug-checks and sanitizer
+ * builds, compiled out otherwise. A failed check prints "fatal error: ..." and aborts. */
+#if defined(RINGO_DEBUG_CHECKS) || defined(RINGO_ASAN) || defined(RINGO_TSAN)
+#define SCHED_DEBUG 1
+#define SCHED_CHECK(cond, ...) ((cond) ? (void)0 : sched_fatal(__VA_ARGS__))
+#else
+#define SCHED_DEBUG 0
+#define SCHED_CHECK(cond, ...) ((void)0)
+#endif
+
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define CACHELINE 64
@@ -290,6 +300,11 @@ void sched_wakep(void);
 void sched_global_push(struct g *g);
 int  sched_thread_node(void);                 /* node position for work born on this thread */
 uint32_t sched_fastrand(void);
+
+/* Test hooks (worker.c): a worker's ring on workers the test builds itself (zeroed structs). */
+bool sched_test_runq_push(struct worker *w, struct g *g);
+struct g *sched_test_runq_pop(struct worker *w);
+struct g *sched_test_runq_steal(struct worker *thief, struct worker *victim);
 
 /* ------------------------------------------------------------------ goroutines (goroutine.c) */
 void sched_g_free(struct worker *w, struct g *g);   /* after the switch-out of a dead g */

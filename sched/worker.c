@@ -202,8 +202,10 @@ static bool runq_empty(struct worker *v)
     return h == t && atomic_load_explicit(&v->runnext, memory_order_acquire) == NULL;
 }
 
-/* Thief w takes half of v's ring into its own (w's ring is empty: w is idle). Returns one g to
- * run, or NULL. May take v's runnext when v looks stuck (see RUNNEXT_STEAL_NS). */
+/* Thief w takes half of v's ring, as much as fits in w's own ring (a spinning worker's ring is
+ * normally empty, but timers and I/O it ran while spinning may have filled it: never overwrite
+ * a queued g). Returns one g to run, or NULL. May take v's runnext when v looks stuck (see
+ * RUNNEXT_STEAL_NS). */
 static struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext)
 {
     for (;;) {
@@ -226,21 +228,30 @@ static struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnex
         if (n > RUNQ_SIZE / 2)
             continue; /* read an inconsistent h/t pair: retry */
         uint32_t wt = atomic_load_explicit(&w->rq.tail, memory_order_relaxed); /* own */
-        for (uint32_t i = 0; i < n; i++) {
+        /* A2: other thieves only advance w's head, so this room can only grow meanwhile */
+        uint32_t wh = atomic_load_explicit(&w->rq.head, memory_order_acquire);
+        uint32_t room = RUNQ_SIZE - (wt - wh);
+        if (n - 1 > room)
+            n = room + 1; /* n - 1 go to w's ring, the last one is returned to run */
+        for (uint32_t i = 0; i + 1 < n; i++) {
             struct g *g = atomic_load_explicit(&v->rq.buf[(h + i) % RUNQ_SIZE], memory_order_relaxed);
             atomic_store_explicit(&w->rq.buf[(wt + i) % RUNQ_SIZE], g, memory_order_relaxed);
         }
+        struct g *g = atomic_load_explicit(&v->rq.buf[(h + n - 1) % RUNQ_SIZE], memory_order_relaxed);
         /* R2: cas-release commits the consume; on failure another consumer won, retry */
         if (!atomic_compare_exchange_strong_explicit(&v->rq.head, &h, h + n, memory_order_acq_rel,
                                                      memory_order_relaxed))
             continue;
-        n--;
-        struct g *g = atomic_load_explicit(&w->rq.buf[(wt + n) % RUNQ_SIZE], memory_order_relaxed);
-        if (n)
-            atomic_store_explicit(&w->rq.tail, wt + n, memory_order_release); /* R1 */
+        if (n > 1)
+            atomic_store_explicit(&w->rq.tail, wt + n - 1, memory_order_release); /* R1 */
         return g;
     }
 }
+
+/* Test hooks (tests/test_runq.c): the run queue of workers a test builds by hand. */
+bool sched_test_runq_push(struct worker *w, struct g *g) { return runq_push(w, g); }
+struct g *sched_test_runq_pop(struct worker *w) { return runq_pop(w); }
+struct g *sched_test_runq_steal(struct worker *w, struct worker *v) { return runq_steal(w, v, false); }
 
 /* Node position where work born on the calling plain thread is queued: its CPU's node, or
  * the nearest node that has workers (policy.node_home). */
@@ -599,19 +610,26 @@ static struct g *findrunnable(struct worker *w)
         if (w->spinning) {
             int64_t start = clk_now(), now = start;
             for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
+                /* What fired here runs before anything is stolen (Go's stealWork runs timers
+                 * first and returns what they readied): a spinning worker never has local work
+                 * when it steals. */
+                sched_io_poll(w);
+                if (timers_due(w) <= now)
+                    sched_timers_run(w, now);
+                if (!runq_empty(w)) {
+                    g = next_local(w);
+                    if (g) {
+                        stop_spinning(w, true);
+                        return g;
+                    }
+                }
+                SCHED_CHECK(runq_empty(w), "worker %u is spinning with local work", w->id);
                 g = try_steal(w, seen, now);
                 if (!g)
                     g = global_get(w, 0);
                 if (g) {
                     stop_spinning(w, true);
                     return g;
-                }
-                if (sched_io_poll(w) > 0 || (timers_due(w) <= now && sched_timers_run(w, now) <= now)) {
-                    g = next_local(w);
-                    if (g) {
-                        stop_spinning(w, true);
-                        return g;
-                    }
                 }
                 /* First look often (a victim's runnext is taken on a second look at least
                  * RUNNEXT_STEAL_NS later with its tick unchanged: looks must come closer

@@ -1,11 +1,13 @@
 # tests/core.mk: runtime-core tests (switch, goroutines, workers, park, timers, sync)
 CORE_TESTS = \
 	tests/test_switch \
+	tests/test_runq \
 	tests/test_goroutine \
 	tests/test_worker \
 	tests/test_park \
 	tests/test_timer \
-	tests/test_sync
+	tests/test_sync \
+	tests/stress_sched
 check_PROGRAMS += $(CORE_TESTS)
 TESTS += $(CORE_TESTS)
 EXTRA_DIST += %reldir%/testutil.h
@@ -21,3 +23,7 @@ tests_test_timer_LDADD = $(RINGO_TEST_LIBS)
 tests_test_timer_CFLAGS = $(RINGO_TEST_CFLAGS)
 tests_test_sync_LDADD = $(RINGO_TEST_LIBS)
 tests_test_sync_CFLAGS = $(RINGO_TEST_CFLAGS)
+tests_stress_sched_LDADD = $(RINGO_TEST_LIBS)
+tests_stress_sched_CFLAGS = $(RINGO_TEST_CFLAGS)
+tests_test_runq_LDADD = $(RINGO_TEST_LIBS)
+tests_test_runq_CFLAGS = $(RINGO_TEST_CFLAGS)
