@@ -1,6 +1,8 @@
 # sched: goroutines and the workers that run them
 libringo_internal_la_SOURCES += \
 	%reldir%/sched.h \
+	%reldir%/list.h \
+	%reldir%/spinlock.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
 	%reldir%/worker.c \
 	%reldir%/goroutine.c \

@@ -260,6 +260,14 @@ struct sched {
 };
 extern struct sched sched;
 
+/* Statistics counters: one writer (the owner worker), readers anywhere sum them racily. A
+ * relaxed load and store, not an RMW: no lock prefix on the owner's hot path. */
+static inline void sched_stat_add(_Atomic uint64_t *ctr, uint64_t n)
+{
+    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n, memory_order_relaxed);
+}
+static inline void sched_stat_inc(_Atomic uint64_t *ctr) { sched_stat_add(ctr, 1); }
+
 /* A StoreLoad fence (the recipe in worker.c). ThreadSanitizer does not model standalone
  * fences, so its builds use a seq_cst RMW, which it does model and which orders the same. */
 #ifdef RINGO_TSAN
@@ -339,6 +347,17 @@ static inline void sched_park_prepare(struct g *self, int reason)
     sched_park_prepare_until(self, reason, -1);
 }
 int  sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32_t claim_val);
+/* The one claim of a wait with several possible wakers (a deadline, select cases, I/O): CAS
+ * *claim 0 -> val; exactly one caller wins and owns the wake-up. acq_rel on success: the release
+ * half publishes what the winner wrote before (a result slot); the acquire half sees what the
+ * waiter wrote before publishing the claim word. acquire on failure: the loser may read the
+ * winner's result. */
+static inline bool sched_claim(_Atomic uint32_t *claim, uint32_t val)
+{
+    uint32_t zero = 0;
+    return atomic_compare_exchange_strong_explicit(claim, &zero, val, memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
 void sched_ready(struct g *g);
 void sched_thread_detach(void *tg);
 
