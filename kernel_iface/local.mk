@@ -2,4 +2,6 @@
 libringo_internal_la_SOURCES += \
 	%reldir%/clock.h \
 	%reldir%/futex.c %reldir%/futex.h \
-	%reldir%/stackmem.c %reldir%/stackmem.h
+	%reldir%/stackmem.c %reldir%/stackmem.h \
+	%reldir%/uring.c %reldir%/uring.h \
+	%reldir%/topology.c %reldir%/topology.h

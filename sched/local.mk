@@ -4,10 +4,8 @@ libringo_internal_la_SOURCES += \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
-	%reldir%/worker.c \
+	%reldir%/proc.c \
 	%reldir%/goroutine.c \
 	%reldir%/park.c \
 	%reldir%/timer.c \
-	%reldir%/sync.c \
-	%reldir%/debug.c \
-	%reldir%/idle.c
+	%reldir%/sync.c

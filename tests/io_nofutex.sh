@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/io_nofutex.sh — tests/test_io with RINGO_DISABLE=futex_uring (a forced fallback; see sched/io.c).
+# tests/io_nofutex.sh — tests/test_io with RINGO_DISABLE=futex_uring (a forced fallback; see sched/io/io.c).
 RINGO_DISABLE=futex_uring
 export RINGO_DISABLE
 exec "${top_builddir:-.}/tests/test_io" "$@"

@@ -64,7 +64,7 @@
  *   a goroutine of that worker switching out), sched_io_kick from any thread.
  * Depends on: kernel_iface (uring, futex, clock), sched (park protocol), the backends.
  */
-#include "sched/io_backend.h"
+#include "sched/io/io.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
 #include "kernel_iface/uring.h"

@@ -39,7 +39,7 @@
  * Depends on: kernel_iface/stackmem.
  */
 #include "sched/sched.h"
-#include "sched/debug.h"
+#include "sched/debug/debug.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/stackmem.h"
 #include <dirent.h>

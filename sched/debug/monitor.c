@@ -43,7 +43,7 @@
  * Depends on: sched.h (racy reads of workers), debug.c (the dump), symbolize.c.
  */
 #include "sched/sched.h"
-#include "sched/debug.h"
+#include "sched/debug/debug.h"
 #include "kernel_iface/clock.h"
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
  * dl_iterate_phdr): signal handlers only record addresses; someone else names them.
  * Depends on: libc (dl_iterate_phdr, dladdr) only.
  */
-#include "sched/debug.h"
+#include "sched/debug/debug.h"
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>

@@ -26,7 +26,7 @@
  *   thread.
  * Depends on: sched (park protocol, timers through sched_park's deadline).
  */
-#include "sched/io_backend.h"
+#include "sched/io/io.h"
 #include "kernel_iface/clock.h"
 #include <errno.h>
 #include <stdlib.h>

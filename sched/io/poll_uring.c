@@ -32,7 +32,7 @@
  *   of that worker switching out); uring_be_ring from any thread.
  * Depends on: kernel_iface/uring, kernel_iface/futex, sched (park protocol).
  */
-#include "sched/io_backend.h"
+#include "sched/io/io.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
 #include "kernel_iface/uring.h"

@@ -1,6 +1,0 @@
-# sched/debug.mk: observability — the monitor thread (RINGO_DEBUG=schedtrace,hog,sigquit), the
-# symbolizer behind ringo_dump (tools/ringo-gdb.py is installed by tests/debug.mk).
-libringo_internal_la_SOURCES += \
-	%reldir%/debug.h \
-	%reldir%/monitor.c \
-	%reldir%/symbolize.c
