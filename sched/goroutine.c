@@ -11,7 +11,7 @@
  *
  * Scheduling of a new goroutine: child first. Spawned from a goroutine, the child runs at once
  * and the parent waits in runnext (a thief may take the parent if this worker stays busy, see
- * worker.c RUNNEXT_STEAL_NS): a spawn loop of short goroutines reuses one hot stack, and a tree
+ * proc.c RUNNEXT_STEAL_NS): a spawn loop of short goroutines reuses one hot stack, and a tree
  * of goroutines (skynet) runs depth first. Spawned from a plain thread, the child goes to the
  * global queue.
  *
@@ -25,24 +25,12 @@
  * Depends on: kernel_iface/stackmem.
  */
 #include "sched/sched.h"
-#include "kernel_iface/clock.h"
 #include "kernel_iface/stackmem.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifdef RINGO_ASAN
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
-#ifdef RINGO_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-#ifdef RINGO_VALGRIND
-#include <valgrind/valgrind.h>
-#endif
 
 #define G_RESERVE  ((sizeof(struct g) + 63) & ~(size_t)63)
 #define POOL_HI    256u   /* stacks a worker keeps, pages intact */
@@ -73,9 +61,7 @@ static struct g *g_from_slot(char *slot)
     memset(g, 0, sizeof *g);
     g->stack_lo = slot + STK_GUARD;
     g->stack_size = (size_t)((char *)g - g->stack_lo);
-#ifdef RINGO_VALGRIND
-    VALGRIND_STACK_REGISTER(g->stack_lo, (char *)g);
-#endif
+    sched_ctx_stack_new(g);
     return g;
 }
 
@@ -164,26 +150,6 @@ static int64_t new_id(struct worker *w)
     return w->id_next++;
 }
 
-/* The new stack's first frame: what sched_ctx_switch pops (see the frame table in
- * arch/switch_x86_64_sysv_elf.S), returning into the trampoline with r12 = g, r13 = entry. */
-static void *ctx_make(char *top, void (*entry)(void *), void *arg)
-{
-    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)(t - 8 - 0x38);          /* ret slot at t-8: rsp == t after ret */
-    sp[0] = 0x1F80ull | (0x037Full << 32);               /* default MXCSR, x87 control word */
-    sp[1] = 0;                                           /* r15 */
-    sp[2] = 0;                                           /* r14 */
-    sp[3] = (uint64_t)(uintptr_t)entry;                  /* r13 */
-    sp[4] = (uint64_t)(uintptr_t)arg;                    /* r12 */
-    sp[5] = 0;                                           /* rbx */
-    sp[6] = 0;                                           /* rbp */
-    sp[7] = (uint64_t)(uintptr_t)sched_ctx_trampoline;   /* return address */
-    return sp;
-}
-
-
-
-
 TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 {
     struct worker *w = sched_cur_worker();
@@ -197,9 +163,7 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 TSAN_NO_FRAMES static void g_entry(void *arg)
 {
     struct g *self = arg;
-#ifdef RINGO_ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
-#endif
+    sched_ctx_entered();
     sched_post_switch(sched_cur_worker());
     self->fn(self->arg);
     g_exit();
@@ -220,18 +184,7 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
     g->fn = fn;
     g->arg = arg;
     g->wait_reason = WR_NONE;
-#ifdef RINGO_ASAN
-    /* a recycled stack still carries the shadow poison of the dead goroutine's frames */
-    __asan_unpoison_memory_region(g->stack_lo, g->stack_size);
-#endif
-    g->sp = ctx_make((char *)g, g_entry, g);
-#ifdef RINGO_TSAN
-    /* A TSan fiber costs a few mmaps to make and unmap (~0.7 ms under load): it stays with the
-     * descriptor, which is never released, and serves every goroutine this slot runs (the exit
-     * path leaves nothing on its shadow stack: TSAN_NO_FRAMES in sched.h). */
-    if (!g->tsan_fiber)
-        g->tsan_fiber = __tsan_create_fiber(0);
-#endif
+    sched_ctx_init(g, g_entry);
     struct g *self = sched_cur_g(w);
     if (self) {
         atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
@@ -239,13 +192,8 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
         sched_switch_to_new(w, self, g); /* child first; we come back from runnext */
         return id;
     }
+    /* a plain thread (or g0, which never calls ringo_go): the child goes to the global queue */
     atomic_fetch_add_explicit(&sched.thread_spawned, 1, memory_order_relaxed); /* counter only */
-    if (w) {
-        /* on g0 (never from user code, kept for completeness) */
-        atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed);
-        sched_global_push(g);
-        return id;
-    }
     atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by the queue lock */
     sched_global_push(g);
     return id;
@@ -276,11 +224,6 @@ size_t ringo_num_goroutines(void)
         n -= (int64_t)atomic_load_explicit(&sched.w[i]->st_exited, memory_order_relaxed);
     }
     return n > 0 ? (size_t)n : 0;
-}
-
-int64_t ringo_now(void)
-{
-    return clk_now();
 }
 
 const char *sched_status_str(uint32_t st)

@@ -4,7 +4,10 @@ libringo_internal_la_SOURCES += \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
+	%reldir%/ctx.c \
+	%reldir%/runq.c \
 	%reldir%/proc.c \
+	%reldir%/start.c \
 	%reldir%/goroutine.c \
 	%reldir%/park.c \
 	%reldir%/timer.c \

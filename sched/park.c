@@ -1,7 +1,7 @@
 /* sched/park.c — the one park/ready protocol every blocking primitive uses.
  *
- * Responsibility: sched_park / sched_ready for goroutines and for plain threads, the stand-in g
- * of a plain thread, and ringo_sleep.
+ * Responsibility: sched_park / sched_ready for goroutines and for plain threads, and the
+ * stand-in g of a plain thread.
  *
  * The race "g is still switching out" vs "someone already readied g" is solved here, once, with
  * the status word (enum gstatus in sched.h):
@@ -223,24 +223,4 @@ void sched_ready(struct g *g)
                         sched_status_str(s));
         }
     }
-}
-
-int ringo_sleep(int64_t ns)
-{
-    struct worker *w = sched_cur_worker();
-    struct g *self = sched_cur_g(w);
-    if (ns <= 0) {
-        ringo_yield();
-        return 0;
-    }
-    if (!self) {
-        struct timespec ts = clk_to_ts(clk_now() + ns);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-        return 0;
-    }
-    int64_t deadline = clk_now() + ns;
-    sched_park_prepare_until(self, WR_SLEEP, deadline);
-    sched_park(self, deadline, NULL, 0);
-    return 0;
 }

@@ -1,4 +1,4 @@
-/* sched/worker.c — workers: the scheduling loop, run queues, stealing, spinning and parking.
+/* sched/proc.c — workers: finding work, spinning, sleeping, waking (after Go's proc.go).
  *
  * Responsibility: start the runtime (config, env, one pinned worker thread per CPU), and run
  * goroutines: per-worker lock-free run queue + runnext slot, one global queue, work stealing,
@@ -57,12 +57,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-struct sched sched = {
-    .idle_lock = PTHREAD_MUTEX_INITIALIZER,
-    .tlock = PTHREAD_MUTEX_INITIALIZER,
-    .next_id = 1,
-};
-
 /* How long an idle worker looks for work before it sleeps. A cross-core futex wake costs tens
  * of microseconds on a VM; spinning for about that long keeps handoffs between workers cheap.
  * After its first SPIN_PAUSE_NS the spin yields the CPU between looks (findrunnable), so it
@@ -112,158 +106,7 @@ uint32_t sched_fastrand(void)
     return (uint32_t)(x >> 32);
 }
 
-/* ================================================================== run queue (I1) */
-
-/* Owner only. Returns false when full. */
-static bool runq_push(struct worker *w, struct g *g)
-{
-    uint32_t t = atomic_load_explicit(&w->rq.tail, memory_order_relaxed);   /* own field */
-    uint32_t h = atomic_load_explicit(&w->rq.head, memory_order_acquire);   /* A2: slots consumed */
-    if (t - h >= RUNQ_SIZE)
-        return false;
-    atomic_store_explicit(&w->rq.buf[t % RUNQ_SIZE], g, memory_order_relaxed); /* published by R1 */
-    atomic_store_explicit(&w->rq.tail, t + 1, memory_order_release);        /* R1 */
-    return true;
-}
-
-/* ================================================================== global queues (per node) */
-
-/* Append n goroutines to q. The total sched.gq_len is bumped with an RMW (several queues). */
-static void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n)
-{
-    pthread_mutex_lock(&q->lock);
-    for (uint32_t i = 0; i < n; i++) {
-        gs[i]->schedlink = NULL;
-        if (q->tail)
-            q->tail->schedlink = gs[i];
-        else
-            q->head = gs[i];
-        q->tail = gs[i];
-    }
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
-                          memory_order_relaxed); /* under q->lock; peeks tolerate staleness */
-    atomic_fetch_add(&sched.gq_len, n); /* seq_cst: step 1 of the recipe for sleepers */
-    pthread_mutex_unlock(&q->lock);
-}
-
-/* Owner only: move half of the ring plus g to the global queue (Go's runqputslow). */
-static void runq_push_slow(struct worker *w, struct g *g)
-{
-    struct g *batch[RUNQ_SIZE / 2 + 1];
-    uint32_t h = atomic_load_explicit(&w->rq.head, memory_order_acquire);   /* A2 */
-    uint32_t t = atomic_load_explicit(&w->rq.tail, memory_order_relaxed);   /* own */
-    uint32_t n = (t - h) / 2;
-    if (n != RUNQ_SIZE / 2) {
-        if (!runq_push(w, g))
-            goto global_one;
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&w->rq.buf[(h + i) % RUNQ_SIZE], memory_order_relaxed);
-    /* R2: commits the consume of n slots; fails if a thief got there first */
-    if (!atomic_compare_exchange_strong_explicit(&w->rq.head, &h, h + n, memory_order_release,
-                                                 memory_order_relaxed)) {
-        if (!runq_push(w, g))
-            goto global_one;
-        return;
-    }
-    batch[n++] = g;
-    gq_push_list(&sched.gq[w->node], batch, n);
-    return;
-global_one:
-    sched_global_push(g);
-}
-
-static void runq_put(struct worker *w, struct g *g)
-{
-    if (!runq_push(w, g))
-        runq_push_slow(w, g);
-}
-
-/* Owner only. */
-static struct g *runq_pop(struct worker *w)
-{
-    for (;;) {
-        uint32_t h = atomic_load_explicit(&w->rq.head, memory_order_acquire);   /* A2: sync with thieves */
-        uint32_t t = atomic_load_explicit(&w->rq.tail, memory_order_relaxed);   /* own */
-        if (t == h)
-            return NULL;
-        struct g *g = atomic_load_explicit(&w->rq.buf[h % RUNQ_SIZE], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&w->rq.head, &h, h + 1, memory_order_release,
-                                                  memory_order_relaxed)) /* R2: commits consume */
-            return g;
-    }
-}
-
-static bool runq_empty(struct worker *v)
-{
-    uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire);
-    return h == t && atomic_load_explicit(&v->runnext, memory_order_acquire) == NULL;
-}
-
-/* Thief w takes half of v's ring, as much as fits in w's own ring (a spinning worker's ring is
- * normally empty, but timers and I/O it ran while spinning may have filled it: never overwrite
- * a queued g). Returns one g to run, or NULL. May take v's runnext when v looks stuck (see
- * RUNNEXT_STEAL_NS). */
-static struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext)
-{
-    for (;;) {
-        uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire); /* A2: sync with other consumers */
-        uint32_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire); /* A1: sync with the producer */
-        uint32_t n = t - h;
-        n = n - n / 2;
-        if (n == 0) {
-            if (!take_runnext)
-                return NULL;
-            struct g *next = atomic_load_explicit(&v->runnext, memory_order_acquire);
-            if (!next)
-                return NULL;
-            /* acq_rel: pairs with the owner's exchange that published next */
-            if (!atomic_compare_exchange_strong_explicit(&v->runnext, &next, NULL, memory_order_acq_rel,
-                                                         memory_order_relaxed))
-                continue;
-            return next;
-        }
-        if (n > RUNQ_SIZE / 2)
-            continue; /* read an inconsistent h/t pair: retry */
-        uint32_t wt = atomic_load_explicit(&w->rq.tail, memory_order_relaxed); /* own */
-        /* A2: other thieves only advance w's head, so this room can only grow meanwhile */
-        uint32_t wh = atomic_load_explicit(&w->rq.head, memory_order_acquire);
-        uint32_t room = RUNQ_SIZE - (wt - wh);
-        if (n - 1 > room)
-            n = room + 1; /* n - 1 go to w's ring, the last one is returned to run */
-        for (uint32_t i = 0; i + 1 < n; i++) {
-            struct g *g = atomic_load_explicit(&v->rq.buf[(h + i) % RUNQ_SIZE], memory_order_relaxed);
-            atomic_store_explicit(&w->rq.buf[(wt + i) % RUNQ_SIZE], g, memory_order_relaxed);
-        }
-        struct g *g = atomic_load_explicit(&v->rq.buf[(h + n - 1) % RUNQ_SIZE], memory_order_relaxed);
-        /* R2: cas-release commits the consume; on failure another consumer won, retry */
-        if (!atomic_compare_exchange_strong_explicit(&v->rq.head, &h, h + n, memory_order_acq_rel,
-                                                     memory_order_relaxed))
-            continue;
-        if (n > 1)
-            atomic_store_explicit(&w->rq.tail, wt + n - 1, memory_order_release); /* R1 */
-        return g;
-    }
-}
-
-/* Test hooks (tests/test_runq.c): the run queue of workers a test builds by hand. */
-bool sched_test_runq_push(struct worker *w, struct g *g) { return runq_push(w, g); }
-struct g *sched_test_runq_pop(struct worker *w) { return runq_pop(w); }
-struct g *sched_test_runq_steal(struct worker *w, struct worker *v) { return runq_steal(w, v, false); }
-
-/* Node position where work born on the calling plain thread is queued: its CPU's node, or
- * the nearest node that has workers (policy.node_home). */
-int sched_thread_node(void)
-{
-    if (!sched.have_pol)
-        return 0;
-    return topo_policy_node_of_cpu(&sched.pol, sched_getcpu());
-}
-
 static void wakep_node(int node);
-
 void sched_global_push(struct g *g)
 {
     struct worker *w = sched_cur_worker();
@@ -274,55 +117,6 @@ void sched_global_push(struct g *g)
     wakep_node(node);
 }
 
-/* Take a batch from one global queue into w's ring; return one g to run. */
-static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
-{
-    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0) /* peek; authoritative under the lock */
-        return NULL;
-    pthread_mutex_lock(&q->lock);
-    uint32_t len = atomic_load_explicit(&q->len, memory_order_relaxed);
-    if (len == 0) {
-        pthread_mutex_unlock(&q->lock);
-        return NULL;
-    }
-    uint32_t n = len / sched.nprocs + 1;
-    if (n > len)
-        n = len;
-    if (max && n > max)
-        n = max;
-    if (n > RUNQ_SIZE / 2)
-        n = RUNQ_SIZE / 2;
-    struct g *first = q->head;
-    q->head = first->schedlink;
-    for (uint32_t i = 1; i < n; i++) {
-        struct g *g = q->head;
-        q->head = g->schedlink;
-        runq_put(w, g);
-    }
-    if (!q->head)
-        q->tail = NULL;
-    atomic_store_explicit(&q->len, len - n, memory_order_relaxed); /* under q->lock */
-    atomic_fetch_sub(&sched.gq_len, n);
-    pthread_mutex_unlock(&q->lock);
-    first->schedlink = NULL;
-    return first;
-}
-
-/* The global queues, own node first, then the others by distance (policy.node_order). */
-static struct g *global_get(struct worker *w, uint32_t max)
-{
-    if (atomic_load_explicit(&sched.gq_len, memory_order_relaxed) == 0) /* peek */
-        return NULL;
-    if (!sched.have_pol || sched.nnodes == 1)
-        return gq_get(w, &sched.gq[0], max);
-    const unsigned *order = &sched.pol.node_order[w->node * sched.pol.nnodes_used];
-    for (unsigned k = 0; k < sched.pol.nnodes_used; k++) {
-        struct g *g = gq_get(w, &sched.gq[order[k]], max);
-        if (g)
-            return g;
-    }
-    return NULL;
-}
 
 /* ================================================================== waking */
 
@@ -383,34 +177,13 @@ static void stop_spinning(struct worker *w, bool found)
         sched_wakep();
 }
 
-/* ================================================================== switching */
-
-TSAN_NO_FRAMES static inline void do_switch(struct worker *w, void **save, struct g *to, bool dying)
-{
-#ifdef RINGO_ASAN
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(dying ? NULL : &fake, to ? to->stack_lo : w->g0_lo,
-                                   to ? to->stack_size : w->g0_size);
-#endif
-#ifdef RINGO_TSAN
-    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_g0, 0);
-#endif
-    atomic_store_explicit(&w->st_switches, atomic_load_explicit(&w->st_switches, memory_order_relaxed) + 1,
-                          memory_order_relaxed); /* stats only */
-    sched_ctx_switch(save, to ? to->sp : w->g0_sp);
-#ifdef RINGO_ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-    (void)dying;
-}
-
 static int64_t timers_due(struct worker *w)
 {
     return atomic_load_explicit(&w->tfirst, memory_order_relaxed); /* peek; sched_timers_run rechecks under tlock */
 }
 
 /* The next goroutine this worker can run without sleeping or stealing. */
-static struct g *next_local(struct worker *w)
+struct g *sched_next_local(struct worker *w)
 {
     uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed) + 1; /* own */
     atomic_store_explicit(&w->schedtick, tick, memory_order_relaxed);
@@ -436,82 +209,6 @@ static struct g *next_local(struct worker *w)
     return global_get(w, 0);
 }
 
-/* Switch from self to next (a runnable g, or NULL for g0), leaving action for post_switch. */
-TSAN_NO_FRAMES static void switch_to(struct worker *w, struct g *self, struct g *next, int action)
-{
-    w->prev = self;
-    w->prev_action = action;
-    w->curg = next;
-    if (next)
-        atomic_store_explicit(&next->status, GS_RUNNING, memory_order_relaxed); /* I2: we own it now */
-    do_switch(w, &self->sp, next, action == PA_EXIT);
-    /* resumed, perhaps on another worker (I4) */
-    sched_post_switch(sched_cur_worker());
-}
-
-void sched_switch_out(struct worker *w, struct g *self, int action)
-{
-    struct g *next = next_local(w);
-    if (!next && action == PA_YIELD)
-        return; /* nothing else to run */
-    switch_to(w, self, next, action);
-}
-
-void sched_switch_to_new(struct worker *w, struct g *self, struct g *child)
-{
-    switch_to(w, self, child, PA_RUNNEXT);
-}
-
-TSAN_NO_FRAMES void sched_switch_exit(struct worker *w, struct g *self)
-{
-    struct g *next = next_local(w);
-    switch_to(w, self, next, PA_EXIT);
-    __builtin_unreachable();
-}
-
-/* Put g in runnext; a g already there is kicked to the ring. Owner only. */
-static void runnext_put(struct worker *w, struct g *g)
-{
-    /* release: a thief that takes g from runnext sees its saved context */
-    struct g *old = atomic_exchange_explicit(&w->runnext, g, memory_order_acq_rel);
-    if (old)
-        runq_put(w, old);
-}
-
-void sched_post_switch(struct worker *w)
-{
-    struct g *p = w->prev;
-    if (!p)
-        return;
-    w->prev = NULL;
-    switch (w->prev_action) {
-    case PA_PARK: {
-        uint32_t exp = GS_PARKING;
-        /* release: p's saved context is visible to whoever readies it from PARKED;
-         * acquire on failure: pairs with the waker's CAS to WOKEN (its writes for p) */
-        if (atomic_compare_exchange_strong_explicit(&p->status, &exp, GS_PARKED, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            break;
-        /* WOKEN while switching out (I3): we enqueue it */
-        atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by R1 */
-        runq_put(w, p);
-        sched_wakep();
-        break;
-    }
-    case PA_YIELD:
-        atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by R1 */
-        runq_put(w, p);
-        break;
-    case PA_RUNNEXT:
-        atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by the exchange */
-        runnext_put(w, p);
-        sched_wakep(); /* relaxed reads: the parent is on an awake worker (see top) */
-        break;
-    case PA_EXIT:
-        sched_g_free(w, p);
-        break;
-    }
-}
 
 void sched_enqueue_ready(struct g *g)
 {
@@ -528,16 +225,6 @@ void sched_enqueue_ready(struct g *g)
 }
 
 /* ================================================================== finding work */
-
-static bool work_anywhere(void)
-{
-    if (atomic_load_explicit(&sched.gq_len, memory_order_relaxed) != 0)
-        return true;
-    for (unsigned i = 0; i < sched.nprocs; i++)
-        if (!runq_empty(sched.w[i]))
-            return true;
-    return false;
-}
 
 struct steal_seen {
     uint32_t tick;
@@ -587,7 +274,7 @@ static struct g *findrunnable(struct worker *w)
     struct steal_seen seen[sched.nprocs];
     memset(seen, 0, sizeof seen);
     for (;;) {
-        struct g *g = next_local(w);
+        struct g *g = sched_next_local(w);
         if (g) {
             stop_spinning(w, true);
             return g;
@@ -617,7 +304,7 @@ static struct g *findrunnable(struct worker *w)
                 if (timers_due(w) <= now)
                     sched_timers_run(w, now);
                 if (!runq_empty(w)) {
-                    g = next_local(w);
+                    g = sched_next_local(w);
                     if (g) {
                         stop_spinning(w, true);
                         return g;
@@ -647,7 +334,7 @@ static struct g *findrunnable(struct worker *w)
             }
             stop_spinning(w, false);                   /* step a */
             sched_fence_seq_cst();
-            if (work_anywhere())
+            if (runq_work_anywhere())
                 continue;
         }
 
@@ -660,7 +347,7 @@ static struct g *findrunnable(struct worker *w)
 
         /* step d: re-check */
         sched_io_flush(w);
-        if (work_anywhere() || sched_io_poll(w) > 0 || timers_due(w) <= clk_now()) {
+        if (runq_work_anywhere() || sched_io_poll(w) > 0 || timers_due(w) <= clk_now()) {
             idle_leave(w);
             continue;
         }
@@ -678,11 +365,11 @@ static struct g *findrunnable(struct worker *w)
     }
 }
 
+
 /* ================================================================== worker threads */
 
-static pthread_barrier_t start_barrier;
 
-static void *worker_main(void *arg)
+void *sched_worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
@@ -711,248 +398,14 @@ static void *worker_main(void *arg)
 #endif
     sched_altstack_init(w);
     sched_io_worker_init(w);
-    pthread_barrier_wait(&start_barrier);
+    pthread_barrier_wait(&sched_start_barrier);
     for (;;) {
         struct g *g = findrunnable(w);
-        w->curg = g;
-        atomic_store_explicit(&g->status, GS_RUNNING, memory_order_relaxed); /* I2 */
-        do_switch(w, &w->g0_sp, g, false);
-        sched_post_switch(w);
+        sched_run_from_g0(w, g);
     }
     return NULL;
 }
 
-/* ================================================================== configuration and start */
-
-static struct ringo_config user_cfg = { .pin = -1 };
-static int started_state; /* 0 no, 1 yes, -errno failed; under start_lock */
-static _Atomic int started_flag;
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-
-bool sched_started(void)
-{
-    return atomic_load_explicit(&started_flag, memory_order_acquire) == 1; /* pairs with sched_start */
-}
-
-static int validate_cfg(const struct ringo_config *c)
-{
-    if (c->procs > 4096)
-        return -EINVAL;
-    if (c->stack_size && (c->stack_size < 16384 || c->stack_size > (1ull << 30)))
-        return -EINVAL;
-    if (c->pin < -1 || c->pin > 1)
-        return -EINVAL;
-    if (c->ring_entries && c->ring_entries > 32768)
-        return -EINVAL;
-    return 0;
-}
-
-int ringo_init(const struct ringo_config *cfg)
-{
-    if (!cfg)
-        return -EINVAL;
-    int r = validate_cfg(cfg);
-    if (r)
-        return r;
-    pthread_mutex_lock(&start_lock);
-    if (started_state != 0) {
-        pthread_mutex_unlock(&start_lock);
-        return -EALREADY;
-    }
-    user_cfg = *cfg;
-    pthread_mutex_unlock(&start_lock);
-    return 0;
-}
-
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return dflt;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (*end == 'k' || *end == 'K')
-        v *= 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        v *= 1024 * 1024, end++;
-    if (errno || *end || v < lo || v > hi) {
-        fprintf(stderr, "ringo: ignoring %s=%s (expected %ld..%ld)\n", name, s, lo, hi);
-        return dflt;
-    }
-    return v;
-}
-
-static unsigned parse_flags(const char *env, const char *const *names, unsigned n)
-{
-    const char *s = getenv(env);
-    unsigned bits = 0;
-    if (!s)
-        return 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (eq)
-            *eq = 0;
-        unsigned i;
-        for (i = 0; i < n; i++)
-            if (names[i] && strcmp(tok, names[i]) == 0) {
-                bits |= 1u << i;
-                if (eq && strcmp(tok, "schedtrace") == 0)
-                    sched.schedtrace_ms = (unsigned)atoi(eq + 1);
-                if (eq && strcmp(tok, "hog") == 0)
-                    sched.hog_ms = (unsigned)atoi(eq + 1);
-                break;
-            }
-        if (i == n)
-            fprintf(stderr, "ringo: %s: unknown item '%s'\n", env, tok);
-    }
-    return bits;
-}
-
-static int start_locked(void)
-{
-    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
-                                             "multishot" };
-    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
-    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
-    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
-
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
-        CPU_SET(0, &allowed);
-    int ncpu_allowed = CPU_COUNT(&allowed);
-
-    struct topo topo;
-    bool have_topo = topo_load(&topo, NULL) == 0;
-    int cpus[CPU_SETSIZE];
-    unsigned ncpus = 0;
-    char err[256] = "";
-    if (have_topo) {
-        if (topo_select_cpus(&topo, &allowed, sizeof allowed, getenv("RINGO_CPUS"), getenv("RINGO_NODES"), cpus, &ncpus, err,
-                             sizeof err) != 0) {
-            fprintf(stderr, "ringo: %s\n", err);
-            topo_free(&topo);
-            return -EINVAL;
-        }
-    } else {
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &allowed))
-                cpus[ncpus++] = c;
-    }
-    if (ncpus == 0)
-        cpus[ncpus++] = 0;
-    (void)ncpu_allowed;
-
-    long procs = user_cfg.procs ? (long)user_cfg.procs : env_long("RINGO_PROCS", (long)ncpus, 1, 4096);
-    long stack = user_cfg.stack_size ? (long)user_cfg.stack_size
-                                     : env_long("RINGO_STACK_SIZE", 256 * 1024, 16384, 1L << 30);
-    long pin = user_cfg.pin != -1 ? user_cfg.pin : env_long("RINGO_PIN", 1, 0, 1);
-    sched.nprocs = (unsigned)procs;
-    sched.stack_usable = (size_t)stack;
-    sched.pin = (int)pin;
-    sched.ring_entries = user_cfg.ring_entries ? user_cfg.ring_entries : 256;
-
-    int worker_cpus[4096];
-    for (unsigned i = 0; i < sched.nprocs; i++)
-        worker_cpus[i] = cpus[i % ncpus];
-
-    sched_stacks_init();
-    sched_debug_init();
-
-    struct topo_policy pol;
-    bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
-    if (have_topo && (sched.debug & DBG_TOPOLOGY)) {
-        topo_print(&topo, stderr);
-        if (have_pol)
-            topo_policy_print(&pol, stderr);
-        for (unsigned i = 0; i < sched.nprocs; i++)
-            fprintf(stderr, "ringo: worker %u -> cpu %d -> node %d%s\n", i, worker_cpus[i],
-                    have_pol ? topo.node_id[pol.worker_node[i]] : 0, sched.pin ? "" : " (not pinned)");
-    }
-    sched.have_pol = have_pol;
-    sched.nnodes = have_pol ? pol.nnodes : 1;
-    sched.node_ids = calloc(sched.nnodes, sizeof(int));
-    sched.gq = calloc(sched.nnodes, sizeof *sched.gq);
-    sched.gpool = calloc(sched.nnodes, sizeof *sched.gpool);
-    if (!sched.node_ids || !sched.gq || !sched.gpool)
-        return -ENOMEM;
-    for (unsigned n = 0; n < sched.nnodes; n++) {
-        sched.node_ids[n] = have_pol ? pol.node_id[n] : -1;
-        pthread_mutex_init(&sched.gq[n].lock, NULL);
-        pthread_mutex_init(&sched.gpool[n].lock, NULL);
-    }
-    /* bind stack chunks to their node when the machine has NUMA that libnuma can drive */
-    stk_set_numa(have_pol && topo.source && strcmp(topo.source, "libnuma") == 0);
-
-    sched.w = calloc(sched.nprocs, sizeof *sched.w);
-    if (!sched.w)
-        return -ENOMEM;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
-        struct worker *w;
-        if (posix_memalign((void **)&w, CACHELINE, sizeof *w) != 0)
-            return -ENOMEM;
-        memset(w, 0, sizeof *w);
-        w->id = i;
-        w->cpu = sched.pin ? worker_cpus[i] : -1;
-        w->node = have_pol ? pol.worker_node[i] : 0;
-        w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)clk_now();
-        w->steal_order = calloc(sched.nprocs > 1 ? sched.nprocs - 1 : 1, sizeof(unsigned));
-        if (!w->steal_order)
-            return -ENOMEM;
-        for (unsigned k = 0; k + 1 < sched.nprocs; k++)
-            w->steal_order[k] = have_pol ? pol.steal_order[i * (sched.nprocs - 1) + k] : (i + 1 + k) % sched.nprocs;
-        sched_timers_init(w);
-        sched.w[i] = w;
-    }
-    if (have_pol)
-        sched.pol = pol; /* kept for the life of the process: wake order, node order, cpu homes */
-    if (have_topo)
-        topo_free(&topo);
-
-    sched_segv_install();
-    pthread_barrier_init(&start_barrier, NULL, sched.nprocs + 1);
-    for (unsigned i = 0; i < sched.nprocs; i++) {
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        int r = pthread_create(&sched.w[i]->thread, &a, worker_main, sched.w[i]);
-        pthread_attr_destroy(&a);
-        if (r != 0) {
-            fprintf(stderr, "ringo: cannot start worker %u: %s\n", i, strerror(r));
-            _exit(2); /* the barrier cannot be unwound: a runtime with missing workers would hang */
-        }
-    }
-    pthread_barrier_wait(&start_barrier);
-    if (sched.debug & DBG_STATS)
-        atexit(sched_stats_at_exit);
-    return 0;
-}
-
-int sched_start(void)
-{
-    if (sched_started())
-        return 0;
-    pthread_mutex_lock(&start_lock);
-    if (started_state == 0) {
-        int r = start_locked();
-        started_state = r == 0 ? 1 : r;
-        if (r == 0)
-            atomic_store_explicit(&started_flag, 1, memory_order_release); /* publishes sched.* */
-    }
-    int r = started_state == 1 ? 0 : started_state;
-    pthread_mutex_unlock(&start_lock);
-    return r;
-}
-
-unsigned ringo_procs(void)
-{
-    if (sched_start() != 0)
-        return 0;
-    return sched.nprocs;
-}
 
 void ringo_yield(void)
 {
@@ -964,3 +417,4 @@ void ringo_yield(void)
     }
     sched_switch_out(w, self, PA_YIELD);
 }
+

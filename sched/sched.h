@@ -285,15 +285,9 @@ enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_T
 /* RINGO_DEBUG bits */
 enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16, DBG_HOG = 32 };
 
-/* ------------------------------------------------------------------ context switch (arch/) */
+/* ------------------------------------------------------------------ context switch (arch/, ctx.c) */
 void sched_ctx_switch(void **save_sp, void *to_sp);
 void sched_ctx_trampoline(void);
-
-/* ------------------------------------------------------------------ runtime (worker.c) */
-int  sched_start(void);                       /* idempotent; 0 or -errno */
-bool sched_started(void);
-struct worker *sched_cur_worker(void);        /* NULL on a plain thread; re-read after a switch (I4) */
-static inline struct g *sched_cur_g(struct worker *w) { return w ? w->curg : NULL; }
 /* Switch from the running g to the next runnable g (or to g0), leaving `action` for
  * sched_post_switch to perform on the g that left. Returns when this g runs again. */
 void sched_switch_out(struct worker *w, struct g *self, int action);
@@ -301,15 +295,42 @@ void sched_switch_out(struct worker *w, struct g *self, int action);
 void sched_switch_to_new(struct worker *w, struct g *self, struct g *child);
 /* Leave for good: self is dead, its stack is freed after the switch. */
 _Noreturn void sched_switch_exit(struct worker *w, struct g *self);
+void sched_post_switch(struct worker *w);
+/* From g0 (worker_main): run g until it switches back. */
+void sched_run_from_g0(struct worker *w, struct g *g);
+void sched_ctx_stack_new(struct g *g);               /* a slot carved for the first time */
+void sched_ctx_init(struct g *g, void (*entry)(void *)); /* g starts in entry(g) */
+void sched_ctx_entered(void);                        /* first call on a new goroutine's stack */
+
+/* ------------------------------------------------------------------ run queues (runq.c) */
+bool runq_push(struct worker *w, struct g *g);      /* owner; false when full */
+void runq_put(struct worker *w, struct g *g);       /* owner; overflows half to the global queue */
+struct g *runq_pop(struct worker *w);               /* owner */
+bool runq_empty(struct worker *v);                  /* ring and runnext; any thread, a snapshot */
+/* Thief w takes half of v's ring (what fits in w's); returns one g to run or NULL. */
+struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext);
+void runnext_put(struct worker *w, struct g *g);    /* owner; a g already there goes to the ring */
+void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n);
+struct g *global_get(struct worker *w, uint32_t max); /* a batch into w's ring, one to run */
+bool runq_work_anywhere(void);                      /* any queue non-empty (a snapshot) */
+int  sched_thread_node(void);                       /* node position for work born on this thread */
+
+/* ------------------------------------------------------------------ workers (proc.c, start.c) */
+int  sched_start(void);                       /* idempotent; 0 or -errno */
+bool sched_started(void);
+extern pthread_barrier_t sched_start_barrier; /* start.c: the workers and the starter meet (N2) */
+void *sched_worker_main(void *arg);           /* proc.c: a worker thread */
+struct worker *sched_cur_worker(void);        /* NULL on a plain thread; re-read after a switch (I4) */
+static inline struct g *sched_cur_g(struct worker *w) { return w ? w->curg : NULL; }
+/* The next goroutine this worker can run without sleeping or stealing (the fairness policy). */
+struct g *sched_next_local(struct worker *w);
 /* Make g runnable: runnext of the current worker, or the global queue from a plain thread. */
 void sched_enqueue_ready(struct g *g);
-void sched_post_switch(struct worker *w);
 void sched_wakep(void);
 void sched_global_push(struct g *g);
-int  sched_thread_node(void);                 /* node position for work born on this thread */
 uint32_t sched_fastrand(void);
 
-/* Test hooks (worker.c): a worker's ring on workers the test builds itself (zeroed structs). */
+/* Test hooks (runq.c): a worker's ring on workers the test builds itself (zeroed structs). */
 bool sched_test_runq_push(struct worker *w, struct g *g);
 struct g *sched_test_runq_pop(struct worker *w);
 struct g *sched_test_runq_steal(struct worker *thief, struct worker *victim);

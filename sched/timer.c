@@ -1,6 +1,6 @@
 /* sched/timer.c — sleeps and deadlines: one binary min-heap of timers per worker.
  *
- * Responsibility: timers owned by parked goroutines (struct timer lives in the parked frame).
+ * Responsibility: ringo_sleep, and timers owned by parked goroutines (struct timer lives in the parked frame).
  * A goroutine adds its timer to the heap of the worker it runs on; that worker fires it (in its
  * scheduling loop, and its idle sleep ends at its earliest timer).
  *
@@ -15,10 +15,13 @@
  *   w->tfirst mirrors heap[0]->when (INT64_MAX when empty): written under tlock, peeked relaxed.
  * Lock order: a worker's tlock may be held while readying (idle_lock and the global queue locks are taken inside);
  * nothing takes tlock while holding those.
- * Depends on: nothing below sched.
+ * Depends on: sched.h (the park protocol, run queues), kernel_iface/clock.
  */
 #include "sched/sched.h"
+#include "kernel_iface/clock.h"
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 void sched_timers_init(struct worker *w)
 {
@@ -135,4 +138,24 @@ int64_t sched_timers_run(struct worker *w, int64_t now)
     int64_t first = w->tn ? w->theap[0]->when : INT64_MAX;
     pthread_mutex_unlock(&w->tlock);
     return first;
+}
+
+int ringo_sleep(int64_t ns)
+{
+    struct worker *w = sched_cur_worker();
+    struct g *self = sched_cur_g(w);
+    if (ns <= 0) {
+        ringo_yield();
+        return 0;
+    }
+    if (!self) {
+        struct timespec ts = clk_to_ts(clk_now() + ns);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return 0;
+    }
+    int64_t deadline = clk_now() + ns;
+    sched_park_prepare_until(self, WR_SLEEP, deadline);
+    sched_park(self, deadline, NULL, 0);
+    return 0;
 }

@@ -1,0 +1,261 @@
+/* sched/start.c — starting the runtime: configuration, environment, topology -> workers.
+ *
+ * Responsibility: ringo_init / ringo_procs / sched_start; RINGO_* environment parsing; the
+ * worker descriptors (one per CPU of the affinity mask, placed on the NUMA policy of
+ * kernel_iface/topology) and their threads; the runtime's global state (struct sched).
+ *
+ * Invariants:
+ *   N1  started_state moves 0 -> 1 (or -errno) once, under start_lock; started_flag mirrors
+ *       1 with a release store, so sched_started() readers (acquire) see every sched.* field.
+ *   N2  Every worker thread has reached the start barrier, its I/O state and signal stack
+ *       ready, before sched_start returns.
+ * Depends on: sched.h, kernel_iface (topology, clock, stackmem); proc.c (sched_worker_main).
+ */
+#include "sched/sched.h"
+#include "kernel_iface/clock.h"
+#include "kernel_iface/stackmem.h"
+#include "kernel_iface/topology.h"
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sched sched = {
+    .idle_lock = PTHREAD_MUTEX_INITIALIZER,
+    .tlock = PTHREAD_MUTEX_INITIALIZER,
+    .next_id = 1,
+};
+
+pthread_barrier_t sched_start_barrier;
+
+static struct ringo_config user_cfg = { .pin = -1 };
+static int started_state; /* 0 no, 1 yes, -errno failed; under start_lock */
+static _Atomic int started_flag;
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool sched_started(void)
+{
+    return atomic_load_explicit(&started_flag, memory_order_acquire) == 1; /* pairs with sched_start */
+}
+
+static int validate_cfg(const struct ringo_config *c)
+{
+    if (c->procs > 4096)
+        return -EINVAL;
+    if (c->stack_size && (c->stack_size < 16384 || c->stack_size > (1ull << 30)))
+        return -EINVAL;
+    if (c->pin < -1 || c->pin > 1)
+        return -EINVAL;
+    if (c->ring_entries && c->ring_entries > 32768)
+        return -EINVAL;
+    return 0;
+}
+
+int ringo_init(const struct ringo_config *cfg)
+{
+    if (!cfg)
+        return -EINVAL;
+    int r = validate_cfg(cfg);
+    if (r)
+        return r;
+    pthread_mutex_lock(&start_lock);
+    if (started_state != 0) {
+        pthread_mutex_unlock(&start_lock);
+        return -EALREADY;
+    }
+    user_cfg = *cfg;
+    pthread_mutex_unlock(&start_lock);
+    return 0;
+}
+
+static long env_long(const char *name, long dflt, long lo, long hi)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return dflt;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (*end == 'k' || *end == 'K')
+        v *= 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        v *= 1024 * 1024, end++;
+    if (errno || *end || v < lo || v > hi) {
+        fprintf(stderr, "ringo: ignoring %s=%s (expected %ld..%ld)\n", name, s, lo, hi);
+        return dflt;
+    }
+    return v;
+}
+
+static unsigned parse_flags(const char *env, const char *const *names, unsigned n)
+{
+    const char *s = getenv(env);
+    unsigned bits = 0;
+    if (!s)
+        return 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq = 0;
+        unsigned i;
+        for (i = 0; i < n; i++)
+            if (names[i] && strcmp(tok, names[i]) == 0) {
+                bits |= 1u << i;
+                if (eq && strcmp(tok, "schedtrace") == 0)
+                    sched.schedtrace_ms = (unsigned)atoi(eq + 1);
+                if (eq && strcmp(tok, "hog") == 0)
+                    sched.hog_ms = (unsigned)atoi(eq + 1);
+                break;
+            }
+        if (i == n)
+            fprintf(stderr, "ringo: %s: unknown item '%s'\n", env, tok);
+    }
+    return bits;
+}
+
+static int start_locked(void)
+{
+    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
+                                             "multishot" };
+    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
+    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
+    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
+
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        CPU_SET(0, &allowed);
+    int ncpu_allowed = CPU_COUNT(&allowed);
+
+    struct topo topo;
+    bool have_topo = topo_load(&topo, NULL) == 0;
+    int cpus[CPU_SETSIZE];
+    unsigned ncpus = 0;
+    char err[256] = "";
+    if (have_topo) {
+        if (topo_select_cpus(&topo, &allowed, sizeof allowed, getenv("RINGO_CPUS"), getenv("RINGO_NODES"), cpus, &ncpus, err,
+                             sizeof err) != 0) {
+            fprintf(stderr, "ringo: %s\n", err);
+            topo_free(&topo);
+            return -EINVAL;
+        }
+    } else {
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &allowed))
+                cpus[ncpus++] = c;
+    }
+    if (ncpus == 0)
+        cpus[ncpus++] = 0;
+    (void)ncpu_allowed;
+
+    long procs = user_cfg.procs ? (long)user_cfg.procs : env_long("RINGO_PROCS", (long)ncpus, 1, 4096);
+    long stack = user_cfg.stack_size ? (long)user_cfg.stack_size
+                                     : env_long("RINGO_STACK_SIZE", 256 * 1024, 16384, 1L << 30);
+    long pin = user_cfg.pin != -1 ? user_cfg.pin : env_long("RINGO_PIN", 1, 0, 1);
+    sched.nprocs = (unsigned)procs;
+    sched.stack_usable = (size_t)stack;
+    sched.pin = (int)pin;
+    sched.ring_entries = user_cfg.ring_entries ? user_cfg.ring_entries : 256;
+
+    int worker_cpus[4096];
+    for (unsigned i = 0; i < sched.nprocs; i++)
+        worker_cpus[i] = cpus[i % ncpus];
+
+    sched_stacks_init();
+    sched_debug_init();
+
+    struct topo_policy pol;
+    bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
+    if (have_topo && (sched.debug & DBG_TOPOLOGY)) {
+        topo_print(&topo, stderr);
+        if (have_pol)
+            topo_policy_print(&pol, stderr);
+        for (unsigned i = 0; i < sched.nprocs; i++)
+            fprintf(stderr, "ringo: worker %u -> cpu %d -> node %d%s\n", i, worker_cpus[i],
+                    have_pol ? topo.node_id[pol.worker_node[i]] : 0, sched.pin ? "" : " (not pinned)");
+    }
+    sched.have_pol = have_pol;
+    sched.nnodes = have_pol ? pol.nnodes : 1;
+    sched.node_ids = calloc(sched.nnodes, sizeof(int));
+    sched.gq = calloc(sched.nnodes, sizeof *sched.gq);
+    sched.gpool = calloc(sched.nnodes, sizeof *sched.gpool);
+    if (!sched.node_ids || !sched.gq || !sched.gpool)
+        return -ENOMEM;
+    for (unsigned n = 0; n < sched.nnodes; n++) {
+        sched.node_ids[n] = have_pol ? pol.node_id[n] : -1;
+        pthread_mutex_init(&sched.gq[n].lock, NULL);
+        pthread_mutex_init(&sched.gpool[n].lock, NULL);
+    }
+    /* bind stack chunks to their node when the machine has NUMA that libnuma can drive */
+    stk_set_numa(have_pol && topo.source && strcmp(topo.source, "libnuma") == 0);
+
+    sched.w = calloc(sched.nprocs, sizeof *sched.w);
+    if (!sched.w)
+        return -ENOMEM;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *w;
+        if (posix_memalign((void **)&w, CACHELINE, sizeof *w) != 0)
+            return -ENOMEM;
+        memset(w, 0, sizeof *w);
+        w->id = i;
+        w->cpu = sched.pin ? worker_cpus[i] : -1;
+        w->node = have_pol ? pol.worker_node[i] : 0;
+        w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)clk_now();
+        w->steal_order = calloc(sched.nprocs > 1 ? sched.nprocs - 1 : 1, sizeof(unsigned));
+        if (!w->steal_order)
+            return -ENOMEM;
+        for (unsigned k = 0; k + 1 < sched.nprocs; k++)
+            w->steal_order[k] = have_pol ? pol.steal_order[i * (sched.nprocs - 1) + k] : (i + 1 + k) % sched.nprocs;
+        sched_timers_init(w);
+        sched.w[i] = w;
+    }
+    if (have_pol)
+        sched.pol = pol; /* kept for the life of the process: wake order, node order, cpu homes */
+    if (have_topo)
+        topo_free(&topo);
+
+    sched_segv_install();
+    pthread_barrier_init(&sched_start_barrier, NULL, sched.nprocs + 1);
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&sched.w[i]->thread, &a, sched_worker_main, sched.w[i]);
+        pthread_attr_destroy(&a);
+        if (r != 0) {
+            fprintf(stderr, "ringo: cannot start worker %u: %s\n", i, strerror(r));
+            _exit(2); /* the barrier cannot be unwound: a runtime with missing workers would hang */
+        }
+    }
+    pthread_barrier_wait(&sched_start_barrier);
+    if (sched.debug & DBG_STATS)
+        atexit(sched_stats_at_exit);
+    return 0;
+}
+
+int sched_start(void)
+{
+    if (sched_started())
+        return 0;
+    pthread_mutex_lock(&start_lock);
+    if (started_state == 0) {
+        int r = start_locked();
+        started_state = r == 0 ? 1 : r;
+        if (r == 0)
+            atomic_store_explicit(&started_flag, 1, memory_order_release); /* publishes sched.* */
+    }
+    int r = started_state == 1 ? 0 : started_state;
+    pthread_mutex_unlock(&start_lock);
+    return r;
+}
+
+unsigned ringo_procs(void)
+{
+    if (sched_start() != 0)
+        return 0;
+    return sched.nprocs;
+}
