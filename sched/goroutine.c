@@ -226,6 +226,25 @@ size_t ringo_num_goroutines(void)
     return n > 0 ? (size_t)n : 0;
 }
 
+static const char *const wr_names[WR__COUNT] = {
+    [WR_NONE] = "",
+    [WR_CHAN_SEND] = "chan send",
+    [WR_CHAN_RECV] = "chan receive",
+    [WR_SELECT] = "select",
+    [WR_SELECT_NONE] = "select (no cases)",
+    [WR_MUTEX] = "sync.Mutex.Lock",
+    [WR_WAITGROUP] = "sync.WaitGroup.Wait",
+    [WR_SLEEP] = "sleep",
+    [WR_IO] = "IO wait",
+    [WR_CHAN_SEND_NIL] = "chan send (nil chan)",
+    [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
+};
+
+const char *sched_waitreason_str(int wr)
+{
+    return wr >= 0 && wr < WR__COUNT && wr_names[wr] ? wr_names[wr] : "?";
+}
+
 const char *sched_status_str(uint32_t st)
 {
     switch (st) {

@@ -1,6 +1,7 @@
 # sched: goroutines and the workers that run them
 libringo_internal_la_SOURCES += \
 	%reldir%/sched.h \
+	%reldir%/poller.h \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
@@ -8,6 +9,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/runq.c \
 	%reldir%/proc.c \
 	%reldir%/start.c \
+	%reldir%/fatal.c \
 	%reldir%/goroutine.c \
 	%reldir%/park.c \
 	%reldir%/timer.c \

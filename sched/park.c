@@ -97,7 +97,7 @@ void sched_thread_detach(void *p)
     pthread_mutex_unlock(&sched.tlock);
     tls_thread_g = NULL;
     /* an exiting thread may have been the last one running: everyone else may be asleep */
-    sched_check_deadlock_ex(1);
+    sched_debug_hooks.check_deadlock(1);
 }
 
 struct g *sched_self(void)
@@ -122,7 +122,7 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
         atomic_fetch_add(&sched.nthreads_blocked, 1);
         /* seq_cst: Dekker pair with a worker going idle (worker.c step b / deadlock check) */
         if (atomic_fetch_sub(&sched.nthreads_active, 1) == 1)
-            sched_check_deadlock();
+            sched_debug_hooks.check_deadlock(0);
     }
     int r = 0;
     for (;;) {

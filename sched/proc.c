@@ -37,6 +37,7 @@
  * Depends on: kernel_iface (futex, clock, stackmem, topology).
  */
 #include "sched/sched.h"
+#include "sched/poller.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
 #include "kernel_iface/stackmem.h"
@@ -122,7 +123,7 @@ void sched_global_push(struct g *g)
 
 static void worker_kick(struct worker *v)
 {
-    sched_io_kick(v); /* futex wake, or whatever the worker's sleep waits on (io.c) */
+    sched_poller.kick(v); /* P3: futex wake, or whatever the worker's sleep waits on */
 }
 
 /* Wake one idle worker, the nearest to node (policy.wake_order: same node first). */
@@ -192,7 +193,7 @@ struct g *sched_next_local(struct worker *w)
          * queue never empties */
         if (timers_due(w) != INT64_MAX)
             sched_timers_run(w, clk_now());
-        sched_io_poll(w);
+        sched_poller.poll(w);
         struct g *g = global_get(w, 1);
         if (g)
             return g;
@@ -279,7 +280,7 @@ static struct g *findrunnable(struct worker *w)
             stop_spinning(w, true);
             return g;
         }
-        if (sched_io_poll(w) > 0)
+        if (sched_poller.poll(w) > 0)
             continue;
         if (timers_due(w) != INT64_MAX && sched_timers_run(w, clk_now()) <= clk_now())
             continue;
@@ -300,7 +301,7 @@ static struct g *findrunnable(struct worker *w)
                 /* What fired here runs before anything is stolen (Go's stealWork runs timers
                  * first and returns what they readied): a spinning worker never has local work
                  * when it steals. */
-                sched_io_poll(w);
+                sched_poller.poll(w);
                 if (timers_due(w) <= now)
                     sched_timers_run(w, now);
                 if (!runq_empty(w)) {
@@ -346,16 +347,16 @@ static struct g *findrunnable(struct worker *w)
         sched_fence_seq_cst();     /* step c */
 
         /* step d: re-check */
-        sched_io_flush(w);
-        if (runq_work_anywhere() || sched_io_poll(w) > 0 || timers_due(w) <= clk_now()) {
+        sched_poller.flush(w);
+        if (runq_work_anywhere() || sched_poller.poll(w) > 0 || timers_due(w) <= clk_now()) {
             idle_leave(w);
             continue;
         }
-        sched_check_deadlock();
+        sched_debug_hooks.check_deadlock(0);
 
         /* step e: sleep until woken, the earliest timer, or I/O */
         int64_t first = timers_due(w);
-        sched_io_sleep(w, first == INT64_MAX ? -1 : first);
+        sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
         if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
             atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
             w->spinning = true; /* W2: the waker counted us in nspinning */
@@ -397,7 +398,7 @@ void *sched_worker_main(void *arg)
     w->tsan_g0 = __tsan_get_current_fiber();
 #endif
     sched_altstack_init(w);
-    sched_io_worker_init(w);
+    sched_poller.init(w);
     pthread_barrier_wait(&sched_start_barrier);
     for (;;) {
         struct g *g = findrunnable(w);

@@ -209,7 +209,7 @@ struct sched {
     int pin;
     unsigned ring_entries;
     unsigned disable;             /* RINGO_DISABLE bits */
-    bool on_valgrind;             /* running under valgrind (sched_debug_init, before the workers) */
+    bool on_valgrind;             /* running under valgrind (start.c, before the workers) */
     unsigned debug;               /* RINGO_DEBUG bits */
     unsigned schedtrace_ms;       /* RINGO_DEBUG=schedtrace=MS */
     unsigned hog_ms;              /* RINGO_DEBUG=hog=MS */
@@ -390,28 +390,25 @@ bool sched_timer_del(struct timer *t);
 int64_t sched_timers_run(struct worker *w, int64_t now);
 void sched_timers_init(struct worker *w);
 
-/* ------------------------------------------------------------------ debug (debug.c) */
+/* ------------------------------------------------------------------ fatal errors (fatal.c) */
+/* Go's throw: print "fatal error: ..." and abort. Any thread, also with locks held. */
 _Noreturn void sched_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void sched_check_deadlock(void);             /* may exit(2) */
-void sched_check_deadlock_ex(int exiting);    /* exiting: called by a thread on its way out */
-void sched_debug_init(void);
-void sched_segv_install(void);
-void sched_altstack_init(struct worker *w);
-void sched_stats_at_exit(void);
+void sched_segv_install(void);               /* the stack-overflow report (start.c) */
+void sched_altstack_init(struct worker *w);  /* on the worker thread */
 
-/* ------------------------------------------------------------------ I/O backend hooks (io.c)
- * The worker's idle sleep goes through the I/O backend so that one wait covers new work,
- * timers and I/O completions. */
-int  sched_io_worker_init(struct worker *w);
-/* Reap completions without blocking; readies their goroutines. Returns how many. */
-int  sched_io_poll(struct worker *w);
-/* Sleep until w->wake != 0, an I/O completion, or deadline (-1: none). */
-void sched_io_sleep(struct worker *w, int64_t deadline);
-void sched_io_flush(struct worker *w);       /* submit batched SQEs */
-/* Wake worker w from sched_io_sleep (called by sched_wakep after it set w->wake = 1). */
-void sched_io_kick(struct worker *w);
-void sched_io_stats(uint64_t *submitted, uint64_t *completed);
-/* I/O operations waiting on worker w's ring or epoll right now (racy snapshot, for schedtrace). */
-uint64_t sched_io_waiting(struct worker *w);
+/* ------------------------------------------------------------------ debug hooks
+ * The only way the scheduler reaches the debug layer (sched/debug/): one table it defines
+ * (sched/debug/hooks.c). The debug layer reads the scheduler's state; the scheduler never
+ * includes its headers nor calls it by name (tools/check-layers). */
+struct debug_hooks {
+    /* once, before the workers start, after RINGO_DEBUG is parsed: the monitor thread */
+    void (*init)(void);
+    /* the last party to go quiet checks: a worker about to sleep (0), a thread parking forever
+     * (0), a thread that detaches on its way out (1: it still counts itself). May exit(2). */
+    void (*check_deadlock)(int exiting);
+    /* atexit with RINGO_DEBUG=stats */
+    void (*at_exit)(void);
+};
+extern const struct debug_hooks sched_debug_hooks;
 
 #endif /* RINGO_SCHED_H */

@@ -117,6 +117,38 @@ static unsigned parse_flags(const char *env, const char *const *names, unsigned 
     return bits;
 }
 
+#if defined(RINGO_VALGRIND) || __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND_H 1
+#endif
+
+/* Under valgrind, whether or not this build registers its stacks (--enable-valgrind). */
+static bool on_valgrind(void)
+{
+#ifdef HAVE_VALGRIND_H
+    if (RUNNING_ON_VALGRIND)
+        return true;
+#endif
+    const char *p = getenv("LD_PRELOAD"); /* valgrind preloads its vgpreload_*.so into the program */
+    return p && strstr(p, "/vgpreload_");
+}
+
+/* Valgrind (3.19 at least) treats io_uring_enter as a system call that never blocks, so a
+ * worker asleep in it keeps valgrind's global lock and every other thread stops for good
+ * (liburing issue #657, KDE bug 463859). Memcheck also cannot see the kernel fill a read
+ * buffer through the ring. So under valgrind ringo runs on its epoll backend, whose
+ * epoll_wait valgrind knows blocks. Called after RINGO_DISABLE is parsed, before the workers
+ * and the I/O backend start. */
+static void detect_valgrind(void)
+{
+    sched.on_valgrind = on_valgrind();
+    if (sched.on_valgrind && !(sched.disable & DIS_IO_URING)) {
+        sched.disable |= DIS_IO_URING;
+        if (sched.debug)
+            fprintf(stderr, "ringo: running under valgrind: io_uring off, I/O on epoll\n");
+    }
+}
+
 static int start_locked(void)
 {
     static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
@@ -166,7 +198,8 @@ static int start_locked(void)
         worker_cpus[i] = cpus[i % ncpus];
 
     sched_stacks_init();
-    sched_debug_init();
+    detect_valgrind();
+    sched_debug_hooks.init();
 
     struct topo_policy pol;
     bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
@@ -233,7 +266,7 @@ static int start_locked(void)
     }
     pthread_barrier_wait(&sched_start_barrier);
     if (sched.debug & DBG_STATS)
-        atexit(sched_stats_at_exit);
+        atexit(sched_debug_hooks.at_exit);
     return 0;
 }
 

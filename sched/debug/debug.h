@@ -1,6 +1,6 @@
-/* sched/debug.h — internal interface of the debugging module (never installed).
+/* sched/debug/debug.h — internal interface of the debug layer (never installed).
  *
- * Responsibility: what debug.c, monitor.c and symbolize.c share: naming code addresses,
+ * Responsibility: what dump.c, deadlock.c, stats.c, monitor.c and symbolize.c share: naming code addresses,
  * walking the frame-pointer chain of a goroutine that is not running, sampling the stack of
  * one that is, and the dump that ringo_dump, the SIGQUIT handler and the hog report print.
  *
@@ -36,7 +36,7 @@ size_t sched_sym_format(uintptr_t pc, bool ret, char *buf, size_t n);
 /* Just the function name ("?" when unknown), for short labels. */
 const char *sched_sym_name(uintptr_t pc, char *buf, size_t n);
 
-/* ------------------------------------------------------------------ stacks (debug.c) */
+/* ------------------------------------------------------------------ stacks (dump.c) */
 
 /* Bounds of g's stack: [lo, hi) where hi is the descriptor (computed from the slot, not read
  * from g, so a descriptor being reinitialised cannot mislead a walk). */
@@ -59,10 +59,15 @@ void sched_dprintf(int fd, const char *fmt, ...) __attribute__((format(printf, 2
  * newline; "" if unreadable). A listing can miss threads that exit meanwhile. Not signal-safe. */
 void sched_for_each_thread(void (*fn)(pid_t tid, const char *comm, void *ctx), void *ctx);
 
+/* ------------------------------------------------------------------ deadlock.c, stats.c */
+/* exiting: called by a thread on its way out (it still counts itself). May _exit(2). */
+void sched_check_deadlock(int exiting);
+void sched_stats_at_exit(void);
+
 /* ------------------------------------------------------------------ monitor.c */
 
 /* Start the monitor thread if RINGO_DEBUG asks for schedtrace, hog or sigquit. Called once from
- * sched_debug_init, before the workers exist: the thread waits for sched_started(). */
+ * sched_debug_hooks.init, before the workers exist: the thread waits for sched_started(). */
 void sched_monitor_init(void);
 /* Stack of the goroutine that worker `wid` is running right now, innermost first, by a signal
  * to that worker; 0 frames if the worker is not running a goroutine, is in a system call (then

@@ -3,6 +3,9 @@
 # installed by tests/debug.mk).
 libringo_internal_la_SOURCES += \
 	%reldir%/debug.h \
+	%reldir%/hooks.c \
 	%reldir%/dump.c \
+	%reldir%/deadlock.c \
+	%reldir%/stats.c \
 	%reldir%/monitor.c \
 	%reldir%/symbolize.c

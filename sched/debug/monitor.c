@@ -10,7 +10,7 @@
  *   sigquit        SIGQUIT prints every goroutine with its stack, as Go does, and exits with
  *                  status 2.
  *
- * One thread, started by sched_debug_init (before the workers exist) when any of the three is
+ * One thread, started by sched_debug_hooks.init (before the workers exist) when any of the three is
  * on. It waits for sched_started(), then sleeps on a semaphore until the next trace line, the
  * next hog check, or a SIGQUIT (the handler only posts the semaphore: sem_post is
  * async-signal-safe; the dump itself runs here, on an ordinary thread; an exit() that races
@@ -44,6 +44,7 @@
  */
 #include "sched/sched.h"
 #include "sched/debug/debug.h"
+#include "sched/poller.h"
 #include "kernel_iface/clock.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -294,7 +295,7 @@ static void schedtrace(int64_t now, int64_t start)
                                 (unsigned long long)(c.parks - prev[i].parks),
                                 (unsigned long long)(c.wakeups - prev[i].wakeups),
                                 (unsigned long long)(c.spawned - prev[i].spawned),
-                                (unsigned long long)sched_io_waiting(w));
+                                (unsigned long long)sched_poller.waiting(w));
         prev[i] = c;
     }
     if (len > cap)

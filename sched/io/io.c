@@ -81,8 +81,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-void sched_idle_futex_sleep(struct worker *w, int64_t deadline); /* sched/idle.c */
-
 /* ================================================================== backend choice */
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
@@ -115,9 +113,9 @@ static void io_probe(void)
         fprintf(stderr, "ringo: I/O backend: epoll (%s)\n", why);
 }
 
-/* ================================================================== sched_io_* hooks */
+/* ================================================================== the poller (sched/poller.h) */
 
-int sched_io_worker_init(struct worker *w)
+static int io_worker_init(struct worker *w)
 {
     pthread_once(&probe_once, io_probe);
     int r = -ENOSYS;
@@ -129,7 +127,7 @@ int sched_io_worker_init(struct worker *w)
     if (r < 0)
         r = epoll_be_init(w);
     if (r < 0) {
-        /* last resort: futex sleep (idle.c), and I/O calls block their worker */
+        /* last resort: futex sleep (poll_none.c), and I/O calls block their worker */
         fprintf(stderr, "ringo: worker %u: no I/O backend (%s): I/O calls will block the worker\n", w->id,
                 strerror(-r));
         w->io = NULL;
@@ -137,7 +135,7 @@ int sched_io_worker_init(struct worker *w)
     return r;
 }
 
-int sched_io_poll(struct worker *w)
+static int io_poll(struct worker *w)
 {
     struct io_common *c = w->io;
     if (!c)
@@ -145,29 +143,29 @@ int sched_io_poll(struct worker *w)
     return c->kind == IOK_URING ? uring_be_poll(w) : epoll_be_poll(w);
 }
 
-void sched_io_flush(struct worker *w)
+static void io_flush(struct worker *w)
 {
     struct io_common *c = w->io;
     if (c && c->kind == IOK_URING)
         uring_be_flush(w);
 }
 
-void sched_io_sleep(struct worker *w, int64_t deadline)
+static void io_sleep(struct worker *w, int64_t deadline)
 {
     struct io_common *c = w->io;
     if (!c)
-        sched_idle_futex_sleep(w, deadline);
+        none_sleep(w, deadline);
     else if (c->kind == IOK_URING)
         uring_be_sleep(w, deadline);
     else
         epoll_be_sleep(w, deadline);
 }
 
-void sched_io_kick(struct worker *w)
+void io_kick(struct worker *w)
 {
     struct io_common *c = w->io;
     if (!c) {
-        futex_wake((uint32_t *)&w->wake, 1);
+        none_kick(w);
         return;
     }
     atomic_thread_fence(memory_order_seq_cst); /* K1: the caller's publish before the bell RMW */
@@ -192,7 +190,7 @@ void io_bell_quiet(struct io_common *c)
     atomic_store_explicit(&c->bell, 1, memory_order_relaxed); /* step d: a hint; S1 is the truth */
 }
 
-void sched_io_stats(uint64_t *submitted, uint64_t *completed)
+static void io_stats(uint64_t *submitted, uint64_t *completed)
 {
     *submitted = 0;
     *completed = 0;
@@ -207,7 +205,7 @@ void sched_io_stats(uint64_t *submitted, uint64_t *completed)
     }
 }
 
-uint64_t sched_io_waiting(struct worker *w)
+static uint64_t io_waiting(struct worker *w)
 {
     struct io_common *c = w->io;
     if (!c)
@@ -219,6 +217,16 @@ uint64_t sched_io_waiting(struct worker *w)
     uint64_t sub = atomic_load_explicit(&c->st_submitted, memory_order_relaxed);
     return sub >= done ? sub - done : 0;
 }
+
+const struct poller sched_poller = {
+    .init = io_worker_init,
+    .poll = io_poll,
+    .flush = io_flush,
+    .sleep = io_sleep,
+    .kick = io_kick,
+    .waiting = io_waiting,
+    .stats = io_stats,
+};
 
 /* ================================================================== fd table (close) */
 
@@ -348,7 +356,7 @@ static void cancel_everywhere(int fd)
         c->cancels = r;
         atomic_fetch_add_explicit(&c->ncancel, 1, memory_order_seq_cst); /* doorbell step 1 */
         pthread_mutex_unlock(&c->lock);
-        sched_io_kick(v);
+        io_kick(v);
     }
     io_closewait_ack(&cw); /* our own share: if every worker already acknowledged, ready ourselves */
     sched_park(self, -1, NULL, 0);

@@ -11,6 +11,7 @@
 #ifndef RINGO_SCHED_IO_BACKEND_H
 #define RINGO_SCHED_IO_BACKEND_H
 #include "sched/sched.h"
+#include "sched/poller.h"
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -68,6 +69,7 @@ struct io_common {
 };
 
 /* ---- io.c, for the backends */
+void io_kick(struct worker *w);                 /* sched_poller.kick */
 /* Owner, before sleeping: reset the doorbell, then re-check what may end the sleep. True: do
  * not sleep. */
 bool io_bell_reset_and_check(struct worker *w, struct io_common *c);
@@ -104,5 +106,9 @@ void epoll_be_ring(struct worker *w);
 int  epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
 uint32_t epoll_be_nwait(struct worker *w);           /* any thread; relaxed snapshot */
+
+/* ---- poll_none.c: a worker without a backend sleeps on w->wake alone */
+void none_sleep(struct worker *w, int64_t deadline);
+void none_kick(struct worker *w);
 
 #endif

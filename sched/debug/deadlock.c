@@ -1,0 +1,122 @@
+/* sched/debug/deadlock.c — Go's "all goroutines are asleep - deadlock!".
+ *
+ * Deadlock (API.md "Deadlock"): nothing can ever run again when, all at once,
+ *   - every worker is on the idle list (it re-checked every queue after announcing, proc.c),
+ *   - no attached plain thread is running outside a forever-park (sched.nthreads_active == 0),
+ *   - no timer and no I/O is pending (sched.ntimers, sched.nio: I5),
+ *   - the global queue and every run queue are empty,
+ * and something is blocked (a live goroutine, or a thread parked forever), and no other thread of
+ * the process could still act: a plain thread that has not used ringo *yet* (it computes, then
+ * sends on a channel) is as able to wake someone as an attached one. So the final word comes
+ * from /proc: every thread of the process (its "Threads:" count) must be a ringo worker
+ * ("ringo-w*"), an io_uring kernel worker ("iou-*"), or a thread parked forever in ringo. Only
+ * then is it a deadlock. A process with some thread ringo does not know about (a library's idle
+ * helper thread) is never declared deadlocked: a missed report is a hang, a false one kills a
+ * healthy program.
+ *
+ * Whoever makes the last of these true checks (through sched_debug_hooks.check_deadlock): a
+ * worker about to sleep, a thread about to park forever, a thread that detaches. The counters
+ * are seq_cst and each side changes its own counter before reading the others', so the last to
+ * change sees all the others (Dekker). The check is conservative: any doubt (a counter in
+ * motion) means "not a deadlock"; it is repeated under idle_lock so that no worker is being
+ * woken while we decide.
+ * Depends on: sched.h, sched/debug/debug.h (the dump).
+ */
+#include "sched/sched.h"
+#include "sched/debug/debug.h"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool looks_dead(void)
+{
+    if (atomic_load(&sched.nthreads_active) != 0 || atomic_load(&sched.nidle) != sched.nprocs)
+        return false;
+    if (atomic_load(&sched.ntimers) != 0 || atomic_load(&sched.nio) != 0 ||
+        atomic_load(&sched.gq_len) != 0 || atomic_load(&sched.nspinning) != 0)
+        return false;
+    for (unsigned i = 0; i < sched.nprocs; i++) {
+        struct worker *w = sched.w[i];
+        if (atomic_load(&w->rq.head) != atomic_load(&w->rq.tail) || atomic_load(&w->runnext))
+            return false;
+    }
+    return ringo_num_goroutines() > 0 || atomic_load(&sched.nthreads_blocked) > 0;
+}
+
+static void count_quiet(pid_t tid, const char *comm, void *n)
+{
+    (void)tid;
+    if (strncmp(comm, "ringo-w", 7) == 0 || strncmp(comm, "iou-", 4) == 0)
+        ++*(long *)n;
+}
+
+/* Threads of ours that never act for the program: workers ("ringo-w*", and the monitor,
+ * named alike) and io_uring's kernel workers ("iou-*"). Counted from a listing of
+ * /proc/self/task, which can skip live entries while other threads exit (seen on 6.18): a
+ * listing that misses some only makes this count smaller, which is the safe direction. */
+static long count_quiet_threads(void)
+{
+    long n = 0;
+    sched_for_each_thread(count_quiet, &n);
+    return n;
+}
+
+/* The process's thread count, read in one step by the kernel ("Threads:" in status). */
+static long total_threads(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0)
+        return -1;
+    buf[k] = 0;
+    char *p = strstr(buf, "\nThreads:");
+    return p ? strtol(p + 9, NULL, 10) : -1;
+}
+
+/* Threads that could still act: all threads, less the quiet ones, less the plain threads
+ * parked forever in ringo. `exiting` is 1 when the caller is a thread on its way out (it is
+ * still counted). Any doubt returns a positive number: no deadlock. The quiet threads are
+ * counted before and after the total, and must agree, so one that appears or leaves meanwhile
+ * cannot make the difference too small. */
+static long other_threads(int exiting)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        long q1 = count_quiet_threads();
+        long total = total_threads();
+        long q2 = count_quiet_threads();
+        if (total < 0)
+            return 1;
+        if (q1 != q2)
+            continue;
+        long n = total - q1 - atomic_load(&sched.nthreads_blocked) - exiting;
+#ifdef RINGO_TSAN
+        n -= 1; /* ThreadSanitizer's background thread */
+#endif
+        return n;
+    }
+    return 1;
+}
+
+void sched_check_deadlock(int exiting)
+{
+    if (!sched_started() || !looks_dead())
+        return;
+    if (other_threads(exiting) > 0)
+        return;
+    pthread_mutex_lock(&sched.idle_lock);
+    bool dead = looks_dead();
+    if (!dead) {
+        pthread_mutex_unlock(&sched.idle_lock);
+        return;
+    }
+    static const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    sched_dump(2, true, false, false);
+    _exit(2);
+}
+

@@ -1,0 +1,38 @@
+/* sched/poller.h — the only thing the scheduler knows about I/O (never installed).
+ *
+ * Responsibility: the small ops table through which proc.c reaches the I/O layer
+ * (sched/io/): set up a worker's backend, reap completions, submit what is batched, sleep until
+ * work / a deadline / a completion, and kick a sleeping worker awake. The I/O layer defines the
+ * one table (sched/io/io.c) and picks, per worker, io_uring, epoll or no backend behind it. The
+ * scheduler never includes sched/io/ headers nor calls its functions by name: tools/check-layers
+ * fails the build's tests when it does.
+ *
+ * Contract (what proc.c relies on):
+ *   P1  poll and flush run on the worker's own thread (g0, or a goroutine of that worker in its
+ *       switch-out); poll readies the goroutines of completed operations with sched_ready and
+ *       returns how many it reaped.
+ *   P2  sleep(w, deadline) returns when w->wake != 0 (a wakep), an operation of w's completes,
+ *       the deadline passes (-1: none), or spuriously; the caller re-checks everything.
+ *   P3  kick(w) may be called from any thread after w->wake = 1 was stored; it ends a sleep that
+ *       is in progress or makes the next one return at once (no lost wake-up: sched/io/io.c,
+ *       "Doorbell").
+ * Depends on: sched.h.
+ */
+#ifndef RINGO_SCHED_POLLER_H
+#define RINGO_SCHED_POLLER_H
+#include "sched/sched.h"
+
+struct poller {
+    int  (*init)(struct worker *w);                    /* on the worker thread, before it runs */
+    int  (*poll)(struct worker *w);                    /* P1 */
+    void (*flush)(struct worker *w);                   /* P1: submit batched operations */
+    void (*sleep)(struct worker *w, int64_t deadline); /* P2 */
+    void (*kick)(struct worker *w);                    /* P3 */
+    /* operations waiting on w right now (a racy snapshot, for schedtrace) */
+    uint64_t (*waiting)(struct worker *w);
+    /* totals over all workers (stats only) */
+    void (*stats)(uint64_t *submitted, uint64_t *completed);
+};
+
+extern const struct poller sched_poller;  /* sched/io/io.c */
+#endif
