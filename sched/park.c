@@ -75,7 +75,7 @@ static struct g *thread_attach(void)
     tg->allthreads_next = sched.allthreads;
     sched.allthreads = tg;
     pthread_mutex_unlock(&sched.tlock);
-    atomic_fetch_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
+    sched_dl_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
     tls_thread_g = tg;
     pthread_setspecific(thread_key, tg);
     return tg;
@@ -84,7 +84,7 @@ static struct g *thread_attach(void)
 void sched_thread_detach(void *p)
 {
     struct g *tg = p;
-    atomic_fetch_sub(&sched.nthreads_active, 1);
+    sched_dl_add(&sched.nthreads_active, -1);
     pthread_mutex_lock(&sched.tlock);
     for (struct g **pp = &sched.allthreads; *pp; pp = &(*pp)->allthreads_next)
         if (*pp == tg) {
@@ -119,9 +119,9 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
     bool forever = self->forever; /* set by sched_park_prepare*, before publication */
     self->wait_since = clk_now_coarse();
     if (forever) {
-        atomic_fetch_add(&sched.nthreads_blocked, 1);
+        sched_dl_add(&sched.nthreads_blocked, 1);
         /* seq_cst: Dekker pair with a worker going idle (worker.c step b / deadlock check) */
-        if (atomic_fetch_sub(&sched.nthreads_active, 1) == 1)
+        if (sched_dl_add(&sched.nthreads_active, -1) == 1)
             sched_debug_hooks.check_deadlock(0);
     }
     int r = 0;
@@ -132,15 +132,17 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
         int e = futex_wait((uint32_t *)&self->status, GS_PARKING, deadline);
         if (e == -ETIMEDOUT) {
             if (claim) {
-                uint32_t z = 0;
-                if (atomic_compare_exchange_strong(claim, &z, claim_val)) {
+                if (sched_claim(claim, claim_val)) {
                     r = -ETIMEDOUT; /* we own ourselves: no waker will touch us */
                     break;
                 }
                 deadline = -1; /* a waker won: it will ready us shortly */
             } else {
                 uint32_t exp = GS_PARKING;
-                if (atomic_compare_exchange_strong(&self->status, &exp, GS_RUNNING))
+                /* acquire: a waker's CAS to WOKEN that raced us published its writes; on success
+                 * nobody else touches us (no claim: the timer is ours alone) */
+                if (atomic_compare_exchange_strong_explicit(&self->status, &exp, GS_RUNNING,
+                                                            memory_order_acquire, memory_order_acquire))
                     break;
             }
         }
@@ -193,8 +195,8 @@ void sched_ready(struct g *g)
     count_wakeup();
     if (g->is_thread) {
         if (g->forever) {
-            atomic_fetch_sub(&sched.nthreads_blocked, 1);
-            atomic_fetch_add(&sched.nthreads_active, 1); /* I5: before it can run */
+            sched_dl_add(&sched.nthreads_blocked, -1);
+            sched_dl_add(&sched.nthreads_active, 1); /* I5: before it can run */
         }
         uint32_t exp = GS_PARKING;
         /* release: our writes for the thread; it acquires the status */

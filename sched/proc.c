@@ -80,8 +80,14 @@ static __thread struct worker *tls_worker __attribute__((tls_model("initial-exec
 
 /* I4: a non-inlinable accessor with an opaque asm, so the compiler never caches the thread
  * pointer or the value across a context switch (the same goroutine may come back on another
- * thread). */
-__attribute__((noinline, noclone)) struct worker *sched_cur_worker(void)
+ * thread). GCC's noclone keeps it from cloning the function into a constant-propagated copy;
+ * clang has no such pass and no such attribute. */
+#if defined(__clang__)
+#define NOINLINE_NOCLONE __attribute__((noinline))
+#else
+#define NOINLINE_NOCLONE __attribute__((noinline, noclone))
+#endif
+NOINLINE_NOCLONE struct worker *sched_cur_worker(void)
 {
     struct worker *w = tls_worker;
     __asm__ volatile("" : "+r"(w));
@@ -130,11 +136,12 @@ static void worker_kick(struct worker *v)
 static void wakep_node(int node)
 {
     /* seq_cst loads: step 3 of the recipe (the caller fenced after publishing, if it must) */
-    if (atomic_load(&sched.nspinning) != 0 || atomic_load(&sched.nidle) == 0)
+    if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) != 0 ||
+        atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == 0)
         return;
     pthread_mutex_lock(&sched.idle_lock);
     struct worker *v = NULL;
-    if (atomic_load(&sched.nspinning) == 0) {
+    if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) == 0) { /* re-read under idle_lock */
         if (sched.have_pol) {
             const unsigned *order = &sched.pol.wake_order[(unsigned)node * sched.nprocs];
             for (unsigned k = 0; k < sched.nprocs && !v; k++)
@@ -151,8 +158,9 @@ static void wakep_node(int node)
         return;
     }
     v->idle = false;
-    atomic_fetch_sub(&sched.nidle, 1);          /* W1 */
-    atomic_fetch_add(&sched.nspinning, 1);      /* W2: the woken worker starts out spinning */
+    /* seq_cst: the counters are the sleepers' half of the recipe (steps b-d read them) */
+    atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst);     /* W1 */
+    atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst); /* W2: it starts out spinning */
     atomic_store_explicit(&v->wake, 1, memory_order_release); /* W2; pairs with the sleeper's acquire */
     pthread_mutex_unlock(&sched.idle_lock);
     worker_kick(v);
@@ -173,7 +181,7 @@ static void stop_spinning(struct worker *w, bool found)
     if (!w->spinning)
         return;
     w->spinning = false;
-    uint32_t left = atomic_fetch_sub(&sched.nspinning, 1) - 1; /* seq_cst (step a) */
+    uint32_t left = atomic_fetch_sub_explicit(&sched.nspinning, 1, memory_order_seq_cst) - 1; /* step a */
     if (found && left == 0)
         sched_wakep();
 }
@@ -260,7 +268,7 @@ static bool idle_leave(struct worker *w)
     bool was = w->idle;
     if (was) {
         w->idle = false;
-        atomic_fetch_sub(&sched.nidle, 1); /* W1 */
+        atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; recipe counter */
     }
     pthread_mutex_unlock(&sched.idle_lock);
     if (!was) {
@@ -289,10 +297,12 @@ static struct g *findrunnable(struct worker *w)
 
         /* spin: look everywhere for a while (only some workers spin at once, as in Go) */
         if (!w->spinning && sched.nprocs > 1) {
-            uint32_t busy = sched.nprocs - atomic_load(&sched.nidle);
-            if (2 * atomic_load(&sched.nspinning) < busy) {
+            /* relaxed: only a heuristic of how many spin (Go's "half the busy Ps") */
+            uint32_t busy = sched.nprocs - atomic_load_explicit(&sched.nidle, memory_order_relaxed);
+            if (2 * atomic_load_explicit(&sched.nspinning, memory_order_relaxed) < busy) {
                 w->spinning = true;
-                atomic_fetch_add(&sched.nspinning, 1); /* W3 */
+                /* seq_cst: a producer that sees nspinning > 0 skips its wake-up (step 3) */
+                atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst); /* W3 */
             }
         }
         if (w->spinning) {
@@ -342,7 +352,7 @@ static struct g *findrunnable(struct worker *w)
         /* step b: announce */
         pthread_mutex_lock(&sched.idle_lock);
         w->idle = true;
-        atomic_fetch_add(&sched.nidle, 1); /* W1; seq_cst */
+        atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b of the recipe */
         pthread_mutex_unlock(&sched.idle_lock);
         sched_fence_seq_cst();     /* step c */
 

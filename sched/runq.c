@@ -54,7 +54,7 @@ void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n)
     }
     atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
                           memory_order_relaxed); /* under q->lock; peeks tolerate staleness */
-    atomic_fetch_add(&sched.gq_len, n); /* seq_cst: step 1 of the recipe for sleepers */
+    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_seq_cst); /* step 1 of the recipe (proc.c) */
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -201,7 +201,7 @@ static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
     if (!q->head)
         q->tail = NULL;
     atomic_store_explicit(&q->len, len - n, memory_order_relaxed); /* under q->lock */
-    atomic_fetch_sub(&sched.gq_len, n);
+    atomic_fetch_sub_explicit(&sched.gq_len, n, memory_order_seq_cst); /* Q4; the deadlock check reads it seq_cst */
     pthread_mutex_unlock(&q->lock);
     first->schedlink = NULL;
     return first;

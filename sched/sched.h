@@ -260,6 +260,20 @@ struct sched {
 };
 extern struct sched sched;
 
+/* Deadlock accounting (I5): sched.nthreads_active, nthreads_blocked, ntimers and nio change
+ * only through these, and the deadlock check (sched/debug/deadlock.c) reads them only through
+ * sched_dl_read. seq_cst on both sides: each party changes its own counter, then reads the
+ * others' (Dekker), so in the single total order of seq_cst operations the last one to go quiet
+ * sees every other change. Returns the value before the change. */
+static inline int64_t sched_dl_add(_Atomic int64_t *ctr, int64_t delta)
+{
+    return atomic_fetch_add_explicit(ctr, delta, memory_order_seq_cst);
+}
+static inline int64_t sched_dl_read(_Atomic int64_t *ctr)
+{
+    return atomic_load_explicit(ctr, memory_order_seq_cst);
+}
+
 /* Statistics counters: one writer (the owner worker), readers anywhere sum them racily. A
  * relaxed load and store, not an RMW: no lock prefix on the owner's hot path. */
 static inline void sched_stat_add(_Atomic uint64_t *ctr, uint64_t n)
@@ -272,7 +286,7 @@ static inline void sched_stat_inc(_Atomic uint64_t *ctr) { sched_stat_add(ctr, 1
  * fences, so its builds use a seq_cst RMW, which it does model and which orders the same. */
 #ifdef RINGO_TSAN
 extern _Atomic int sched_fence_word;
-#define sched_fence_seq_cst() ((void)atomic_fetch_add(&sched_fence_word, 0))
+#define sched_fence_seq_cst() ((void)atomic_fetch_add_explicit(&sched_fence_word, 0, memory_order_seq_cst))
 #else
 #define sched_fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
 #endif

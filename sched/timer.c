@@ -101,7 +101,7 @@ void sched_timer_add(struct worker *w, struct timer *t)
     t->idx = (int)w->tn++;
     sift_up(w, (unsigned)t->idx);
     update_first(w);
-    atomic_fetch_add(&sched.ntimers, 1); /* T2 */
+    sched_dl_add(&sched.ntimers, 1); /* T2 */
     pthread_mutex_unlock(&w->tlock);
 }
 
@@ -113,7 +113,7 @@ bool sched_timer_del(struct timer *t)
     if (pending) {
         heap_remove(w, (unsigned)t->idx);
         update_first(w);
-        atomic_fetch_sub(&sched.ntimers, 1); /* T2 */
+        sched_dl_add(&sched.ntimers, -1); /* T2 */
     }
     pthread_mutex_unlock(&w->tlock);
     return pending;
@@ -132,7 +132,7 @@ int64_t sched_timers_run(struct worker *w, int64_t now)
         if (!t->claim || atomic_compare_exchange_strong_explicit(t->claim, &zero, t->claim_val,
                                                                 memory_order_acq_rel, memory_order_acquire))
             sched_ready(t->g);
-        atomic_fetch_sub(&sched.ntimers, 1); /* T2: after the ready */
+        sched_dl_add(&sched.ntimers, -1); /* T2: after the ready */
     }
     update_first(w);
     int64_t first = w->tn ? w->theap[0]->when : INT64_MAX;

@@ -29,19 +29,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* seq_cst loads throughout: this is the reading half of the Dekker pairs (each party changed
+ * its own counter with a seq_cst RMW, or a seq_cst fence, before it read ours). */
+static uint32_t sc32(_Atomic uint32_t *p) { return atomic_load_explicit(p, memory_order_seq_cst); }
+
 static bool looks_dead(void)
 {
-    if (atomic_load(&sched.nthreads_active) != 0 || atomic_load(&sched.nidle) != sched.nprocs)
+    if (sched_dl_read(&sched.nthreads_active) != 0 || sc32(&sched.nidle) != sched.nprocs)
         return false;
-    if (atomic_load(&sched.ntimers) != 0 || atomic_load(&sched.nio) != 0 ||
-        atomic_load(&sched.gq_len) != 0 || atomic_load(&sched.nspinning) != 0)
+    if (sched_dl_read(&sched.ntimers) != 0 || sched_dl_read(&sched.nio) != 0 ||
+        sc32(&sched.gq_len) != 0 || sc32(&sched.nspinning) != 0)
         return false;
     for (unsigned i = 0; i < sched.nprocs; i++) {
         struct worker *w = sched.w[i];
-        if (atomic_load(&w->rq.head) != atomic_load(&w->rq.tail) || atomic_load(&w->runnext))
+        if (sc32(&w->rq.head) != sc32(&w->rq.tail) ||
+            atomic_load_explicit(&w->runnext, memory_order_seq_cst))
             return false;
     }
-    return ringo_num_goroutines() > 0 || atomic_load(&sched.nthreads_blocked) > 0;
+    return ringo_num_goroutines() > 0 || sched_dl_read(&sched.nthreads_blocked) > 0;
 }
 
 static void count_quiet(pid_t tid, const char *comm, void *n)
@@ -93,7 +98,7 @@ static long other_threads(int exiting)
             return 1;
         if (q1 != q2)
             continue;
-        long n = total - q1 - atomic_load(&sched.nthreads_blocked) - exiting;
+        long n = total - q1 - sched_dl_read(&sched.nthreads_blocked) - exiting;
 #ifdef RINGO_TSAN
         n -= 1; /* ThreadSanitizer's background thread */
 #endif

@@ -304,7 +304,7 @@ void io_closewait_ack(struct io_closewait *cw)
     if (atomic_fetch_sub_explicit(&cw->pending, 1, memory_order_acq_rel) == 1) {
         struct g *g = cw->g;
         sched_ready(g);
-        atomic_fetch_sub_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: after the ready */
+        sched_dl_add(&sched.nio, -1); /* I5: after the ready */
     }
 }
 
@@ -341,7 +341,7 @@ static void cancel_everywhere(int fd)
     cw.g = self;
     atomic_store_explicit(&cw.pending, nremote + 1, memory_order_relaxed); /* published by the list locks */
     sched_park_prepare(self, WR_IO); /* forever: a plain thread's deadlock accounting needs it set now */
-    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: we wait on other rings */
+    sched_dl_add(&sched.nio, 1); /* I5: we wait on other rings */
     unsigned k = 0;
     for (unsigned i = 0; i < sched.nprocs; i++) {
         struct worker *v = sched.w[i];

@@ -187,7 +187,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
     rec.linked = true;
     atomic_store_explicit(&b->nwait, atomic_load_explicit(&b->nwait, memory_order_relaxed) + 1,
                           memory_order_relaxed); /* under c.lock */
-    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* I5: before anyone can ready us */
+    sched_dl_add(&sched.nio, 1); /* I5: before anyone can ready us */
     pthread_mutex_unlock(&b->c.lock);
 
     int r = sched_park(self, deadline, &rec.claim, CLAIM_TIMER);
@@ -201,7 +201,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
                 unlink_rec(b, s2, &rec);
         }
         pthread_mutex_unlock(&b->c.lock);
-        atomic_fetch_sub_explicit(&sched.nio, 1, memory_order_seq_cst); /* E2: ours to drop */
+        sched_dl_add(&sched.nio, -1); /* E2: ours to drop */
         return -ETIMEDOUT;
     }
     return rec.err;
@@ -219,7 +219,7 @@ static int ready_list(struct epwait *list)
         n++;
     }
     if (n)
-        atomic_fetch_sub_explicit(&sched.nio, n, memory_order_seq_cst); /* I5: after the readies */
+        sched_dl_add(&sched.nio, -(int64_t)n); /* I5: after the readies */
     return n;
 }
 

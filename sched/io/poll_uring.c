@@ -147,7 +147,7 @@ static int reap(struct uring_be *b)
     if (nready) {
         io_stat_add(&b->c.st_completed, (uint64_t)nready);
         /* seq_cst, after the readies (U3, I5): the deadlock check pairs with it */
-        atomic_fetch_sub_explicit(&sched.nio, nready, memory_order_seq_cst);
+        sched_dl_add(&sched.nio, -(int64_t)nready);
     }
     return nready;
 }
@@ -345,7 +345,7 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
     b->inflight++;
     io_stat_add(&b->c.st_submitted, 1);
     sched_park_prepare(self, WR_IO); /* only this worker reaps (U1), and not before we park */
-    atomic_fetch_add_explicit(&sched.nio, 1, memory_order_seq_cst); /* U3: before submission */
+    sched_dl_add(&sched.nio, 1); /* U3: before submission */
     if (b->unsub >= URING_BATCH)
         submit(b, false);
     sched_park(self, -1, NULL, 0);
