@@ -56,7 +56,7 @@ static void *t_waker(void *p) { struct pair *a = p; waker_loop(a->s, a->rounds);
 
 static void run_pair(bool parker_is_thread, bool waker_is_thread, long rounds)
 {
-    struct slot s = { 0 };
+    struct slot s = { NULL, 0 };
     struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
     struct pair a = { &s, rounds, &wg };
     pthread_t t1, t2;
