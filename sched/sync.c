@@ -144,6 +144,10 @@ void ringo_mutex_unlock(struct ringo_mutex *m)
     }
 }
 
+/* Test hook (tests/test_sync.c): called by a waiter right after it counted itself, before it
+ * takes _r_qlock, so a test can hold it exactly there. NULL outside that test. */
+void (*sched_test_hook_wg_counted)(struct ringo_waitgroup *wg);
+
 #define WG_V(x) ((int32_t)((uint64_t)(x) >> 32))  /* counter */
 #define WG_W(x) ((uint32_t)(x))                   /* waiters */
 
@@ -195,6 +199,8 @@ void ringo_wg_wait(struct ringo_waitgroup *wg)
                                                   memory_order_relaxed))
             break;
     }
+    if (unlikely(sched_test_hook_wg_counted))
+        sched_test_hook_wg_counted(wg);
     struct g *self = sched_self();
     struct waiter me = { .g = self, .next = NULL };
     qlock(&wg->_r_qlock);
