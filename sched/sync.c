@@ -23,9 +23,14 @@
  * it resets the word and, under _r_qlock, readies the queued waiters and leaves a permit for
  * each one that has counted itself but not queued yet; a waiter that finds a permit under
  * _r_qlock consumes it instead of parking. Waiters cannot return before that, so the adder's
- * accesses end before the wait group can go away.
+ * accesses end before the wait group can go away. Permits carry no round: a released waiter
+ * checks that the word is still 0 before it returns, so one that took a permit left for an
+ * earlier round's waiter dies instead of returning early.
  *
- * Misuse (fatal, as in Go): unlock of an unlocked mutex; a negative wait group counter.
+ * Misuse (fatal, with Go's messages): unlock of an unlocked mutex; a negative wait group
+ * counter; an Add from zero while the last Done has not yet released the waiters ("Add called
+ * concurrently with Wait"); an Add of a new round before every Wait of the previous one has
+ * returned ("WaitGroup is reused before previous Wait has returned").
  * Depends on: sched (park protocol).
  */
 #include "sched/sched.h"
@@ -163,11 +168,20 @@ void ringo_wg_add(struct ringo_waitgroup *wg, int64_t delta)
     uint32_t w = WG_W(st);
     if (v < 0)
         sched_fatal("sync: negative WaitGroup counter");
+    /* the counter left zero while waiters are counted: the last Done has not reset the word
+     * yet, so this Add races with the end of a Wait (Go's check) */
+    if (w != 0 && delta > 0 && v == (int32_t)delta)
+        sched_fatal("sync: WaitGroup misuse: Add called concurrently with Wait");
     if (v > 0 || w == 0)
         return; /* not zero, or nobody waits: do not touch wg again */
-    /* v == 0 with w waiters: they cannot return until we release them, so wg is alive */
+    /* v == 0 with w waiters: they cannot return until we release them, so wg is alive. No waiter
+     * counts itself now (it sees v == 0): the word changes only by a misused Add, which the CAS
+     * catches instead of wiping that Add and the waiters it let in */
     qlock(&wg->_r_qlock);
-    atomic_store_explicit(A64(&wg->_r_count), 0, memory_order_relaxed); /* under qlock; waiters re-count */
+    int64_t exp = (int64_t)st;
+    if (!atomic_compare_exchange_strong_explicit(A64(&wg->_r_count), &exp, 0, memory_order_release,
+                                                 memory_order_relaxed))
+        sched_fatal("sync: WaitGroup misuse: Add called concurrently with Wait");
     struct waiter *list = wg->_r_head;
     wg->_r_head = NULL;
     uint32_t queued = 0;
@@ -207,11 +221,17 @@ void ringo_wg_wait(struct ringo_waitgroup *wg)
     if (wg->_r_pad) {
         wg->_r_pad--; /* the adder already released us */
         qunlock(&wg->_r_qlock);
-        return;
+    } else {
+        me.next = wg->_r_head;
+        wg->_r_head = &me;
+        sched_park_prepare(self, WR_WAITGROUP);
+        qunlock(&wg->_r_qlock);
+        sched_park(self, -1, NULL, 0);
     }
-    me.next = wg->_r_head;
-    wg->_r_head = &me;
-    sched_park_prepare(self, WR_WAITGROUP);
-    qunlock(&wg->_r_qlock);
-    sched_park(self, -1, NULL, 0);
+    /* Released: the adder that reset the word to 0 happened before this point, so we read that 0
+     * or a later value. Later means a new round began before this Wait returned; and the permit
+     * we took may have been one an earlier round left for a waiter still on its way (that is
+     * the reuse), so returning could end a Wait of this round early. Go's check and message. */
+    if (atomic_load_explicit(A64(&wg->_r_count), memory_order_relaxed) != 0)
+        sched_fatal("sync: WaitGroup is reused before previous Wait has returned");
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include "tests/testutil.h"
 
 #define PER 100000
@@ -250,6 +251,81 @@ static void test_sync_waitgroup_stress_rounds(void **state)
     assert_int_equal(r.code, 0);
 }
 
+/* ------------------------------------------------------------------ wait group reuse (issue 11)
+ * A waiter counts itself in the wait group's word, then takes _r_qlock to queue itself or to
+ * take a permit the last Done left for it. The hook holds waiter A between those two steps
+ * (A is a plain thread, so it may block in the hook), which makes the rest deterministic:
+ * round 1 ends (A gets a permit), round 2 Adds before A's Wait has returned (misuse, as in Go),
+ * and a round-2 Wait must neither return with the counter at 1 on A's permit (the bug) nor park
+ * forever; like Go it dies with "sync: WaitGroup is reused before previous Wait has returned".
+ * In the second scenario A itself resumes after the round-2 Add: Go's message again. */
+extern void (*sched_test_hook_wg_counted)(struct ringo_waitgroup *wg);
+static struct ringo_waitgroup sp_wg;
+static sem_t sp_counted, sp_resume;
+static __thread int sp_pause_me;
+static void sp_hook(struct ringo_waitgroup *wg)
+{
+    if (wg == &sp_wg && sp_pause_me) {
+        sem_post(&sp_counted);
+        while (sem_wait(&sp_resume) != 0)
+            ;
+    }
+}
+static void *sp_waiter_a(void *p)
+{
+    (void)p;
+    sp_pause_me = 1;
+    ringo_wg_wait(&sp_wg); /* round 1 */
+    printf("round-1 wait returned after round 2 began\n");
+    return NULL;
+}
+/* Rounds 1 ends while A is held after counting itself; round 2 begins. Returns with A held. */
+static pthread_t sp_setup(void)
+{
+    pthread_t a;
+    sem_init(&sp_counted, 0, 0);
+    sem_init(&sp_resume, 0, 0);
+    sched_test_hook_wg_counted = sp_hook;
+    tu_watchdog_arm("wg stale permit", 30);
+    ringo_wg_add(&sp_wg, 1);
+    pthread_create(&a, NULL, sp_waiter_a, NULL);
+    while (sem_wait(&sp_counted) != 0)
+        ;
+    ringo_wg_done(&sp_wg);   /* round 1 over: A, counted but not queued, is owed a permit */
+    ringo_wg_add(&sp_wg, 1); /* round 2, before A's Wait has returned */
+    return a;
+}
+static int child_wg_stale_permit(void)
+{
+    sp_setup();
+    ringo_wg_wait(&sp_wg); /* round 2's counter is 1: must not return */
+    printf("FAIL: round-2 wait returned with the counter at 1\n");
+    return 3;
+}
+static int child_wg_reused_before_wait_returned(void)
+{
+    pthread_t a = sp_setup();
+    sem_post(&sp_resume); /* A goes on to take its permit, with round 2 under way */
+    pthread_join(a, NULL);
+    return 3;
+}
+
+static void test_sync_waitgroup_reuse_before_wait_returned_is_fatal(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "wg_stale_permit", "wg_reused_before_wait_returned" };
+    for (int i = 0; i < 2; i++) {
+        struct child_result r;
+        tu_run_child(names[i], NULL, 60, &r);
+        print_message("# %s: exited %d code %d signal %d: %s", names[i], r.exited, r.code, r.signo, r.out);
+        assert_null(strstr(r.out, "FAIL"));
+        assert_null(strstr(r.out, "watchdog"));
+        assert_false(r.exited && (r.code == 0 || r.code == 3));
+        assert_non_null(
+            strstr(r.out, "fatal error: sync: WaitGroup is reused before previous Wait has returned"));
+    }
+}
+
 /* ------------------------------------------------------------------ misuse and deadlock */
 static int child_unlock_unlocked(void)
 {
@@ -393,6 +469,8 @@ static const struct child_scenario scenarios[] = {
     { "thread_outside_ringo", child_thread_outside_ringo },
     { "thread_not_yet_used", child_thread_not_yet_used },
     { "wg_stress", child_wg_stress },
+    { "wg_stale_permit", child_wg_stale_permit },
+    { "wg_reused_before_wait_returned", child_wg_reused_before_wait_returned },
     { NULL, NULL },
 };
 
@@ -404,6 +482,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_mutex_trylock),
         cmocka_unit_test(test_sync_waitgroup_waiters_of_both_kinds),
         cmocka_unit_test(test_sync_waitgroup_stress_rounds),
+        cmocka_unit_test(test_sync_waitgroup_reuse_before_wait_returned_is_fatal),
         cmocka_unit_test(test_sync_misuse_is_fatal_with_a_message),
         cmocka_unit_test(test_sync_deadlock_reported_like_go),
         cmocka_unit_test(test_sync_no_false_deadlock),
