@@ -34,12 +34,12 @@
  * Depends on: sched (park protocol).
  */
 #include "sched/sched.h"
+#include "sched/spinlock.h"
 #include <errno.h>
-#include <immintrin.h>
-#include <sched.h>
 
 #define M_LOCKED  1u
 #define M_WAITERS 2u
+#define M_SPINS   100 /* tries of a contended lock before it queues (about 2 us of cpu_relax) */
 
 struct waiter {
     struct g *g;
@@ -49,24 +49,9 @@ struct waiter {
 #define A32(p) ((_Atomic uint32_t *)(void *)(p))
 #define A64(p) ((_Atomic int64_t *)(void *)(p))
 
-static void qlock(uint32_t *l)
-{
-    for (unsigned spins = 0;; spins++) {
-        uint32_t z = 0;
-        /* acquire: the queue as the previous holder left it */
-        if (atomic_compare_exchange_weak_explicit(A32(l), &z, 1, memory_order_acquire, memory_order_relaxed))
-            return;
-        if (spins < 64)
-            _mm_pause();
-        else
-            sched_yield(); /* the holder's thread was preempted */
-    }
-}
-
-static void qunlock(uint32_t *l)
-{
-    atomic_store_explicit(A32(l), 0, memory_order_release); /* publishes the queue */
-}
+/* The wait-queue lock of a mutex or a wait group: spinlock.h's (S1/S2), on the public field. */
+static void qlock(uint32_t *l) { spin_lock(A32(l)); }
+static void qunlock(uint32_t *l) { spin_unlock(A32(l)); }
 
 static bool mutex_try(struct ringo_mutex *m)
 {
@@ -90,8 +75,8 @@ void ringo_mutex_lock(struct ringo_mutex *m)
     if (likely(atomic_compare_exchange_strong_explicit(A32(&m->_r_state), &z, M_LOCKED, memory_order_acquire,
                                                        memory_order_relaxed)))
         return;
-    for (int i = 0; i < 100; i++) {
-        _mm_pause();
+    for (int i = 0; i < M_SPINS; i++) {
+        cpu_relax();
         if (mutex_try(m))
             return;
     }
