@@ -138,6 +138,11 @@ void ringo_mutex_unlock(struct ringo_mutex *m)
  * takes _r_qlock, so a test can hold it exactly there. NULL outside that test. */
 void (*sched_test_hook_wg_counted)(struct ringo_waitgroup *wg);
 
+/* _r_permits was named _r_pad: the public layout (ABI) must not move */
+_Static_assert(offsetof(struct ringo_waitgroup, _r_permits) == 12 &&
+                   sizeof(struct ringo_waitgroup) == 16 + sizeof(void *),
+               "struct ringo_waitgroup layout");
+
 #define WG_V(x) ((int32_t)((uint64_t)(x) >> 32))  /* counter */
 #define WG_W(x) ((uint32_t)(x))                   /* waiters */
 
@@ -172,7 +177,7 @@ void ringo_wg_add(struct ringo_waitgroup *wg, int64_t delta)
     uint32_t queued = 0;
     for (struct waiter *x = list; x; x = x->next)
         queued++;
-    wg->_r_pad += w - queued; /* permits for those counted but not queued yet */
+    wg->_r_permits += w - queued; /* permits for those counted but not queued yet */
     qunlock(&wg->_r_qlock);
     while (list) {
         struct waiter *next = list->next; /* read before readying: the record is on its stack */
@@ -203,8 +208,8 @@ void ringo_wg_wait(struct ringo_waitgroup *wg)
     struct g *self = sched_self();
     struct waiter me = { .g = self, .next = NULL };
     qlock(&wg->_r_qlock);
-    if (wg->_r_pad) {
-        wg->_r_pad--; /* the adder already released us */
+    if (wg->_r_permits) {
+        wg->_r_permits--; /* the adder already released us */
         qunlock(&wg->_r_qlock);
     } else {
         me.next = wg->_r_head;
