@@ -132,7 +132,7 @@ RINGO_API void ringo_mutex_unlock(struct ringo_mutex *m);
 struct ringo_waitgroup {
     int64_t  _r_count;   /* private */
     uint32_t _r_qlock;   /* private */
-    uint32_t _r_pad;     /* private */
+    uint32_t _r_permits; /* private */
     void    *_r_head;    /* private */
 };
 #define RINGO_WAITGROUP_INIT { 0, 0, 0, 0 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include "tests/testutil.h"
 
 #define PER 100000
@@ -102,6 +103,227 @@ static void test_sync_waitgroup_waiters_of_both_kinds(void **state)
     ringo_wg_wait(&wg);
     assert_int_equal(atomic_load(&wg_work), 101);
     ringo_wg_wait(&wg); /* zero: returns at once */
+}
+
+/* ------------------------------------------------------------------ wait group stress
+ * Many rounds of one wait group, on 2 workers: doers (goroutines and plain threads) decrement a
+ * shadow counter and then call Done, some first Add for a sub-doer (the counter is > 0 then, so
+ * that Add may race with anything); waiters (goroutines, plain threads, the main thread) Wait and
+ * then read the shadow counter. Every value read is counted: a Wait that returned early reads a
+ * positive one. The next round's Add comes after every Wait of this round returned, as Go's rules
+ * for reuse ask. */
+#define ST_HIST 16
+static struct ringo_waitgroup st_wg;
+static atomic_long st_shadow;                /* work not yet done; Done follows the decrement */
+static atomic_long st_hist[ST_HIST];         /* shadow values seen by returning waits */
+static atomic_ulong st_seq;
+static ringo_chan *st_jobs, *st_back;
+enum { JOB_DOER = 1, JOB_WAITER, JOB_QUIT };
+
+static uint64_t st_rand(void)
+{
+    uint64_t z = atomic_fetch_add(&st_seq, 0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static void st_dither(int thread)
+{
+    unsigned n = (unsigned)(st_rand() % 4);
+    for (unsigned i = 0; i < n; i++)
+        thread ? (void)sched_yield() : ringo_yield();
+}
+static void st_record(void)
+{
+    long v = atomic_load(&st_shadow);
+    atomic_fetch_add(&st_hist[v < 0 ? ST_HIST - 1 : v >= ST_HIST - 1 ? ST_HIST - 2 : v], 1);
+}
+static void st_g_doer(void *p);
+static void st_do(int thread)
+{
+    st_dither(thread);
+    if (!thread && st_rand() % 4 == 0) { /* Add while the counter is > 0: one more doer */
+        atomic_fetch_add(&st_shadow, 1);
+        ringo_wg_add(&st_wg, 1);
+        ringo_go(st_g_doer, NULL);
+        st_dither(thread);
+    }
+    atomic_fetch_sub(&st_shadow, 1);
+    ringo_wg_done(&st_wg);
+}
+static void st_g_doer(void *p) { (void)p; st_do(0); }
+static void st_g_waiter(void *p)
+{
+    (void)p;
+    int one = 1;
+    st_dither(0);
+    ringo_wg_wait(&st_wg);
+    st_record();
+    ringo_chan_send(st_back, &one);
+}
+static void *st_thread(void *p)
+{
+    (void)p;
+    int job, one = 1;
+    while (ringo_chan_recv(st_jobs, &job) == 1 && job != JOB_QUIT) {
+        if (job == JOB_DOER) {
+            st_do(1);
+        } else {
+            st_dither(1);
+            ringo_wg_wait(&st_wg);
+            st_record();
+            ringo_chan_send(st_back, &one);
+        }
+    }
+    return NULL;
+}
+
+static int child_wg_stress(void)
+{
+    long rounds = (long)(3000 * tu_scale()), waits = 0;
+    atomic_store(&st_seq, (unsigned long)time(NULL) * 2654435761u);
+    st_jobs = ringo_chan_make(sizeof(int), 4);
+    st_back = ringo_chan_make(sizeof(int), 16);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, st_thread, NULL);
+    for (long r = 0; r < rounds; r++) {
+        uint64_t x = st_rand();
+        int ndo = 1 + (int)(x % 6), ngw = (int)((x >> 8) % 4), ntj = (int)((x >> 16) % 3), nback = ngw;
+        int waiters_first = (int)((x >> 24) & 1), split = (int)((x >> 25) & 1), jobs[2], ntdo = 0;
+        for (int i = 0; i < ntj; i++) {
+            jobs[i] = (x >> (28 + i)) & 1 ? JOB_WAITER : JOB_DOER;
+            ntdo += jobs[i] == JOB_DOER;
+            nback += jobs[i] == JOB_WAITER;
+        }
+        /* every Add from zero comes before anyone of this round runs */
+        atomic_store(&st_shadow, ndo + ntdo);
+        if (split)
+            for (int i = 0; i < ndo + ntdo; i++)
+                ringo_wg_add(&st_wg, 1);
+        else
+            ringo_wg_add(&st_wg, ndo + ntdo);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == waiters_first)
+                for (int i = 0; i < ngw; i++)
+                    ringo_go(st_g_waiter, NULL);
+            else
+                for (int i = 0; i < ndo; i++)
+                    ringo_go(st_g_doer, NULL);
+        }
+        /* plain-thread jobs: at most one per thread, so a waiting thread never holds back a doer */
+        for (int i = 0; i < ntj; i++)
+            ringo_chan_send(st_jobs, &jobs[i]);
+        ringo_wg_wait(&st_wg);
+        st_record();
+        for (int i = 0, one; i < nback; i++)
+            ringo_chan_recv(st_back, &one);
+        waits += 1 + nback;
+    }
+    for (int i = 0, job = JOB_QUIT; i < 2; i++)
+        ringo_chan_send(st_jobs, &job);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    long seen = 0;
+    printf("rounds %ld waits %ld; shadow counter at return:", rounds, waits);
+    for (int v = 0; v < ST_HIST; v++) {
+        long n = atomic_load(&st_hist[v]);
+        seen += n;
+        if (n)
+            printf(" %s%d:%ld", v == ST_HIST - 1 ? "<0" : v == ST_HIST - 2 ? ">=" : "", v, n);
+    }
+    printf("\n");
+    if (seen != waits || atomic_load(&st_hist[0]) != waits) {
+        printf("FAIL: a wait returned while the counter was not zero\n");
+        return 3;
+    }
+    return 0;
+}
+
+static void test_sync_waitgroup_stress_rounds(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=2", NULL };
+    tu_run_child("wg_stress", env, 600, &r);
+    print_message("%s", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+/* ------------------------------------------------------------------ wait group reuse (issue 11)
+ * A waiter counts itself in the wait group's word, then takes _r_qlock to queue itself or to
+ * take a permit the last Done left for it. The hook holds waiter A between those two steps
+ * (A is a plain thread, so it may block in the hook), which makes the rest deterministic:
+ * round 1 ends (A gets a permit), round 2 Adds before A's Wait has returned (misuse, as in Go),
+ * and a round-2 Wait must neither return with the counter at 1 on A's permit (the bug) nor park
+ * forever; like Go it dies with "sync: WaitGroup is reused before previous Wait has returned".
+ * In the second scenario A itself resumes after the round-2 Add: Go's message again. */
+extern void (*sched_test_hook_wg_counted)(struct ringo_waitgroup *wg);
+static struct ringo_waitgroup sp_wg;
+static sem_t sp_counted, sp_resume;
+static __thread int sp_pause_me;
+static void sp_hook(struct ringo_waitgroup *wg)
+{
+    if (wg == &sp_wg && sp_pause_me) {
+        sem_post(&sp_counted);
+        while (sem_wait(&sp_resume) != 0)
+            ;
+    }
+}
+static void *sp_waiter_a(void *p)
+{
+    (void)p;
+    sp_pause_me = 1;
+    ringo_wg_wait(&sp_wg); /* round 1 */
+    printf("round-1 wait returned after round 2 began\n");
+    return NULL;
+}
+/* Rounds 1 ends while A is held after counting itself; round 2 begins. Returns with A held. */
+static pthread_t sp_setup(void)
+{
+    pthread_t a;
+    sem_init(&sp_counted, 0, 0);
+    sem_init(&sp_resume, 0, 0);
+    sched_test_hook_wg_counted = sp_hook;
+    tu_watchdog_arm("wg stale permit", 30);
+    ringo_wg_add(&sp_wg, 1);
+    pthread_create(&a, NULL, sp_waiter_a, NULL);
+    while (sem_wait(&sp_counted) != 0)
+        ;
+    ringo_wg_done(&sp_wg);   /* round 1 over: A, counted but not queued, is owed a permit */
+    ringo_wg_add(&sp_wg, 1); /* round 2, before A's Wait has returned */
+    return a;
+}
+static int child_wg_stale_permit(void)
+{
+    sp_setup();
+    ringo_wg_wait(&sp_wg); /* round 2's counter is 1: must not return */
+    printf("FAIL: round-2 wait returned with the counter at 1\n");
+    return 3;
+}
+static int child_wg_reused_before_wait_returned(void)
+{
+    pthread_t a = sp_setup();
+    sem_post(&sp_resume); /* A goes on to take its permit, with round 2 under way */
+    pthread_join(a, NULL);
+    return 3;
+}
+
+static void test_sync_waitgroup_reuse_before_wait_returned_is_fatal(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "wg_stale_permit", "wg_reused_before_wait_returned" };
+    for (int i = 0; i < 2; i++) {
+        struct child_result r;
+        tu_run_child(names[i], NULL, 60, &r);
+        print_message("# %s: exited %d code %d signal %d: %s", names[i], r.exited, r.code, r.signo, r.out);
+        assert_null(strstr(r.out, "FAIL"));
+        assert_null(strstr(r.out, "watchdog"));
+        assert_false(r.exited && (r.code == 0 || r.code == 3));
+        assert_non_null(
+            strstr(r.out, "fatal error: sync: WaitGroup is reused before previous Wait has returned"));
+    }
 }
 
 /* ------------------------------------------------------------------ misuse and deadlock */
@@ -246,6 +468,9 @@ static const struct child_scenario scenarios[] = {
     { "no_false_deadlock", child_no_false_deadlock },
     { "thread_outside_ringo", child_thread_outside_ringo },
     { "thread_not_yet_used", child_thread_not_yet_used },
+    { "wg_stress", child_wg_stress },
+    { "wg_stale_permit", child_wg_stale_permit },
+    { "wg_reused_before_wait_returned", child_wg_reused_before_wait_returned },
     { NULL, NULL },
 };
 
@@ -256,6 +481,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_mutex_counter_goroutines_and_threads),
         cmocka_unit_test(test_sync_mutex_trylock),
         cmocka_unit_test(test_sync_waitgroup_waiters_of_both_kinds),
+        cmocka_unit_test(test_sync_waitgroup_stress_rounds),
+        cmocka_unit_test(test_sync_waitgroup_reuse_before_wait_returned_is_fatal),
         cmocka_unit_test(test_sync_misuse_is_fatal_with_a_message),
         cmocka_unit_test(test_sync_deadlock_reported_like_go),
         cmocka_unit_test(test_sync_no_false_deadlock),
