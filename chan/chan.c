@@ -138,9 +138,9 @@ int ringo_chan_free(ringo_chan *c)
 {
     if (!c)
         return -EINVAL;
-    chan_lock(c);
+    spin_lock(&c->lock);
     bool busy = c->nrecv_wait || c->nsend_wait;
-    chan_unlock(c);
+    spin_unlock(&c->lock);
     if (busy)
         return -EBUSY;
     free(c->cells);
@@ -253,19 +253,19 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
     for (bool retry = false;; retry = true) {
         struct sudog *wake = NULL;
         int res;
-        chan_lock(c);
+        spin_lock(&c->lock);
         if (retry)
             chan_wait_dec(c, true); /* still counted from the last round (C6) */
         chan_wait_inc(c, true); /* C3: announce before the re-check */
         if (chan_try_send_locked(c, elem, NULL, &res, &wake)) {
             chan_wait_dec(c, true);
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             chan_wake_list(wake);
             return res;
         }
         if (!block) {
             chan_wait_dec(c, true);
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             return -EAGAIN;
         }
         struct g *self = sched_self();
@@ -274,7 +274,7 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
                             .is_send = true, .counted = true };
         wq_push(&c->sendq, &me); /* counted above */
         sched_park_prepare(self, WR_CHAN_SEND);
-        chan_unlock(c);
+        spin_unlock(&c->lock);
         sched_park(self, -1, NULL, 0);
         if (me.result != R_RETRY)
             return me.result;
@@ -293,19 +293,19 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
     for (bool retry = false;; retry = true) {
         struct sudog *wake = NULL;
         int res;
-        chan_lock(c);
+        spin_lock(&c->lock);
         if (retry)
             chan_wait_dec(c, false); /* still counted from the last round (C6) */
         chan_wait_inc(c, false); /* C3: announce before the re-check */
         if (chan_try_recv_locked(c, out, NULL, &res, &wake)) {
             chan_wait_dec(c, false);
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             chan_wake_list(wake);
             return res;
         }
         if (!block) {
             chan_wait_dec(c, false);
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             return -EAGAIN;
         }
         struct g *self = sched_self();
@@ -313,7 +313,7 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
         struct sudog me = { .g = self, .c = c, .elem = out, .claim = &claim, .claim_val = 1, .counted = true };
         wq_push(&c->recvq, &me);
         sched_park_prepare(self, WR_CHAN_RECV);
-        chan_unlock(c);
+        spin_unlock(&c->lock);
         sched_park(self, -1, NULL, 0);
         if (me.result != R_RETRY)
             return me.result; /* 1 value, or 0 closed with out zeroed by the closer (C5, C6) */
@@ -331,16 +331,16 @@ int ringo_chan_close(ringo_chan *c)
     if (!c)
         return -EINVAL;
     struct sudog *wake = NULL;
-    chan_lock(c);
+    spin_lock(&c->lock);
     if (c->cap) {
         /* RMW on enq_pos: after it no push CAS can succeed (C5) */
         if (atomic_fetch_or_explicit(&c->enq_pos, CLOSED_BIT, memory_order_acq_rel) & CLOSED_BIT) {
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             return -EPIPE;
         }
     } else {
         if (c->closed_unbuf) {
-            chan_unlock(c);
+            spin_unlock(&c->lock);
             return -EPIPE;
         }
         c->closed_unbuf = 1;
@@ -368,7 +368,7 @@ int ringo_chan_close(ringo_chan *c)
         s->next = wake;
         wake = s;
     }
-    chan_unlock(c);
+    spin_unlock(&c->lock);
     chan_wake_list(wake);
     return 0;
 }

@@ -37,14 +37,13 @@
  * Lock order: channel locks in ascending address order (select takes several). A channel lock
  * is a spinlock never held across a park; the park protocol's locks (run queues, idle list)
  * may be taken inside it (sched_ready).
- * Depends on: sched/sched.h (struct g, CACHELINE).
+ * Depends on: sched/sched.h (struct g, CACHELINE), sched/spinlock.h (c->lock).
  */
 #ifndef RINGO_CHAN_H
 #define RINGO_CHAN_H
 #include "ringo.h"
 #include "sched/sched.h"
-#include <immintrin.h>
-#include <sched.h>
+#include "sched/spinlock.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -92,31 +91,10 @@ struct ringo_chan {
     char pad2[CACHELINE - sizeof(uint64_t)];
     uint32_t nrecv_wait;          /* under lock; RWAIT mirrors nrecv_wait != 0 (buffered) */
     uint32_t nsend_wait;          /* under lock; SWAIT mirrors nsend_wait != 0 (buffered) */
-    _Atomic uint32_t lock;        /* spinlock */
+    _Atomic uint32_t lock;        /* spin_lock / spin_unlock (sched/spinlock.h) */
     uint32_t closed_unbuf;        /* unbuffered closed flag; under lock */
     struct waitq recvq, sendq;    /* under lock */
 };
-
-/* ------------------------------------------------------------------ lock */
-static inline void chan_lock(struct ringo_chan *c)
-{
-    for (unsigned spins = 0;; spins++) {
-        uint32_t z = 0;
-        /* acquire: the queues as the previous holder left them */
-        if (atomic_load_explicit(&c->lock, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&c->lock, &z, 1, memory_order_acquire, memory_order_relaxed))
-            return;
-        if (spins < 100)
-            _mm_pause();
-        else
-            sched_yield(); /* the holder's thread was preempted */
-    }
-}
-
-static inline void chan_unlock(struct ringo_chan *c)
-{
-    atomic_store_explicit(&c->lock, 0, memory_order_release); /* publishes the queues */
-}
 
 /* ------------------------------------------------------------------ wait queues (under lock) */
 static inline void wq_push(struct waitq *q, struct sudog *s)

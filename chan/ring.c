@@ -28,11 +28,12 @@
  *       holds for a sender waiting for room with SWAIT on deq_pos.
  *   Relies on: C1 (chan.h: the CASes here are the linearisation points of pushes and pops) and
  *   C5 (chan.c: close sets CLOSED under c->lock).
- * Depends on: chan/chan.h (struct ringo_chan, the position-word layout).
+ * Depends on: chan/chan.h (struct ringo_chan, the position-word layout), sched/spinlock.h
+ * (cpu_relax).
  */
 #include "chan/chan.h"
+#include "sched/spinlock.h"
 #include <errno.h>
-#include <immintrin.h>
 #include <sched.h>
 #include <string.h>
 
@@ -146,10 +147,12 @@ int64_t ring_len_raw(struct ringo_chan *c)
     return (int64_t)(e - d);
 }
 
-static void spin_pause(unsigned *n)
+/* The other side is a few instructions into one cell: pause, and after 200 tries yield (its
+ * thread was preempted). Called under c->lock, from the slow path only. */
+static void ring_wait_pause(unsigned *n)
 {
     if (++*n < 200)
-        _mm_pause();
+        cpu_relax();
     else
         sched_yield();
 }
@@ -163,7 +166,7 @@ int ring_pop_wait(struct ringo_chan *c, void *out)
             return 1;
         if (ring_len_raw(c) <= 0)
             return 0;
-        spin_pause(&spins);
+        ring_wait_pause(&spins);
     }
 }
 
@@ -177,6 +180,6 @@ int ring_push_wait(struct ringo_chan *c, const void *elem)
             return r;
         if (ring_len_raw(c) >= (int64_t)c->cap)
             return 0;
-        spin_pause(&spins);
+        ring_wait_pause(&spins);
     }
 }

@@ -23,13 +23,13 @@
 static void lock_all(struct ringo_chan **cs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        chan_lock(cs[i]);
+        spin_lock(&cs[i]->lock);
 }
 
 static void unlock_all(struct ringo_chan **cs, size_t n)
 {
     for (size_t i = n; i-- > 0;)
-        chan_unlock(cs[i]);
+        spin_unlock(&cs[i]->lock);
 }
 
 int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
