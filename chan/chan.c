@@ -41,23 +41,23 @@ void chan_uncount(struct ringo_chan *c, struct sudog *s)
  * claim word). Stale ones (their select won elsewhere, or timed out) are unlinked on the way but
  * stay counted: their select uncounts them when it withdraws (C6). The caller sets the claimed
  * waiter's result and uncounts it if that result is final. */
-static struct sudog *wq_claim(struct ringo_chan *c, struct waitq *q, _Atomic uint32_t *mine)
+static struct sudog *wq_claim(struct dlist *q, _Atomic uint32_t *mine)
 {
-    struct sudog *s = q->head;
-    while (s) {
-        struct sudog *next = s->next;
+    struct dnode *n = q->first;
+    while (n) {
+        struct dnode *next = n->next;
+        struct sudog *s = dlist_entry(n, struct sudog, node);
         if (s->claim == mine) {
-            s = next;
+            n = next;
             continue;
         }
-        uint32_t z = 0;
-        /* acq_rel: we own the waiter's completion; its elem was published by its lock release */
-        bool won = atomic_compare_exchange_strong_explicit(s->claim, &z, s->claim_val, memory_order_acq_rel,
-                                                           memory_order_acquire);
-        wq_unlink(c, q, s);
+        /* sched_claim's acq_rel: we own the waiter's completion; its elem was published by its
+         * lock release */
+        bool won = sched_claim(s->claim, s->claim_val);
+        dlist_unlink(q, &s->node);
         if (won)
             return s;
-        s = next; /* a select that already won elsewhere, or timed out */
+        n = next; /* a select that already won elsewhere, or timed out */
     }
     return NULL;
 }
@@ -69,26 +69,26 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
     bool progress = true;
     while (progress) {
         progress = false;
-        while (c->recvq.head && ring_len_raw(c) > 0) {
-            struct sudog *r = wq_claim(c, &c->recvq, NULL);
+        while (!dlist_empty(&c->recvq) && ring_len_raw(c) > 0) {
+            struct sudog *r = wq_claim(&c->recvq, NULL);
             if (!r)
                 break;
             r->result = ring_pop_wait(c, r->elem) ? 1 : R_RETRY; /* C4 */
             if (r->result != R_RETRY)
                 chan_uncount(c, r);
-            r->next = *wake;
+            r->wake_next = *wake;
             *wake = r;
             progress = true;
         }
-        while (c->sendq.head && ring_len_raw(c) < (int64_t)c->cap) {
-            struct sudog *s = wq_claim(c, &c->sendq, NULL);
+        while (!dlist_empty(&c->sendq) && ring_len_raw(c) < (int64_t)c->cap) {
+            struct sudog *s = wq_claim(&c->sendq, NULL);
             if (!s)
                 break;
             int p = ring_push_wait(c, s->elem);
             s->result = p == 1 ? 0 : p == -EPIPE ? -EPIPE : R_RETRY;
             if (s->result != R_RETRY)
                 chan_uncount(c, s);
-            s->next = *wake;
+            s->wake_next = *wake;
             *wake = s;
             progress = true;
         }
@@ -98,7 +98,7 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
 void chan_wake_list(struct sudog *s)
 {
     while (s) {
-        struct sudog *next = s->next; /* read before readying: s lives on that stack */
+        struct sudog *next = s->wake_next; /* read before readying: s lives on that stack */
         sched_ready(s->g);
         s = next;
     }
@@ -181,13 +181,13 @@ int chan_try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_
             *res = -EPIPE;
             return 1;
         }
-        struct sudog *r = wq_claim(c, &c->recvq, mine);
+        struct sudog *r = wq_claim(&c->recvq, mine);
         if (!r)
             return 0;
         copy_elem(c, r->elem, elem);
         r->result = 1;
         chan_uncount(c, r);
-        r->next = *wake;
+        r->wake_next = *wake;
         *wake = r;
         *res = 0;
         return 1;
@@ -205,12 +205,12 @@ int chan_try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mine
                          struct sudog **wake)
 {
     if (c->cap == 0) {
-        struct sudog *s = wq_claim(c, &c->sendq, mine);
+        struct sudog *s = wq_claim(&c->sendq, mine);
         if (s) {
             copy_elem(c, out, s->elem);
             s->result = 0;
             chan_uncount(c, s);
-            s->next = *wake;
+            s->wake_next = *wake;
             *wake = s;
             *res = 1;
             return 1;
@@ -272,7 +272,7 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
         _Atomic uint32_t claim = 0;
         struct sudog me = { .g = self, .c = c, .elem = (void *)elem, .claim = &claim, .claim_val = 1,
                             .is_send = true, .counted = true };
-        wq_push(&c->sendq, &me); /* counted above */
+        dlist_push_back(&c->sendq, &me.node); /* counted above */
         sched_park_prepare(self, WR_CHAN_SEND);
         spin_unlock(&c->lock);
         sched_park(self, -1, NULL, 0);
@@ -311,7 +311,7 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
         struct g *self = sched_self();
         _Atomic uint32_t claim = 0;
         struct sudog me = { .g = self, .c = c, .elem = out, .claim = &claim, .claim_val = 1, .counted = true };
-        wq_push(&c->recvq, &me);
+        dlist_push_back(&c->recvq, &me.node);
         sched_park_prepare(self, WR_CHAN_RECV);
         spin_unlock(&c->lock);
         sched_park(self, -1, NULL, 0);
@@ -346,17 +346,17 @@ int ringo_chan_close(ringo_chan *c)
         c->closed_unbuf = 1;
     }
     struct sudog *s;
-    while ((s = wq_claim(c, &c->sendq, NULL))) {
+    while ((s = wq_claim(&c->sendq, NULL))) {
         s->result = -EPIPE;
         chan_uncount(c, s);
-        s->next = wake;
+        s->wake_next = wake;
         wake = s;
     }
     /* receivers queue only on an empty ring; hand them whatever pushes were still completing,
      * then, with no push possible any more (C5), the rest get "closed" (C6: final, out zeroed) */
     if (c->cap)
         settle(c, &wake);
-    while ((s = wq_claim(c, &c->recvq, NULL))) {
+    while ((s = wq_claim(&c->recvq, NULL))) {
         if (c->cap && ring_pop_wait(c, s->elem)) {
             s->result = 1;
         } else {
@@ -365,7 +365,7 @@ int ringo_chan_close(ringo_chan *c)
             s->result = 0;
         }
         chan_uncount(c, s);
-        s->next = wake;
+        s->wake_next = wake;
         wake = s;
     }
     spin_unlock(&c->lock);

@@ -37,11 +37,13 @@
  * Lock order: channel locks in ascending address order (select takes several). A channel lock
  * is a spinlock never held across a park; the park protocol's locks (run queues, idle list)
  * may be taken inside it (sched_ready).
- * Depends on: sched/sched.h (struct g, CACHELINE), sched/spinlock.h (c->lock).
+ * Depends on: sched/sched.h (struct g, CACHELINE), sched/list.h (the wait queues),
+ * sched/spinlock.h (c->lock).
  */
 #ifndef RINGO_CHAN_H
 #define RINGO_CHAN_H
 #include "ringo.h"
+#include "sched/list.h"
 #include "sched/sched.h"
 #include "sched/spinlock.h"
 #include <stdbool.h>
@@ -56,19 +58,15 @@ enum { R_NONE = 0, R_RETRY = 2 };
 
 struct sudog {
     struct g *g;
-    struct sudog *next, *prev;    /* in c->recvq / c->sendq; under c->lock */
+    struct dnode node;            /* in c->recvq / c->sendq; under c->lock (node.linked: L1) */
+    struct sudog *wake_next;      /* on a claimer's wake list, once unlinked (chan_wake_list) */
     struct ringo_chan *c;
     void *elem;                   /* recv: where to store (may be NULL); send: the value */
     _Atomic uint32_t *claim;      /* shared by the cases of one select */
     uint32_t claim_val;           /* what a claimer writes: case index + 1 */
     int result;                   /* written by the claimer before sched_ready */
-    bool linked;                  /* in a queue; under c->lock */
     bool counted;                 /* counted in nrecv_wait/nsend_wait (C6); under c->lock */
     bool is_send;
-};
-
-struct waitq {
-    struct sudog *head, *tail;
 };
 
 struct cell {
@@ -93,34 +91,8 @@ struct ringo_chan {
     uint32_t nsend_wait;          /* under lock; SWAIT mirrors nsend_wait != 0 (buffered) */
     _Atomic uint32_t lock;        /* spin_lock / spin_unlock (sched/spinlock.h) */
     uint32_t closed_unbuf;        /* unbuffered closed flag; under lock */
-    struct waitq recvq, sendq;    /* under lock */
+    struct dlist recvq, sendq;    /* of struct sudog .node; under lock */
 };
-
-/* ------------------------------------------------------------------ wait queues (under lock) */
-static inline void wq_push(struct waitq *q, struct sudog *s)
-{
-    s->next = NULL;
-    s->prev = q->tail;
-    if (q->tail)
-        q->tail->next = s;
-    else
-        q->head = s;
-    q->tail = s;
-    s->linked = true;
-}
-
-static inline void wq_unlink(struct ringo_chan *c, struct waitq *q, struct sudog *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        q->head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        q->tail = s->prev;
-    s->linked = false;
-}
 
 static inline void copy_elem(struct ringo_chan *c, void *dst, const void *src)
 {

@@ -154,7 +154,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
             bool snd = cases[i].op == RINGO_SEND;
             sg[i] = (struct sudog){ .g = self, .c = c, .elem = cases[i].elem, .claim = &claim,
                                     .claim_val = (uint32_t)i + 1, .is_send = snd, .counted = true };
-            wq_push(snd ? &c->sendq : &c->recvq, &sg[i]); /* counted above */
+            dlist_push_back(snd ? &c->sendq : &c->recvq, &sg[i].node); /* counted above */
         }
         sched_park_prepare_until(self, nch ? WR_SELECT : WR_SELECT_NONE, deadline);
         unlock_all(chans, nch);
@@ -176,9 +176,9 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
         for (size_t i = 0; i < n; i++) {
             if (!cases[i].chan || !sg[i].counted)
                 continue;
-            if (sg[i].linked)
-                wq_unlink(cases[i].chan, cases[i].op == RINGO_SEND ? &cases[i].chan->sendq : &cases[i].chan->recvq,
-                          &sg[i]);
+            if (sg[i].node.linked)
+                dlist_unlink(cases[i].op == RINGO_SEND ? &cases[i].chan->sendq : &cases[i].chan->recvq,
+                             &sg[i].node);
             chan_uncount(cases[i].chan, &sg[i]);
         }
         unlock_all(chans, nw);
