@@ -62,6 +62,25 @@ static struct sudog *wq_claim(struct dlist *q, _Atomic uint32_t *mine)
     return NULL;
 }
 
+/* Finish the claimed waiter s with result, under c->lock: a final result uncounts it (C6),
+ * R_RETRY leaves it counted for itself (C4). It is readied after the lock is dropped
+ * (chan_wake_list on *wake). */
+static void complete(struct ringo_chan *c, struct sudog *s, int result, struct sudog **wake)
+{
+    s->result = result;
+    if (result != R_RETRY)
+        chan_uncount(c, s);
+    s->wake_next = *wake;
+    *wake = s;
+}
+
+/* A receive of a closed channel yields the zero value (Go's semantics). */
+static void clear_elem(struct ringo_chan *c, void *out)
+{
+    if (out && c->elem_size)
+        memset(out, 0, c->elem_size);
+}
+
 /* Under lock: match waiting receivers with buffered values and waiting senders with free cells
  * until neither can progress. Waiters are readied after the lock is dropped (list in *wake). */
 static void settle(struct ringo_chan *c, struct sudog **wake)
@@ -73,11 +92,7 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
             struct sudog *r = wq_claim(&c->recvq, NULL);
             if (!r)
                 break;
-            r->result = ring_pop_wait(c, r->elem) ? 1 : R_RETRY; /* C4 */
-            if (r->result != R_RETRY)
-                chan_uncount(c, r);
-            r->wake_next = *wake;
-            *wake = r;
+            complete(c, r, ring_pop_wait(c, r->elem) ? 1 : R_RETRY, wake); /* C4 */
             progress = true;
         }
         while (!dlist_empty(&c->sendq) && ring_len_raw(c) < (int64_t)c->cap) {
@@ -85,11 +100,7 @@ static void settle(struct ringo_chan *c, struct sudog **wake)
             if (!s)
                 break;
             int p = ring_push_wait(c, s->elem);
-            s->result = p == 1 ? 0 : p == -EPIPE ? -EPIPE : R_RETRY;
-            if (s->result != R_RETRY)
-                chan_uncount(c, s);
-            s->wake_next = *wake;
-            *wake = s;
+            complete(c, s, p == 1 ? 0 : p == -EPIPE ? -EPIPE : R_RETRY, wake);
             progress = true;
         }
     }
@@ -173,8 +184,8 @@ static bool is_closed(struct ringo_chan *c)
  * The attempt an operation makes with c->lock held. Returns 1 done (result in *res), 0 would
  * block. `mine` is the caller's claim word (to skip its own select cases). Readies collected in
  * *wake. */
-int chan_try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_t *mine, int *res,
-                         struct sudog **wake)
+static int try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_t *mine, int *res,
+                           struct sudog **wake)
 {
     if (c->cap == 0) {
         if (c->closed_unbuf) {
@@ -185,10 +196,7 @@ int chan_try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_
         if (!r)
             return 0;
         copy_elem(c, r->elem, elem);
-        r->result = 1;
-        chan_uncount(c, r);
-        r->wake_next = *wake;
-        *wake = r;
+        complete(c, r, 1, wake);
         *res = 0;
         return 1;
     }
@@ -201,23 +209,19 @@ int chan_try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_
     return 1;
 }
 
-int chan_try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mine, int *res,
-                         struct sudog **wake)
+static int try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mine, int *res,
+                           struct sudog **wake)
 {
     if (c->cap == 0) {
         struct sudog *s = wq_claim(&c->sendq, mine);
         if (s) {
             copy_elem(c, out, s->elem);
-            s->result = 0;
-            chan_uncount(c, s);
-            s->wake_next = *wake;
-            *wake = s;
+            complete(c, s, 0, wake);
             *res = 1;
             return 1;
         }
         if (c->closed_unbuf) {
-            if (out && c->elem_size)
-                memset(out, 0, c->elem_size);
+            clear_elem(c, out);
             *res = 0;
             return 1;
         }
@@ -229,15 +233,60 @@ int chan_try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mine
         return 1;
     }
     if (is_closed(c)) {
-        if (out && c->elem_size)
-            memset(out, 0, c->elem_size);
+        clear_elem(c, out);
         *res = 0;
         return 1;
     }
     return 0;
 }
 
+int chan_try_locked(struct ringo_chan *c, bool send, void *elem, _Atomic uint32_t *mine, int *res,
+                    struct sudog **wake)
+{
+    return send ? try_send_locked(c, elem, mine, res, wake) : try_recv_locked(c, elem, mine, res, wake);
+}
+
 /* ------------------------------------------------------------------ send / recv */
+/* The slow path of one send or receive; both sides run the same steps, only the queue, the
+ * wait reason and the attempt differ. Under c->lock: count ourselves (C3: before the re-check),
+ * try once, else queue a sudog and park until a claimer completes it. A waiter woken with
+ * R_RETRY is still counted (C6): the next round swaps its count for a fresh one under the lock.
+ * Returns the operation's result, or -EAGAIN when !block and it would have to wait. */
+static int slow_path(struct ringo_chan *c, bool send, void *elem, bool block)
+{
+    for (bool retry = false;; retry = true) {
+        struct sudog *wake = NULL;
+        int res;
+        spin_lock(&c->lock);
+        if (retry)
+            chan_wait_dec(c, send); /* still counted from the last round (C6) */
+        chan_wait_inc(c, send); /* C3: announce before the re-check */
+        if (chan_try_locked(c, send, elem, NULL, &res, &wake)) {
+            chan_wait_dec(c, send);
+            spin_unlock(&c->lock);
+            chan_wake_list(wake);
+            return res;
+        }
+        if (!block) {
+            chan_wait_dec(c, send);
+            spin_unlock(&c->lock);
+            return -EAGAIN;
+        }
+        struct g *self = sched_self();
+        _Atomic uint32_t claim = 0;
+        struct sudog me = { .g = self, .c = c, .elem = elem, .claim = &claim, .claim_val = 1,
+                            .is_send = send, .counted = true };
+        dlist_push_back(send ? &c->sendq : &c->recvq, &me.node); /* counted above */
+        sched_park_prepare(self, send ? WR_CHAN_SEND : WR_CHAN_RECV);
+        spin_unlock(&c->lock);
+        sched_park(self, -1, NULL, 0);
+        /* send: 0 or -EPIPE; recv: 1 value, or 0 closed with out zeroed by the closer (C5, C6) */
+        if (me.result != R_RETRY)
+            return me.result;
+        /* R_RETRY: the claimer lost the value (or the room) to a fast-path op (C4): look again */
+    }
+}
+
 static int chan_send(struct ringo_chan *c, const void *elem, bool block)
 {
     if (!c || (!elem && c->elem_size))
@@ -250,35 +299,7 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
         if (p == -EPIPE)
             return -EPIPE;
     }
-    for (bool retry = false;; retry = true) {
-        struct sudog *wake = NULL;
-        int res;
-        spin_lock(&c->lock);
-        if (retry)
-            chan_wait_dec(c, true); /* still counted from the last round (C6) */
-        chan_wait_inc(c, true); /* C3: announce before the re-check */
-        if (chan_try_send_locked(c, elem, NULL, &res, &wake)) {
-            chan_wait_dec(c, true);
-            spin_unlock(&c->lock);
-            chan_wake_list(wake);
-            return res;
-        }
-        if (!block) {
-            chan_wait_dec(c, true);
-            spin_unlock(&c->lock);
-            return -EAGAIN;
-        }
-        struct g *self = sched_self();
-        _Atomic uint32_t claim = 0;
-        struct sudog me = { .g = self, .c = c, .elem = (void *)elem, .claim = &claim, .claim_val = 1,
-                            .is_send = true, .counted = true };
-        dlist_push_back(&c->sendq, &me.node); /* counted above */
-        sched_park_prepare(self, WR_CHAN_SEND);
-        spin_unlock(&c->lock);
-        sched_park(self, -1, NULL, 0);
-        if (me.result != R_RETRY)
-            return me.result;
-    }
+    return slow_path(c, true, (void *)elem, block); /* a waiting sender's elem is only read */
 }
 
 static int chan_recv(struct ringo_chan *c, void *out, bool block)
@@ -290,35 +311,7 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
         if (ring_pop(c, out, true) == 1)
             return 1;
     }
-    for (bool retry = false;; retry = true) {
-        struct sudog *wake = NULL;
-        int res;
-        spin_lock(&c->lock);
-        if (retry)
-            chan_wait_dec(c, false); /* still counted from the last round (C6) */
-        chan_wait_inc(c, false); /* C3: announce before the re-check */
-        if (chan_try_recv_locked(c, out, NULL, &res, &wake)) {
-            chan_wait_dec(c, false);
-            spin_unlock(&c->lock);
-            chan_wake_list(wake);
-            return res;
-        }
-        if (!block) {
-            chan_wait_dec(c, false);
-            spin_unlock(&c->lock);
-            return -EAGAIN;
-        }
-        struct g *self = sched_self();
-        _Atomic uint32_t claim = 0;
-        struct sudog me = { .g = self, .c = c, .elem = out, .claim = &claim, .claim_val = 1, .counted = true };
-        dlist_push_back(&c->recvq, &me.node);
-        sched_park_prepare(self, WR_CHAN_RECV);
-        spin_unlock(&c->lock);
-        sched_park(self, -1, NULL, 0);
-        if (me.result != R_RETRY)
-            return me.result; /* 1 value, or 0 closed with out zeroed by the closer (C5, C6) */
-        /* R_RETRY: the claimer lost the value to a fast-path receiver (C4): look again */
-    }
+    return slow_path(c, false, out, block);
 }
 
 int ringo_chan_send(ringo_chan *c, const void *elem) { return chan_send(c, elem, true); }
@@ -346,27 +339,17 @@ int ringo_chan_close(ringo_chan *c)
         c->closed_unbuf = 1;
     }
     struct sudog *s;
-    while ((s = wq_claim(&c->sendq, NULL))) {
-        s->result = -EPIPE;
-        chan_uncount(c, s);
-        s->wake_next = wake;
-        wake = s;
-    }
+    while ((s = wq_claim(&c->sendq, NULL)))
+        complete(c, s, -EPIPE, &wake);
     /* receivers queue only on an empty ring; hand them whatever pushes were still completing,
      * then, with no push possible any more (C5), the rest get "closed" (C6: final, out zeroed) */
     if (c->cap)
         settle(c, &wake);
     while ((s = wq_claim(&c->recvq, NULL))) {
-        if (c->cap && ring_pop_wait(c, s->elem)) {
-            s->result = 1;
-        } else {
-            if (s->elem && c->elem_size)
-                memset(s->elem, 0, c->elem_size);
-            s->result = 0;
-        }
-        chan_uncount(c, s);
-        s->wake_next = wake;
-        wake = s;
+        bool got = c->cap && ring_pop_wait(c, s->elem);
+        if (!got)
+            clear_elem(c, s->elem);
+        complete(c, s, got ? 1 : 0, &wake);
     }
     spin_unlock(&c->lock);
     chan_wake_list(wake);

@@ -123,11 +123,9 @@ void chan_wait_dec(struct ringo_chan *c, bool send);
 void chan_uncount(struct ringo_chan *c, struct sudog *s);
 /* Ready every waiter of a list collected under a lock, after dropping it. */
 void chan_wake_list(struct sudog *s);
-/* The attempt an operation makes with c->lock held. Returns 1 done (result in *res), 0 would
- * block. `mine` is the caller's claim word (to skip its own select cases). Readies collected in
- * *wake. */
-int chan_try_send_locked(struct ringo_chan *c, const void *elem, _Atomic uint32_t *mine, int *res,
-                         struct sudog **wake);
-int chan_try_recv_locked(struct ringo_chan *c, void *out, _Atomic uint32_t *mine, int *res,
-                         struct sudog **wake);
+/* The attempt one send (send) or receive makes with c->lock held. Returns 1 done (result in
+ * *res), 0 would block. `mine` is the caller's claim word (to skip its own select cases).
+ * Readies collected in *wake. */
+int chan_try_locked(struct ringo_chan *c, bool send, void *elem, _Atomic uint32_t *mine, int *res,
+                    struct sudog **wake);
 #endif

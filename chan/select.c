@@ -95,8 +95,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
             struct ringo_chan *c = cases[i].chan;
             if (!c)
                 continue;
-            int ok = cases[i].op == RINGO_SEND ? chan_try_send_locked(c, cases[i].elem, &claim, &res, &wake)
-                                               : chan_try_recv_locked(c, cases[i].elem, &claim, &res, &wake);
+            int ok = chan_try_locked(c, cases[i].op == RINGO_SEND, cases[i].elem, &claim, &res, &wake);
             if (ok) {
                 cases[i].result = res;
                 done = (int)i;
@@ -130,8 +129,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
             struct ringo_chan *c = cases[i].chan;
             if (!c || !c->cap)
                 continue;
-            int ok = cases[i].op == RINGO_SEND ? chan_try_send_locked(c, cases[i].elem, &claim, &res, &wake)
-                                               : chan_try_recv_locked(c, cases[i].elem, &claim, &res, &wake);
+            int ok = chan_try_locked(c, cases[i].op == RINGO_SEND, cases[i].elem, &claim, &res, &wake);
             if (ok) {
                 cases[i].result = res;
                 done = (int)i;
