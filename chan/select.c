@@ -15,10 +15,27 @@
  */
 #include "chan/chan.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CLAIM_TIMEOUT 0xFFFFFFFFu
+#define SEL_RETRY INT_MIN /* select_once: woken with R_RETRY (C4), start over */
+
+/* One select call: its cases, their poll order, the channels it locks, one sudog per case.
+ * Small selects keep the arrays in the frame; larger ones allocate them. */
+struct sel {
+    struct ringo_case *cases;
+    size_t n;
+    int64_t deadline;             /* -1 none, 0 poll only (Go's default:), else ringo_now() clock */
+    uint16_t *order;              /* a random permutation of the case indexes: the poll order */
+    struct ringo_chan **chans;    /* distinct channels in ascending address: the lock order */
+    size_t nch;
+    struct sudog *sg;             /* sg[i] waits for cases[i] */
+    uint16_t order_small[64];
+    struct ringo_chan *chans_small[64];
+    struct sudog sg_small[16];
+};
 
 static void lock_all(struct ringo_chan **cs, size_t n)
 {
@@ -32,7 +49,7 @@ static void unlock_all(struct ringo_chan **cs, size_t n)
         spin_unlock(&cs[i]->lock);
 }
 
-int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
+static int check_cases(const struct ringo_case *cases, size_t n)
 {
     if ((n && !cases) || n > 65536)
         return -EINVAL;
@@ -42,162 +59,201 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
         if (cases[i].chan && cases[i].op == RINGO_SEND && !cases[i].elem && cases[i].chan->elem_size)
             return -EINVAL;
     }
-    int64_t deadline = timeout < 0 ? -1 : timeout == 0 ? 0 : ringo_now() + timeout;
+    return 0;
+}
 
-    /* random poll order: the first ready case in a uniformly random permutation is uniform
-     * among the ready ones */
-    uint16_t order_small[64];
-    uint16_t *order = n <= 64 ? order_small : malloc(n * sizeof *order);
-    struct ringo_chan *chans_small[64];
-    struct ringo_chan **chans = n <= 64 ? chans_small : malloc(n * sizeof *chans);
-    struct sudog sg_small[16];
-    struct sudog *sg = n <= 16 ? sg_small : malloc(n * sizeof *sg);
-    if (!order || !chans || !sg) {
-        if (order != order_small)
-            free(order);
-        if (chans != chans_small)
-            free(chans);
-        if (sg != sg_small)
-            free(sg);
+static void sel_free(struct sel *s)
+{
+    if (s->order != s->order_small)
+        free(s->order);
+    if (s->chans != s->chans_small)
+        free(s->chans);
+    if (s->sg != s->sg_small)
+        free(s->sg);
+}
+
+/* The scratch arrays and the poll order. 0, or -ENOMEM. */
+static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t deadline)
+{
+    s->cases = cases;
+    s->n = n;
+    s->deadline = deadline;
+    s->nch = 0;
+    s->order = n <= 64 ? s->order_small : malloc(n * sizeof *s->order);
+    s->chans = n <= 64 ? s->chans_small : malloc(n * sizeof *s->chans);
+    s->sg = n <= 16 ? s->sg_small : malloc(n * sizeof *s->sg);
+    if (!s->order || !s->chans || !s->sg) {
+        sel_free(s);
         return -ENOMEM;
     }
+    /* random poll order: the first ready case in a uniformly random permutation is uniform
+     * among the ready ones */
     for (size_t i = 0; i < n; i++) {
         size_t j = n > 1 ? sched_fastrand() % (i + 1) : 0;
-        order[i] = order[j];
-        order[j] = (uint16_t)i;
+        s->order[i] = s->order[j];
+        s->order[j] = (uint16_t)i;
     }
-    int ret;
-    for (;;) {
-        struct sudog *wake = NULL;
-        int res;
-        /* distinct channels in address order: the lock order */
-        size_t nch = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct ringo_chan *c = cases[i].chan;
-            if (!c)
-                continue;
-            size_t k = 0;
-            while (k < nch && chans[k] < c)
-                k++;
-            if (k < nch && chans[k] == c)
-                continue;
-            memmove(&chans[k + 1], &chans[k], (nch - k) * sizeof *chans);
-            chans[k] = c;
-            nch++;
-        }
+    return 0;
+}
 
-        /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
-        lock_all(chans, nch);
-        _Atomic uint32_t claim = 0;
-        int done = -1;
-        for (size_t k = 0; k < n && done < 0; k++) {
-            size_t i = order[k];
-            struct ringo_chan *c = cases[i].chan;
-            if (!c)
-                continue;
-            int ok = chan_try_locked(c, cases[i].op == RINGO_SEND, cases[i].elem, &claim, &res, &wake);
-            if (ok) {
-                cases[i].result = res;
-                done = (int)i;
-            }
-        }
-        if (done >= 0) {
-            unlock_all(chans, nch);
-            chan_wake_list(wake);
-            ret = done;
-            break;
-        }
-        if (deadline == 0) {
-            unlock_all(chans, nch);
-            ret = -EAGAIN;
-            break;
-        }
-        if (deadline > 0 && ringo_now() >= deadline) {
-            unlock_all(chans, nch);
-            ret = -ETIMEDOUT;
-            break;
-        }
-        /* Count ourselves on every channel (C3), then look once more: a fast-path op that ran
-         * before our counters were visible left its trace in a ring. We are not queued yet, so
-         * nothing (not even a settle inside our own attempt) can claim us; we hold every lock,
-         * so no unbuffered channel changes meanwhile and only buffered cases need the look. */
-        for (size_t i = 0; i < n; i++)
-            if (cases[i].chan)
-                chan_wait_inc(cases[i].chan, cases[i].op == RINGO_SEND); /* C3 */
-        for (size_t k = 0; k < n && done < 0; k++) {
-            size_t i = order[k];
-            struct ringo_chan *c = cases[i].chan;
-            if (!c || !c->cap)
-                continue;
-            int ok = chan_try_locked(c, cases[i].op == RINGO_SEND, cases[i].elem, &claim, &res, &wake);
-            if (ok) {
-                cases[i].result = res;
-                done = (int)i;
-            }
-        }
-        if (done >= 0) {
-            for (size_t i = 0; i < n; i++)
-                if (cases[i].chan)
-                    chan_wait_dec(cases[i].chan, cases[i].op == RINGO_SEND);
-            unlock_all(chans, nch);
-            chan_wake_list(wake);
-            ret = done;
-            break;
-        }
-        struct g *self = sched_self();
-        for (size_t i = 0; i < n; i++) {
-            struct ringo_chan *c = cases[i].chan;
-            if (!c)
-                continue;
-            bool snd = cases[i].op == RINGO_SEND;
-            sg[i] = (struct sudog){ .g = self, .c = c, .elem = cases[i].elem, .claim = &claim,
-                                    .claim_val = (uint32_t)i + 1, .is_send = snd, .counted = true };
-            dlist_push_back(snd ? &c->sendq : &c->recvq, &sg[i].node); /* counted above */
-        }
-        sched_park_prepare_until(self, nch ? WR_SELECT : WR_SELECT_NONE, deadline);
-        unlock_all(chans, nch);
-        int pr = sched_park(self, deadline, &claim, CLAIM_TIMEOUT);
-        /* Withdraw from every channel where a case of ours is still counted (C6). Only we
-         * uncount our stale cases, so these flags are stable; the winning case was uncounted by
-         * its claimer if its result is final, and that channel may already be freed: do not
-         * touch it then. */
-        size_t nw = 0;
-        for (size_t k = 0; k < nch; k++) {
-            bool mine = false;
-            for (size_t i = 0; i < n; i++)
-                if (cases[i].chan == chans[k] && sg[i].counted)
-                    mine = true;
-            if (mine)
-                chans[nw++] = chans[k]; /* still in address order */
-        }
-        lock_all(chans, nw);
-        for (size_t i = 0; i < n; i++) {
-            if (!cases[i].chan || !sg[i].counted)
-                continue;
-            if (sg[i].node.linked)
-                dlist_unlink(cases[i].op == RINGO_SEND ? &cases[i].chan->sendq : &cases[i].chan->recvq,
-                             &sg[i].node);
-            chan_uncount(cases[i].chan, &sg[i]);
-        }
-        unlock_all(chans, nw);
-        /* a retry (below) collects the channels again at the top */
-        if (pr == -ETIMEDOUT) {
-            ret = -ETIMEDOUT;
-            break;
-        }
-        /* acquire: pairs with the claimer's acq_rel CAS (it wrote the result before readying) */
-        uint32_t won = atomic_load_explicit(&claim, memory_order_acquire) - 1;
-        if (sg[won].result == R_RETRY)
-            continue; /* C4: claimed by close or by a claimer that lost the value: start over */
-        cases[won].result = sg[won].result;
-        ret = (int)won;
-        break;
+/* Distinct channels in address order: the lock order. Redone every round (withdraw reuses
+ * the array). */
+static void collect_chans(struct sel *s)
+{
+    size_t nch = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c)
+            continue;
+        size_t k = 0;
+        while (k < nch && s->chans[k] < c)
+            k++;
+        if (k < nch && s->chans[k] == c)
+            continue;
+        memmove(&s->chans[k + 1], &s->chans[k], (nch - k) * sizeof *s->chans);
+        s->chans[k] = c;
+        nch++;
     }
-    if (order != order_small)
-        free(order);
-    if (chans != chans_small)
-        free(chans);
-    if (sg != sg_small)
-        free(sg);
+    s->nch = nch;
+}
+
+/* With every channel locked, try each case in the random order (only the buffered ones when
+ * buffered_only). Returns the index of the case that proceeded (its result set), or -1. */
+static int poll_pass(struct sel *s, _Atomic uint32_t *claim, bool buffered_only, struct sudog **wake)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->order[k];
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c || (buffered_only && !c->cap))
+            continue;
+        int res;
+        if (chan_try_locked(c, s->cases[i].op == RINGO_SEND, s->cases[i].elem, claim, &res, wake)) {
+            s->cases[i].result = res;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Count (inc) or uncount every case on its channel; every channel locked. */
+static void count_all(struct sel *s, bool inc)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->cases[i].chan)
+            continue;
+        if (inc)
+            chan_wait_inc(s->cases[i].chan, s->cases[i].op == RINGO_SEND); /* C3 */
+        else
+            chan_wait_dec(s->cases[i].chan, s->cases[i].op == RINGO_SEND);
+    }
+}
+
+/* Queue one sudog per case, all sharing *claim; every channel locked, every case counted. */
+static void enqueue_all(struct sel *s, struct g *self, _Atomic uint32_t *claim)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c)
+            continue;
+        bool snd = s->cases[i].op == RINGO_SEND;
+        s->sg[i] = (struct sudog){ .g = self, .c = c, .elem = s->cases[i].elem, .claim = claim,
+                                   .claim_val = (uint32_t)i + 1, .is_send = snd, .counted = true };
+        dlist_push_back(snd ? &c->sendq : &c->recvq, &s->sg[i].node); /* counted above */
+    }
+}
+
+/* After the park: withdraw from every channel where a case of ours is still counted (C6). Only
+ * we uncount our stale cases, so these flags are stable; the winning case was uncounted by its
+ * claimer if its result is final, and that channel may already be freed: do not touch it then.
+ * Reuses s->chans for the channels it locks. */
+static void withdraw(struct sel *s)
+{
+    size_t nw = 0;
+    for (size_t k = 0; k < s->nch; k++) {
+        bool mine = false;
+        for (size_t i = 0; i < s->n; i++)
+            if (s->cases[i].chan == s->chans[k] && s->sg[i].counted)
+                mine = true;
+        if (mine)
+            s->chans[nw++] = s->chans[k]; /* still in address order */
+    }
+    lock_all(s->chans, nw);
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c || !s->sg[i].counted)
+            continue;
+        if (s->sg[i].node.linked)
+            dlist_unlink(s->cases[i].op == RINGO_SEND ? &c->sendq : &c->recvq, &s->sg[i].node);
+        chan_uncount(c, &s->sg[i]);
+    }
+    unlock_all(s->chans, nw);
+}
+
+/* One round: poll, count and look again, queue, park, withdraw. Returns the index of the case
+ * that proceeded, -EAGAIN, -ETIMEDOUT, or SEL_RETRY. */
+static int select_once(struct sel *s)
+{
+    struct sudog *wake = NULL;
+    collect_chans(s);
+
+    /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
+    lock_all(s->chans, s->nch);
+    _Atomic uint32_t claim = 0; /* this round's; the sudogs point at it until withdraw */
+    int done = poll_pass(s, &claim, false, &wake);
+    if (done >= 0) {
+        unlock_all(s->chans, s->nch);
+        chan_wake_list(wake);
+        return done;
+    }
+    if (s->deadline == 0) {
+        unlock_all(s->chans, s->nch);
+        return -EAGAIN;
+    }
+    if (s->deadline > 0 && ringo_now() >= s->deadline) {
+        unlock_all(s->chans, s->nch);
+        return -ETIMEDOUT;
+    }
+    /* Count ourselves on every channel (C3), then look once more: a fast-path op that ran
+     * before our counters were visible left its trace in a ring. We are not queued yet, so
+     * nothing (not even a settle inside our own attempt) can claim us; we hold every lock,
+     * so no unbuffered channel changes meanwhile and only buffered cases need the look. */
+    count_all(s, true);
+    done = poll_pass(s, &claim, true, &wake);
+    if (done >= 0) {
+        count_all(s, false);
+        unlock_all(s->chans, s->nch);
+        chan_wake_list(wake);
+        return done;
+    }
+
+    struct g *self = sched_self();
+    enqueue_all(s, self, &claim);
+    sched_park_prepare_until(self, s->nch ? WR_SELECT : WR_SELECT_NONE, s->deadline);
+    unlock_all(s->chans, s->nch);
+    int pr = sched_park(self, s->deadline, &claim, CLAIM_TIMEOUT);
+    withdraw(s);
+    if (pr == -ETIMEDOUT)
+        return -ETIMEDOUT;
+    /* acquire: pairs with the claimer's acq_rel CAS (it wrote the result before readying) */
+    uint32_t won = atomic_load_explicit(&claim, memory_order_acquire) - 1;
+    if (s->sg[won].result == R_RETRY)
+        return SEL_RETRY; /* C4: claimed by close or by a claimer that lost the value */
+    s->cases[won].result = s->sg[won].result;
+    return (int)won;
+}
+
+int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
+{
+    int ret = check_cases(cases, n);
+    if (ret < 0)
+        return ret;
+    int64_t deadline = timeout < 0 ? -1 : timeout == 0 ? 0 : ringo_now() + timeout;
+    struct sel s;
+    if (sel_init(&s, cases, n, deadline) < 0)
+        return -ENOMEM;
+    do
+        ret = select_once(&s);
+    while (ret == SEL_RETRY); /* a retry collects the channels again */
+    sel_free(&s);
     return ret;
 }
