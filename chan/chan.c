@@ -139,6 +139,7 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
             errno = ENOMEM;
             return NULL;
         }
+        /* atomic_init: not shared yet; whoever hands c to another thread publishes it */
         for (size_t i = 0; i < c->ncells; i++)
             atomic_init(&((struct cell *)(c->cells + i * c->cell_size))->seq, i);
     }
@@ -175,6 +176,7 @@ size_t ringo_chan_cap(const ringo_chan *c)
 
 static bool is_closed(struct ringo_chan *c)
 {
+    /* acquire: pairs with close's acq_rel RMW (C5); c->lock, held by both, orders it too */
     if (c->cap)
         return atomic_load_explicit(&c->enq_pos, memory_order_acquire) & CLOSED_BIT;
     return c->closed_unbuf; /* under lock */
@@ -273,7 +275,7 @@ static int slow_path(struct ringo_chan *c, bool send, void *elem, bool block)
             return -EAGAIN;
         }
         struct g *self = sched_self();
-        _Atomic uint32_t claim = 0;
+        _Atomic uint32_t claim = 0; /* initialised, not stored: published by the unlock below */
         struct sudog me = { .g = self, .c = c, .elem = elem, .claim = &claim, .claim_val = 1,
                             .is_send = send, .counted = true };
         dlist_push_back(send ? &c->sendq : &c->recvq, &me.node); /* counted above */
@@ -326,7 +328,8 @@ int ringo_chan_close(ringo_chan *c)
     struct sudog *wake = NULL;
     spin_lock(&c->lock);
     if (c->cap) {
-        /* RMW on enq_pos: after it no push CAS can succeed (C5) */
+        /* RMW on enq_pos: after it no push CAS can succeed (C5). acq_rel: release pairs with
+         * is_closed's acquire; acquire keeps the drain below after the RMW */
         if (atomic_fetch_or_explicit(&c->enq_pos, CLOSED_BIT, memory_order_acq_rel) & CLOSED_BIT) {
             spin_unlock(&c->lock);
             return -EPIPE;

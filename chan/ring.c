@@ -45,11 +45,14 @@ void chan_wait_inc(struct ringo_chan *c, bool send)
     if (send) {
         c->nsend_wait++;
         if (c->cap)
-            atomic_fetch_or_explicit(&c->deq_pos, SWAIT_BIT, memory_order_acq_rel); /* C3 */
+            /* C3; acq_rel: its acquire half keeps the loads of the re-check that follows
+             * after the RMW */
+            atomic_fetch_or_explicit(&c->deq_pos, SWAIT_BIT, memory_order_acq_rel);
     } else {
         c->nrecv_wait++;
         if (c->cap)
-            atomic_fetch_or_explicit(&c->enq_pos, RWAIT_BIT, memory_order_acq_rel); /* C3 */
+            /* C3; acq_rel as above */
+            atomic_fetch_or_explicit(&c->enq_pos, RWAIT_BIT, memory_order_acq_rel);
     }
 }
 
@@ -57,10 +60,12 @@ void chan_wait_dec(struct ringo_chan *c, bool send)
 {
     if (send) {
         if (--c->nsend_wait == 0 && c->cap)
-            atomic_fetch_and_explicit(&c->deq_pos, ~SWAIT_BIT, memory_order_relaxed); /* under lock */
+            /* relaxed: under c->lock; a pop that still sees SWAIT only takes the slow path */
+            atomic_fetch_and_explicit(&c->deq_pos, ~SWAIT_BIT, memory_order_relaxed);
     } else {
         if (--c->nrecv_wait == 0 && c->cap)
-            atomic_fetch_and_explicit(&c->enq_pos, ~RWAIT_BIT, memory_order_relaxed); /* under lock */
+            /* relaxed: under c->lock; a push that still sees RWAIT only takes the slow path */
+            atomic_fetch_and_explicit(&c->enq_pos, ~RWAIT_BIT, memory_order_relaxed);
     }
 }
 
@@ -74,6 +79,7 @@ static inline struct cell *cell_at(struct ringo_chan *c, uint64_t pos)
 /* 1 pushed; 0 full; -EPIPE closed; DIVERT (fast only) receivers wait: take the slow path. */
 int ring_push(struct ringo_chan *c, const void *elem, bool fast)
 {
+    /* relaxed: a first guess; the CAS below checks it */
     uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
     for (;;) {
         if (e & CLOSED_BIT)
@@ -84,7 +90,7 @@ int ring_push(struct ringo_chan *c, const void *elem, bool fast)
         /* One cell cannot tell "full with the value pushed at pos-1" (seq == pos) from "free for
          * the push at pos" (seq == pos): a cap-1 channel has two cells and this check. A stale
          * deq_pos only overstates the length (positions only grow): at worst a needless slow
-         * path, never an extra value. */
+         * path, never an extra value. acquire: the cell's seq is read after it. */
         if (c->cap == 1 && pos - (atomic_load_explicit(&c->deq_pos, memory_order_acquire) & POS_MASK) >= 1)
             return 0;
         struct cell *cl = cell_at(c, pos);
@@ -104,6 +110,7 @@ int ring_push(struct ringo_chan *c, const void *elem, bool fast)
         } else if (dif < 0) {
             return 0; /* full */
         } else {
+            /* relaxed: another push took pos; a fresh guess for the next CAS */
             e = atomic_load_explicit(&c->enq_pos, memory_order_relaxed);
         }
     }
@@ -112,6 +119,7 @@ int ring_push(struct ringo_chan *c, const void *elem, bool fast)
 /* 1 popped; 0 empty (or a push still writing its cell); DIVERT (fast only) senders wait. */
 int ring_pop(struct ringo_chan *c, void *out, bool fast)
 {
+    /* relaxed: a first guess; the CAS below checks it */
     uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
     for (;;) {
         if (fast && (d & SWAIT_BIT))
@@ -133,6 +141,7 @@ int ring_pop(struct ringo_chan *c, void *out, bool fast)
         } else if (dif < 0) {
             return 0;
         } else {
+            /* relaxed: another pop took pos; a fresh guess for the next CAS */
             d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
         }
     }
@@ -142,6 +151,7 @@ int ring_pop(struct ringo_chan *c, void *out, bool fast)
  * enq_pos after our own RMW on it sees that RMW or later (coherence): the re-check of C3. */
 int64_t ring_len_raw(struct ringo_chan *c)
 {
+    /* acquire: enq_pos is read before deq_pos, and both before the ring accesses that follow */
     uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_acquire) & POS_MASK;
     uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_acquire) & POS_MASK;
     return (int64_t)(e - d);

@@ -198,7 +198,9 @@ static int select_once(struct sel *s)
 
     /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
     lock_all(s->chans, s->nch);
-    _Atomic uint32_t claim = 0; /* this round's; the sudogs point at it until withdraw */
+    /* this round's; the sudogs point at it until withdraw. Initialised, not stored: published
+     * by the unlock that publishes the sudogs */
+    _Atomic uint32_t claim = 0;
     int done = poll_pass(s, &claim, false, &wake);
     if (done >= 0) {
         unlock_all(s->chans, s->nch);
