@@ -21,9 +21,13 @@
  *       After close returns no push can succeed, so a receiver that sees closed with enq == deq
  *       has seen every value ever sent.
  *   Relies on: C1, C4, C6 (chan.h), C3 (ring.c), the lock order (chan.h).
- * Depends on: sched/sched.h (park protocol), chan/chan.h (the ring in ring.c).
+ * Depends on: sched/sched.h (park protocol, sched_claim), sched/list.h (the wait queues),
+ * sched/spinlock.h (c->lock), chan/chan.h and ring.c (the ring, the waiter flags).
  */
 #include "chan/chan.h"
+#include "sched/list.h"
+#include "sched/sched.h"
+#include "sched/spinlock.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -10,10 +10,14 @@
  *
  * Invariants relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken
  * in ascending address order, released in reverse.
- * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand, ringo_now),
- * chan/chan.h (the locked attempts and waiter bookkeeping of chan.c).
+ * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand), sched/list.h
+ * (queueing the cases), sched/spinlock.h (channel locks), chan/chan.h: chan.c (the locked
+ * attempt, uncount, wake list) and ring.c (the waiter counts).
  */
 #include "chan/chan.h"
+#include "sched/list.h"
+#include "sched/sched.h"
+#include "sched/spinlock.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
