@@ -1,2 +1,10 @@
 # chan: channels and select
-libringo_internal_la_SOURCES += %reldir%/chan.c
+#   chan.h    internal shape (struct ringo_chan, struct sudog), shared invariants; never installed
+#   ring.c    the buffered lock-free ring and its RWAIT / SWAIT waiter flags
+#   chan.c    make / free / len / cap, send / recv / close, the wait queues
+#   select.c  ringo_select
+libringo_internal_la_SOURCES += \
+	%reldir%/chan.h \
+	%reldir%/ring.c \
+	%reldir%/chan.c \
+	%reldir%/select.c

@@ -1,0 +1,265 @@
+/* chan/select.c — ringo_select: wait on several channel operations, take exactly one.
+ *
+ * Responsibility: ringo_select's cases, timeout and fairness (the first ready case in a random
+ * order); its waiters share one claim word, which the deadline competes for too.
+ *
+ * Shape. Lock every distinct channel (address order) and try each case in random order; if none
+ * is ready, count ourselves on every channel and look once more (C3); then queue one sudog per
+ * case, park until a claimer (or the deadline) wins the claim word, and withdraw from every
+ * channel where a case is still counted (C6). A case woken with RETRY starts over (C4).
+ *
+ * Invariants relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken
+ * in ascending address order, released in reverse.
+ * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand), sched/list.h
+ * (queueing the cases), sched/spinlock.h (channel locks), chan/chan.h: chan.c (the locked
+ * attempt, uncount, wake list) and ring.c (the waiter counts).
+ */
+#include "chan/chan.h"
+#include "sched/list.h"
+#include "sched/sched.h"
+#include "sched/spinlock.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLAIM_TIMEOUT 0xFFFFFFFFu
+#define SEL_RETRY INT_MIN /* select_once: woken with R_RETRY (C4), start over */
+
+/* One select call: its cases, their poll order, the channels it locks, one sudog per case.
+ * Small selects keep the arrays in the frame; larger ones allocate them. */
+struct sel {
+    struct ringo_case *cases;
+    size_t n;
+    int64_t deadline;             /* -1 none, 0 poll only (Go's default:), else ringo_now() clock */
+    uint16_t *order;              /* a random permutation of the case indexes: the poll order */
+    struct ringo_chan **chans;    /* distinct channels in ascending address: the lock order */
+    size_t nch;
+    struct sudog *sg;             /* sg[i] waits for cases[i] */
+    uint16_t order_small[64];
+    struct ringo_chan *chans_small[64];
+    struct sudog sg_small[16];
+};
+
+static void lock_all(struct ringo_chan **cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        spin_lock(&cs[i]->lock);
+}
+
+static void unlock_all(struct ringo_chan **cs, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        spin_unlock(&cs[i]->lock);
+}
+
+static int check_cases(const struct ringo_case *cases, size_t n)
+{
+    if ((n && !cases) || n > 65536)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (cases[i].op != RINGO_RECV && cases[i].op != RINGO_SEND)
+            return -EINVAL;
+        if (cases[i].chan && cases[i].op == RINGO_SEND && !cases[i].elem && cases[i].chan->elem_size)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static void sel_free(struct sel *s)
+{
+    if (s->order != s->order_small)
+        free(s->order);
+    if (s->chans != s->chans_small)
+        free(s->chans);
+    if (s->sg != s->sg_small)
+        free(s->sg);
+}
+
+/* The scratch arrays and the poll order. 0, or -ENOMEM. */
+static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t deadline)
+{
+    s->cases = cases;
+    s->n = n;
+    s->deadline = deadline;
+    s->nch = 0;
+    s->order = n <= 64 ? s->order_small : malloc(n * sizeof *s->order);
+    s->chans = n <= 64 ? s->chans_small : malloc(n * sizeof *s->chans);
+    s->sg = n <= 16 ? s->sg_small : malloc(n * sizeof *s->sg);
+    if (!s->order || !s->chans || !s->sg) {
+        sel_free(s);
+        return -ENOMEM;
+    }
+    /* random poll order: the first ready case in a uniformly random permutation is uniform
+     * among the ready ones */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = n > 1 ? sched_fastrand() % (i + 1) : 0;
+        s->order[i] = s->order[j];
+        s->order[j] = (uint16_t)i;
+    }
+    return 0;
+}
+
+/* Distinct channels in address order: the lock order. Redone every round (withdraw reuses
+ * the array). */
+static void collect_chans(struct sel *s)
+{
+    size_t nch = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c)
+            continue;
+        size_t k = 0;
+        while (k < nch && s->chans[k] < c)
+            k++;
+        if (k < nch && s->chans[k] == c)
+            continue;
+        memmove(&s->chans[k + 1], &s->chans[k], (nch - k) * sizeof *s->chans);
+        s->chans[k] = c;
+        nch++;
+    }
+    s->nch = nch;
+}
+
+/* With every channel locked, try each case in the random order (only the buffered ones when
+ * buffered_only). Returns the index of the case that proceeded (its result set), or -1. */
+static int poll_pass(struct sel *s, _Atomic uint32_t *claim, bool buffered_only, struct sudog **wake)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->order[k];
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c || (buffered_only && !c->cap))
+            continue;
+        int res;
+        if (chan_try_locked(c, s->cases[i].op == RINGO_SEND, s->cases[i].elem, claim, &res, wake)) {
+            s->cases[i].result = res;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Count (inc) or uncount every case on its channel; every channel locked. */
+static void count_all(struct sel *s, bool inc)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->cases[i].chan)
+            continue;
+        if (inc)
+            chan_wait_inc(s->cases[i].chan, s->cases[i].op == RINGO_SEND); /* C3 */
+        else
+            chan_wait_dec(s->cases[i].chan, s->cases[i].op == RINGO_SEND);
+    }
+}
+
+/* Queue one sudog per case, all sharing *claim; every channel locked, every case counted. */
+static void enqueue_all(struct sel *s, struct g *self, _Atomic uint32_t *claim)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c)
+            continue;
+        bool snd = s->cases[i].op == RINGO_SEND;
+        s->sg[i] = (struct sudog){ .g = self, .c = c, .elem = s->cases[i].elem, .claim = claim,
+                                   .claim_val = (uint32_t)i + 1, .is_send = snd, .counted = true };
+        dlist_push_back(snd ? &c->sendq : &c->recvq, &s->sg[i].node); /* counted above */
+    }
+}
+
+/* After the park: withdraw from every channel where a case of ours is still counted (C6). Only
+ * we uncount our stale cases, so these flags are stable; the winning case was uncounted by its
+ * claimer if its result is final, and that channel may already be freed: do not touch it then.
+ * Reuses s->chans for the channels it locks. */
+static void withdraw(struct sel *s)
+{
+    size_t nw = 0;
+    for (size_t k = 0; k < s->nch; k++) {
+        bool mine = false;
+        for (size_t i = 0; i < s->n; i++)
+            if (s->cases[i].chan == s->chans[k] && s->sg[i].counted)
+                mine = true;
+        if (mine)
+            s->chans[nw++] = s->chans[k]; /* still in address order */
+    }
+    lock_all(s->chans, nw);
+    for (size_t i = 0; i < s->n; i++) {
+        struct ringo_chan *c = s->cases[i].chan;
+        if (!c || !s->sg[i].counted)
+            continue;
+        if (s->sg[i].node.linked)
+            dlist_unlink(s->cases[i].op == RINGO_SEND ? &c->sendq : &c->recvq, &s->sg[i].node);
+        chan_uncount(c, &s->sg[i]);
+    }
+    unlock_all(s->chans, nw);
+}
+
+/* One round: poll, count and look again, queue, park, withdraw. Returns the index of the case
+ * that proceeded, -EAGAIN, -ETIMEDOUT, or SEL_RETRY. */
+static int select_once(struct sel *s)
+{
+    struct sudog *wake = NULL;
+    collect_chans(s);
+
+    /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
+    lock_all(s->chans, s->nch);
+    /* this round's; the sudogs point at it until withdraw. Initialised, not stored: published
+     * by the unlock that publishes the sudogs */
+    _Atomic uint32_t claim = 0;
+    int done = poll_pass(s, &claim, false, &wake);
+    if (done >= 0) {
+        unlock_all(s->chans, s->nch);
+        chan_wake_list(wake);
+        return done;
+    }
+    if (s->deadline == 0) {
+        unlock_all(s->chans, s->nch);
+        return -EAGAIN;
+    }
+    if (s->deadline > 0 && ringo_now() >= s->deadline) {
+        unlock_all(s->chans, s->nch);
+        return -ETIMEDOUT;
+    }
+    /* Count ourselves on every channel (C3), then look once more: a fast-path op that ran
+     * before our counters were visible left its trace in a ring. We are not queued yet, so
+     * nothing (not even a settle inside our own attempt) can claim us; we hold every lock,
+     * so no unbuffered channel changes meanwhile and only buffered cases need the look. */
+    count_all(s, true);
+    done = poll_pass(s, &claim, true, &wake);
+    if (done >= 0) {
+        count_all(s, false);
+        unlock_all(s->chans, s->nch);
+        chan_wake_list(wake);
+        return done;
+    }
+
+    struct g *self = sched_self();
+    enqueue_all(s, self, &claim);
+    sched_park_prepare_until(self, s->nch ? WR_SELECT : WR_SELECT_NONE, s->deadline);
+    unlock_all(s->chans, s->nch);
+    int pr = sched_park(self, s->deadline, &claim, CLAIM_TIMEOUT);
+    withdraw(s);
+    if (pr == -ETIMEDOUT)
+        return -ETIMEDOUT;
+    /* acquire: pairs with the claimer's acq_rel CAS (it wrote the result before readying) */
+    uint32_t won = atomic_load_explicit(&claim, memory_order_acquire) - 1;
+    if (s->sg[won].result == R_RETRY)
+        return SEL_RETRY; /* C4: claimed by close or by a claimer that lost the value */
+    s->cases[won].result = s->sg[won].result;
+    return (int)won;
+}
+
+int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
+{
+    int ret = check_cases(cases, n);
+    if (ret < 0)
+        return ret;
+    int64_t deadline = timeout < 0 ? -1 : timeout == 0 ? 0 : ringo_now() + timeout;
+    struct sel s;
+    if (sel_init(&s, cases, n, deadline) < 0)
+        return -ENOMEM;
+    do
+        ret = select_once(&s);
+    while (ret == SEL_RETRY); /* a retry collects the channels again */
+    sel_free(&s);
+    return ret;
+}
