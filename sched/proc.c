@@ -38,12 +38,12 @@
  */
 #include "sched/sched.h"
 #include "sched/poller.h"
+#include "sched/spinlock.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
 #include "kernel_iface/stackmem.h"
 #include "kernel_iface/topology.h"
 #include <errno.h>
-#include <immintrin.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -278,6 +278,93 @@ static bool idle_leave(struct worker *w)
     return was;
 }
 
+/* Start spinning if few enough workers spin already (only some do at once, as in Go). */
+static void maybe_start_spinning(struct worker *w)
+{
+    if (w->spinning || sched.nprocs < 2)
+        return;
+    /* relaxed: only a heuristic of how many spin (Go's "half the busy Ps") */
+    uint32_t busy = sched.nprocs - atomic_load_explicit(&sched.nidle, memory_order_relaxed);
+    if (2 * atomic_load_explicit(&sched.nspinning, memory_order_relaxed) < busy) {
+        w->spinning = true;
+        /* seq_cst: a producer that sees nspinning > 0 skips its wake-up (step 3) */
+        atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst); /* W3 */
+    }
+}
+
+/* A spinning worker looks everywhere for a while: its own I/O and timers, other workers' rings
+ * (stealing) and the global queues. Returns a g to run (spinning stopped), or NULL when the
+ * spin is over (spinning stopped, step a done). */
+static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
+{
+    int64_t start = clk_now(), now = start;
+    for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
+        /* What fired here runs before anything is stolen (Go's stealWork runs timers first and
+         * returns what they readied): a spinning worker never has local work when it steals. */
+        sched_poller.poll(w);
+        if (timers_due(w) <= now)
+            sched_timers_run(w, now);
+        struct g *g = NULL;
+        if (!runq_empty(w))
+            g = sched_next_local(w);
+        if (!g) {
+            SCHED_CHECK(runq_empty(w), "worker %u is spinning with local work", w->id);
+            g = try_steal(w, seen, now);
+        }
+        if (!g)
+            g = global_get(w, 0);
+        if (g) {
+            stop_spinning(w, true);
+            return g;
+        }
+        /* First look often (a victim's runnext is taken on a second look at least
+         * RUNNEXT_STEAL_NS later with its tick unchanged: looks must come closer together than
+         * the victim's switches). Then give way to any other thread runnable on this CPU: a
+         * pinned worker cannot move, and a spin that keeps a server's own clients (or anything
+         * else) off the CPU costs more than it saves (B8 echo on 2 shared vCPUs: 52k -> 96k
+         * round trips/s). sched_yield returns at once when nothing else wants the CPU. */
+        if (now - start < SPIN_PAUSE_NS)
+            for (int i = 0; i < 32; i++)
+                cpu_relax();
+        else
+            sched_yield();
+        now = clk_now();
+    }
+    stop_spinning(w, false); /* step a */
+    return NULL;
+}
+
+/* Steps b-e of the recipe (top of this file): announce, re-check, sleep. Returns when the
+ * worker should look for work again (woken: spinning; or it found work in the re-check). */
+static void idle_sleep(struct worker *w)
+{
+    /* step b: announce */
+    pthread_mutex_lock(&sched.idle_lock);
+    w->idle = true;
+    atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b of the recipe */
+    pthread_mutex_unlock(&sched.idle_lock);
+    sched_fence_seq_cst(); /* step c */
+
+    /* step d: re-check */
+    sched_poller.flush(w);
+    if (runq_work_anywhere() || sched_poller.poll(w) > 0 || timers_due(w) <= clk_now()) {
+        idle_leave(w);
+        return;
+    }
+    sched_debug_hooks.check_deadlock(0);
+
+    /* step e: sleep until woken, the earliest timer, or I/O */
+    int64_t first = timers_due(w);
+    sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
+    if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
+        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
+        w->spinning = true; /* W2: the waker counted us in nspinning */
+    } else {
+        idle_leave(w);
+    }
+}
+
+/* The scheduling loop's question "what next?" on g0: local work, then spinning, then sleep. */
 static struct g *findrunnable(struct worker *w)
 {
     struct steal_seen seen[sched.nprocs];
@@ -294,85 +381,16 @@ static struct g *findrunnable(struct worker *w)
             continue;
         if (!runq_empty(w))
             continue;
-
-        /* spin: look everywhere for a while (only some workers spin at once, as in Go) */
-        if (!w->spinning && sched.nprocs > 1) {
-            /* relaxed: only a heuristic of how many spin (Go's "half the busy Ps") */
-            uint32_t busy = sched.nprocs - atomic_load_explicit(&sched.nidle, memory_order_relaxed);
-            if (2 * atomic_load_explicit(&sched.nspinning, memory_order_relaxed) < busy) {
-                w->spinning = true;
-                /* seq_cst: a producer that sees nspinning > 0 skips its wake-up (step 3) */
-                atomic_fetch_add_explicit(&sched.nspinning, 1, memory_order_seq_cst); /* W3 */
-            }
-        }
+        maybe_start_spinning(w);
         if (w->spinning) {
-            int64_t start = clk_now(), now = start;
-            for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
-                /* What fired here runs before anything is stolen (Go's stealWork runs timers
-                 * first and returns what they readied): a spinning worker never has local work
-                 * when it steals. */
-                sched_poller.poll(w);
-                if (timers_due(w) <= now)
-                    sched_timers_run(w, now);
-                if (!runq_empty(w)) {
-                    g = sched_next_local(w);
-                    if (g) {
-                        stop_spinning(w, true);
-                        return g;
-                    }
-                }
-                SCHED_CHECK(runq_empty(w), "worker %u is spinning with local work", w->id);
-                g = try_steal(w, seen, now);
-                if (!g)
-                    g = global_get(w, 0);
-                if (g) {
-                    stop_spinning(w, true);
-                    return g;
-                }
-                /* First look often (a victim's runnext is taken on a second look at least
-                 * RUNNEXT_STEAL_NS later with its tick unchanged: looks must come closer
-                 * together than the victim's switches). Then give way to any other thread
-                 * runnable on this CPU: a pinned worker cannot move, and a spin that keeps a
-                 * server's own clients (or anything else) off the CPU costs more than it saves
-                 * (B8 echo on 2 shared vCPUs: 52k -> 96k round trips/s). sched_yield returns
-                 * at once when nothing else wants the CPU. */
-                if (now - start < SPIN_PAUSE_NS)
-                    for (int i = 0; i < 32; i++)
-                        _mm_pause();
-                else
-                    sched_yield();
-                now = clk_now();
-            }
-            stop_spinning(w, false);                   /* step a */
-            sched_fence_seq_cst();
+            g = spin_for_work(w, seen);
+            if (g)
+                return g;
+            sched_fence_seq_cst(); /* step a: nspinning-- before the re-check */
             if (runq_work_anywhere())
                 continue;
         }
-
-        /* step b: announce */
-        pthread_mutex_lock(&sched.idle_lock);
-        w->idle = true;
-        atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b of the recipe */
-        pthread_mutex_unlock(&sched.idle_lock);
-        sched_fence_seq_cst();     /* step c */
-
-        /* step d: re-check */
-        sched_poller.flush(w);
-        if (runq_work_anywhere() || sched_poller.poll(w) > 0 || timers_due(w) <= clk_now()) {
-            idle_leave(w);
-            continue;
-        }
-        sched_debug_hooks.check_deadlock(0);
-
-        /* step e: sleep until woken, the earliest timer, or I/O */
-        int64_t first = timers_due(w);
-        sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
-        if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
-            atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
-            w->spinning = true; /* W2: the waker counted us in nspinning */
-        } else {
-            idle_leave(w);
-        }
+        idle_sleep(w);
     }
 }
 

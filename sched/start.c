@@ -149,41 +149,43 @@ static void detect_valgrind(void)
     }
 }
 
-static int start_locked(void)
+/* RINGO_DISABLE and RINGO_DEBUG: first, everything after may depend on them. */
+static void read_flags(void)
 {
-    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
-                                             "multishot" };
+    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun" };
     static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
-    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
+    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 4);
     sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
+}
 
+/* The CPUs workers may run on: the affinity mask, narrowed by RINGO_CPUS / RINGO_NODES. */
+static int pick_cpus(struct topo *topo, bool have_topo, int *cpus, unsigned *ncpus)
+{
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
         CPU_SET(0, &allowed);
-    int ncpu_allowed = CPU_COUNT(&allowed);
-
-    struct topo topo;
-    bool have_topo = topo_load(&topo, NULL) == 0;
-    int cpus[CPU_SETSIZE];
-    unsigned ncpus = 0;
-    char err[256] = "";
+    *ncpus = 0;
     if (have_topo) {
-        if (topo_select_cpus(&topo, &allowed, sizeof allowed, getenv("RINGO_CPUS"), getenv("RINGO_NODES"), cpus, &ncpus, err,
-                             sizeof err) != 0) {
+        char err[256] = "";
+        if (topo_select_cpus(topo, &allowed, sizeof allowed, getenv("RINGO_CPUS"), getenv("RINGO_NODES"), cpus,
+                             ncpus, err, sizeof err) != 0) {
             fprintf(stderr, "ringo: %s\n", err);
-            topo_free(&topo);
             return -EINVAL;
         }
     } else {
         for (int c = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &allowed))
-                cpus[ncpus++] = c;
+                cpus[(*ncpus)++] = c;
     }
-    if (ncpus == 0)
-        cpus[ncpus++] = 0;
-    (void)ncpu_allowed;
+    if (*ncpus == 0)
+        cpus[(*ncpus)++] = 0;
+    return 0;
+}
 
+/* Sizes: struct ringo_config first, then the environment, then the defaults. */
+static void read_sizes(unsigned ncpus)
+{
     long procs = user_cfg.procs ? (long)user_cfg.procs : env_long("RINGO_PROCS", (long)ncpus, 1, 4096);
     long stack = user_cfg.stack_size ? (long)user_cfg.stack_size
                                      : env_long("RINGO_STACK_SIZE", 256 * 1024, 16384, 1L << 30);
@@ -192,40 +194,29 @@ static int start_locked(void)
     sched.stack_usable = (size_t)stack;
     sched.pin = (int)pin;
     sched.ring_entries = user_cfg.ring_entries ? user_cfg.ring_entries : 256;
+}
 
-    int worker_cpus[4096];
-    for (unsigned i = 0; i < sched.nprocs; i++)
-        worker_cpus[i] = cpus[i % ncpus];
-
-    sched_stacks_init();
-    detect_valgrind();
-    sched_debug_hooks.init();
-
-    struct topo_policy pol;
-    bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
-    if (have_topo && (sched.debug & DBG_TOPOLOGY)) {
-        topo_print(&topo, stderr);
-        if (have_pol)
-            topo_policy_print(&pol, stderr);
-        for (unsigned i = 0; i < sched.nprocs; i++)
-            fprintf(stderr, "ringo: worker %u -> cpu %d -> node %d%s\n", i, worker_cpus[i],
-                    have_pol ? topo.node_id[pol.worker_node[i]] : 0, sched.pin ? "" : " (not pinned)");
-    }
+/* One global queue and one stack pool per node position. */
+static int make_nodes(const struct topo_policy *pol, bool have_pol)
+{
     sched.have_pol = have_pol;
-    sched.nnodes = have_pol ? pol.nnodes : 1;
+    sched.nnodes = have_pol ? pol->nnodes : 1;
     sched.node_ids = calloc(sched.nnodes, sizeof(int));
     sched.gq = calloc(sched.nnodes, sizeof *sched.gq);
     sched.gpool = calloc(sched.nnodes, sizeof *sched.gpool);
     if (!sched.node_ids || !sched.gq || !sched.gpool)
         return -ENOMEM;
     for (unsigned n = 0; n < sched.nnodes; n++) {
-        sched.node_ids[n] = have_pol ? pol.node_id[n] : -1;
+        sched.node_ids[n] = have_pol ? pol->node_id[n] : -1;
         pthread_mutex_init(&sched.gq[n].lock, NULL);
         pthread_mutex_init(&sched.gpool[n].lock, NULL);
     }
-    /* bind stack chunks to their node when the machine has NUMA that libnuma can drive */
-    stk_set_numa(have_pol && topo.source && strcmp(topo.source, "libnuma") == 0);
+    return 0;
+}
 
+/* The worker descriptors: CPU, node, steal order (nearest first), timers. */
+static int make_workers(const int *worker_cpus, const struct topo_policy *pol, bool have_pol)
+{
     sched.w = calloc(sched.nprocs, sizeof *sched.w);
     if (!sched.w)
         return -ENOMEM;
@@ -236,22 +227,22 @@ static int start_locked(void)
         memset(w, 0, sizeof *w);
         w->id = i;
         w->cpu = sched.pin ? worker_cpus[i] : -1;
-        w->node = have_pol ? pol.worker_node[i] : 0;
+        w->node = have_pol ? pol->worker_node[i] : 0;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)clk_now();
         w->steal_order = calloc(sched.nprocs > 1 ? sched.nprocs - 1 : 1, sizeof(unsigned));
         if (!w->steal_order)
             return -ENOMEM;
         for (unsigned k = 0; k + 1 < sched.nprocs; k++)
-            w->steal_order[k] = have_pol ? pol.steal_order[i * (sched.nprocs - 1) + k] : (i + 1 + k) % sched.nprocs;
+            w->steal_order[k] = have_pol ? pol->steal_order[i * (sched.nprocs - 1) + k] : (i + 1 + k) % sched.nprocs;
         sched_timers_init(w);
         sched.w[i] = w;
     }
-    if (have_pol)
-        sched.pol = pol; /* kept for the life of the process: wake order, node order, cpu homes */
-    if (have_topo)
-        topo_free(&topo);
+    return 0;
+}
 
-    sched_segv_install();
+/* One thread per worker; returns when all of them stand at the start barrier (N2). */
+static void start_threads(void)
+{
     pthread_barrier_init(&sched_start_barrier, NULL, sched.nprocs + 1);
     for (unsigned i = 0; i < sched.nprocs; i++) {
         pthread_attr_t a;
@@ -265,6 +256,58 @@ static int start_locked(void)
         }
     }
     pthread_barrier_wait(&sched_start_barrier);
+}
+
+static void print_topology(const struct topo *topo, const struct topo_policy *pol, bool have_pol,
+                           const int *worker_cpus)
+{
+    topo_print(topo, stderr);
+    if (have_pol)
+        topo_policy_print(pol, stderr);
+    for (unsigned i = 0; i < sched.nprocs; i++)
+        fprintf(stderr, "ringo: worker %u -> cpu %d -> node %d%s\n", i, worker_cpus[i],
+                have_pol ? topo->node_id[pol->worker_node[i]] : 0, sched.pin ? "" : " (not pinned)");
+}
+
+/* The start, in order: flags, CPUs, sizes, stacks, debug, NUMA policy, workers, threads. */
+static int start_locked(void)
+{
+    read_flags();
+    struct topo topo;
+    bool have_topo = topo_load(&topo, NULL) == 0;
+    int cpus[CPU_SETSIZE];
+    unsigned ncpus;
+    if (pick_cpus(&topo, have_topo, cpus, &ncpus) != 0) {
+        if (have_topo)
+            topo_free(&topo);
+        return -EINVAL;
+    }
+    read_sizes(ncpus);
+    int worker_cpus[4096];
+    for (unsigned i = 0; i < sched.nprocs; i++)
+        worker_cpus[i] = cpus[i % ncpus];
+
+    sched_stacks_init();
+    detect_valgrind();
+    sched_debug_hooks.init();
+
+    struct topo_policy pol;
+    bool have_pol = have_topo && topo_policy_build(&pol, &topo, worker_cpus, sched.nprocs, 0x5eed) == 0;
+    if (have_topo && (sched.debug & DBG_TOPOLOGY))
+        print_topology(&topo, &pol, have_pol, worker_cpus);
+    if (make_nodes(&pol, have_pol) != 0)
+        return -ENOMEM;
+    /* bind stack chunks to their node when the machine has NUMA that libnuma can drive */
+    stk_set_numa(have_pol && topo.source && strcmp(topo.source, "libnuma") == 0);
+    if (make_workers(worker_cpus, &pol, have_pol) != 0)
+        return -ENOMEM;
+    if (have_pol)
+        sched.pol = pol; /* kept for the life of the process: wake order, node order, cpu homes */
+    if (have_topo)
+        topo_free(&topo);
+
+    sched_segv_install();
+    start_threads();
     if (sched.debug & DBG_STATS)
         atexit(sched_debug_hooks.at_exit);
     return 0;

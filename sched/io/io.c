@@ -23,8 +23,8 @@
  *   operations); then epoll. DEFER_TASKRUN and FUTEX_WAIT are probed inside io_uring
  *   (kernel_iface/uring.c) and can be forced off (defer_taskrun, futex_uring). RINGO_DEBUG
  *   prints the choice once. A worker whose own ring cannot be created falls back to epoll alone.
- *   Operations are single-shot; multishot accept/recv and provided-buffer rings are not used yet,
- *   so RINGO_DISABLE=multishot has nothing to turn off.
+ *   Operations are single-shot; multishot accept/recv and provided-buffer rings are not used yet
+ *   (and RINGO_DISABLE has no multishot item until they are).
  *
  * Doorbell (why the sleep does not wait on w->wake itself): besides worker.c's wake-ups
  *   (w->wake = 1, then sched_io_kick), an idle worker must also wake for cancel requests posted
