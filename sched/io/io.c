@@ -1,14 +1,13 @@
-/* sched/io.c — the I/O calls of API.md, and the I/O backend seam of the scheduler.
+/* sched/io/io.c — the I/O calls of API.md, and the poller the scheduler calls (sched/poller.h).
  *
- * Responsibility: ringo_read/write/recv/send/accept/connect/poll/close, ringo_tcp_listen/dial;
- *   the sched_io_* hooks of sched.h (per-worker backend setup, poll, flush, idle sleep, kick,
- *   stats); choosing the backend once at start-up; the per-fd table that lets ringo_close end
- *   the waits of other goroutines on the fd.
+ * Responsibility: ringo_read/write/recv/send/accept/connect/poll; sched_poller, the ops table
+ *   of sched/poller.h (per-worker backend setup, poll, flush, idle sleep, kick, stats); choosing
+ *   the backend once at start-up. ringo_close and the fd table: fd.c; TCP helpers: tcp.c.
  *
  * Where a call runs:
- *   goroutine, io_uring worker  an SQE on the current worker's ring, park (sched/io_uring.c)
+ *   goroutine, io_uring worker  an SQE on the current worker's ring, park (poll_uring.c)
  *   goroutine, epoll worker     a non-blocking attempt; on EAGAIN park until the worker's epoll
- *                               reports readiness (sched/io_epoll.c); again
+ *                               reports readiness (poll_epoll.c); again
  *   plain thread                the system call itself; with a deadline, ppoll() first
  *   A deadline already past means "try once without waiting" on every path. ringo I/O calls wait
  *   for readiness even on O_NONBLOCK fds (io_uring does so; the other paths follow), so a call
@@ -45,24 +44,14 @@
  *   futex compares bell at arming (mismatch = immediate completion) and the eventfd counter is
  *   sticky. If K2 reads 1 it precedes S1, and S2 sees the kicker's store. No lost wake-up.
  *
- * Close (ringo_close while other goroutines wait on the fd): the fd table counts, per fd, the
- *   goroutine I/O calls in progress (FD_NOPS bits) and has a CLOSING bit. A call adds 1 and
- *   gives up with -EBADF if CLOSING was set; ringo_close, if calls are in progress, sets
- *   CLOSING (so no new call starts while it cancels), ends them, clears CLOSING and only then
- *   calls close(2) (after it the number may be reused at once). Ending the calls: epoll
- *   workers directly (under their lock, -EBADF);
- *   the closer's own io_uring ring directly (it is the owner thread); every other io_uring
- *   worker through a cancel request in its list plus a kick: the owner issues
- *   IORING_OP_ASYNC_CANCEL(IORING_ASYNC_CANCEL_FD|ALL) — rings are SINGLE_ISSUER — and
- *   acknowledges; the closer parks until the last acknowledgement (the cancel must reach the
- *   kernel while the fd still names the file), then closes. Cancelled calls return -EBADF.
- *   Both sides RMW the same word, so one of them sees the other (no fence needed).
+ * Close: sched/io/fd.c (the fd table that lets ringo_close end waits on other workers).
  *
  * Invariants: I5 through sched.nio (each backend's top comment); every goroutine call does
  *   fd_enter/fd_leave around its backend call; a plain-thread call touches no runtime state.
  * Contexts: ringo_* from goroutines and plain threads; sched_io_* hooks from the worker (g0 or
  *   a goroutine of that worker switching out), sched_io_kick from any thread.
- * Depends on: kernel_iface (uring, futex, clock), sched (park protocol), the backends.
+ * Depends on: sched.h (park protocol), sched/poller.h, kernel_iface (uring, clock), the backends
+ *   (poll_uring.c, poll_epoll.c, poll_none.c) and fd.c.
  */
 #include "sched/io/io.h"
 #include "kernel_iface/clock.h"
@@ -227,164 +216,6 @@ const struct poller sched_poller = {
     .waiting = io_waiting,
     .stats = io_stats,
 };
-
-/* ================================================================== fd table (close) */
-
-#define FD_CHUNK_BITS 12
-#define FD_CHUNK (1u << FD_CHUNK_BITS)
-#define FD_TOP (1u << 19) /* FD_TOP * FD_CHUNK = 2^31: every possible fd */
-#define FD_CLOSING 0x80000000u
-#define FD_NOPS 0x7fffffffu
-
-/* Chunks are allocated on first use and never freed; the top level is zero pages until used. */
-static _Atomic(_Atomic uint32_t *) fdtop[FD_TOP];
-
-static _Atomic uint32_t *fd_word(int fd, bool create)
-{
-    unsigned hi = (unsigned)fd >> FD_CHUNK_BITS, lo = (unsigned)fd & (FD_CHUNK - 1);
-    if (hi >= FD_TOP)
-        return NULL;
-    /* acquire: pairs with the CAS release below (the chunk's zeroes are visible) */
-    _Atomic uint32_t *chunk = atomic_load_explicit(&fdtop[hi], memory_order_acquire);
-    if (!chunk) {
-        if (!create)
-            return NULL;
-        _Atomic uint32_t *fresh = calloc(FD_CHUNK, sizeof *fresh);
-        if (!fresh)
-            return NULL; /* untracked: this call cannot be ended by ringo_close */
-        _Atomic uint32_t *exp = NULL;
-        if (atomic_compare_exchange_strong_explicit(&fdtop[hi], &exp, fresh, memory_order_acq_rel,
-                                                    memory_order_acquire)) {
-            chunk = fresh;
-        } else {
-            free(fresh);
-            chunk = exp;
-        }
-    }
-    return &chunk[lo];
-}
-
-static int fd_enter(int fd, _Atomic uint32_t **wordp)
-{
-    _Atomic uint32_t *word = fd_word(fd, true);
-    *wordp = word;
-    if (!word)
-        return 0;
-    /* relaxed: RMWs of one word are totally ordered, so either this add sees CLOSING or the
-     * closer's fetch_or sees our count; the cancel request itself travels under a lock */
-    uint32_t old = atomic_fetch_add_explicit(word, 1, memory_order_relaxed);
-    if (old & FD_CLOSING) {
-        atomic_fetch_sub_explicit(word, 1, memory_order_relaxed);
-        *wordp = NULL;
-        return -EBADF;
-    }
-    return 0;
-}
-
-static void fd_leave(_Atomic uint32_t *word)
-{
-    if (word)
-        atomic_fetch_sub_explicit(word, 1, memory_order_relaxed); /* see fd_enter */
-}
-
-struct io_cancelreq *io_cancels_take(struct io_common *c)
-{
-    pthread_mutex_lock(&c->lock);
-    struct io_cancelreq *list = c->cancels;
-    c->cancels = NULL;
-    atomic_store_explicit(&c->ncancel, 0, memory_order_relaxed); /* under lock, as the increments */
-    pthread_mutex_unlock(&c->lock);
-    return list;
-}
-
-void io_closewait_ack(struct io_closewait *cw)
-{
-    /* acq_rel: each ack releases its worker's finished cancel; the last one acquires them all
-     * before readying the closer */
-    if (atomic_fetch_sub_explicit(&cw->pending, 1, memory_order_acq_rel) == 1) {
-        struct g *g = cw->g;
-        sched_ready(g);
-        sched_dl_add(&sched.nio, -1); /* I5: after the ready */
-    }
-}
-
-/* End every goroutine wait on fd (see "Close" at the top). fd is still open. */
-static void cancel_everywhere(int fd)
-{
-    if (!sched_started())
-        return;
-    struct worker *me = sched_cur_worker();
-    bool on_owner = sched_cur_g(me) != NULL; /* a goroutine on me: may use me's ring itself */
-    unsigned nremote = 0;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
-        struct worker *v = sched.w[i];
-        struct io_common *c = v->io;
-        if (!c)
-            continue;
-        if (c->kind == IOK_EPOLL)
-            epoll_be_cancel_fd(v, fd);
-        else if (v == me && on_owner)
-            uring_be_cancel_fd(v, fd);
-        else
-            nremote++;
-    }
-    if (nremote == 0)
-        return;
-    struct io_cancelreq local[16];
-    struct io_cancelreq *reqs = nremote <= 16 ? local : malloc(nremote * sizeof *reqs);
-    if (!reqs) {
-        shutdown(fd, SHUT_RDWR); /* best effort without memory: ends socket waits */
-        return;
-    }
-    struct io_closewait cw;
-    struct g *self = sched_self();
-    cw.g = self;
-    atomic_store_explicit(&cw.pending, nremote + 1, memory_order_relaxed); /* published by the list locks */
-    sched_park_prepare(self, WR_IO); /* forever: a plain thread's deadlock accounting needs it set now */
-    sched_dl_add(&sched.nio, 1); /* I5: we wait on other rings */
-    unsigned k = 0;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
-        struct worker *v = sched.w[i];
-        struct io_common *c = v->io;
-        if (!c || c->kind != IOK_URING || (v == me && on_owner))
-            continue;
-        struct io_cancelreq *r = &reqs[k++];
-        r->fd = fd;
-        r->cw = &cw;
-        pthread_mutex_lock(&c->lock);
-        r->next = c->cancels;
-        c->cancels = r;
-        atomic_fetch_add_explicit(&c->ncancel, 1, memory_order_seq_cst); /* doorbell step 1 */
-        pthread_mutex_unlock(&c->lock);
-        io_kick(v);
-    }
-    io_closewait_ack(&cw); /* our own share: if every worker already acknowledged, ready ourselves */
-    sched_park(self, -1, NULL, 0);
-    if (reqs != local)
-        free(reqs);
-}
-
-int ringo_close(int fd)
-{
-    if (fd < 0)
-        return -EBADF;
-    _Atomic uint32_t *word = fd_word(fd, false); /* no chunk: no call ever waited on this fd */
-    /* relaxed peek: a call that starts after it races with this close as it would with close(2) */
-    if (word && (atomic_load_explicit(word, memory_order_relaxed) & FD_NOPS)) {
-        uint32_t old = atomic_fetch_or_explicit(word, FD_CLOSING, memory_order_relaxed); /* see fd_enter */
-        if (old & FD_NOPS)
-            cancel_everywhere(fd);
-        /* clear before close(2): once closed, the number may be reused at once (an accept on
-         * another worker), and its new calls must not see CLOSING */
-        if (!(old & FD_CLOSING))
-            atomic_fetch_and_explicit(word, ~FD_CLOSING, memory_order_relaxed);
-    }
-    int r = close(fd);
-    int err = errno;
-    if (r < 0 && err != EINTR) /* EINTR: Linux has released the fd anyway; retrying would be wrong */
-        return -err;
-    return 0;
-}
 
 /* ================================================================== readiness path */
 
@@ -712,111 +543,4 @@ int ringo_poll(int fd, short events, int64_t deadline)
         return -EBADF;
     struct io_args a = { .op = IOP_POLL, .fd = fd, .events = events, .deadline = deadline };
     return (int)io_call(&a);
-}
-
-/* ================================================================== TCP conveniences */
-
-static int gai_errno(int e)
-{
-    switch (e) {
-    case EAI_NONAME:
-#ifdef EAI_NODATA
-    case EAI_NODATA:
-#endif
-    case EAI_FAIL:
-        return -ENOENT; /* no such host */
-    case EAI_AGAIN:
-        return -EAGAIN;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_FAMILY:
-        return -EAFNOSUPPORT;
-    case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
-    default:
-        return -EINVAL;
-    }
-}
-
-/* Listeners are O_NONBLOCK: ringo_accept still waits (every path handles EAGAIN), but it can
- * take queued connections without a trip through the ring (accept_first). */
-static int listen_on(int family, const struct sockaddr *sa, socklen_t salen, int backlog)
-{
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero); /* "::" takes IPv4 too */
-    if (bind(fd, sa, salen) < 0 || listen(fd, backlog) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-int ringo_tcp_listen(const char *host, uint16_t port, int backlog)
-{
-    if (backlog <= 0)
-        backlog = SOMAXCONN;
-    if (!host) {
-        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
-        int fd = listen_on(AF_INET6, (struct sockaddr *)&a6, sizeof a6, backlog);
-        if (fd >= 0 || fd == -EADDRINUSE || fd == -EACCES)
-            return fd;
-        struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        return listen_on(AF_INET, (struct sockaddr *)&a4, sizeof a4, backlog); /* no IPv6 here */
-    }
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", (unsigned)port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *res;
-    int e = getaddrinfo(host, ps, &hints, &res);
-    if (e)
-        return gai_errno(e);
-    int fd = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = listen_on(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog);
-        if (fd >= 0)
-            break;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
-{
-    if (!host)
-        return -EINVAL;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", (unsigned)port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *res;
-    /* name resolution is a blocking libc call (fast for numeric hosts and /etc/hosts) */
-    int e = getaddrinfo(host, ps, &hints, &res);
-    if (e)
-        return gai_errno(e);
-    int r = -ECONNREFUSED;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            r = -errno;
-            continue;
-        }
-        r = ringo_connect(fd, ai->ai_addr, ai->ai_addrlen, deadline);
-        if (r == 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as Go's net.Dial does */
-            r = fd;
-            break;
-        }
-        ringo_close(fd);
-        if (r == -ETIMEDOUT)
-            break;
-    }
-    freeaddrinfo(res);
-    return r;
 }

@@ -1,12 +1,13 @@
-/* sched/io_backend.h — what sched/io.c shares with its two backends (never installed).
+/* sched/io/io.h — what the I/O layer's files share (never installed).
  *
  * Responsibility: the per-worker I/O state header (struct io_common, first member of each
  *   backend's state in w->io), the operation descriptor, the doorbell that ends an idle sleep,
  *   and the close/cancel hand-shake between a closer and the rings that may hold ops on its fd.
  * Backends (after Redis ae: one file per kernel API, the same entry points in each):
- *   sched/io_uring.c   one io_uring per worker (the design's primary backend)
- *   sched/io_epoll.c   one epoll per worker, for kernels or containers without io_uring
- * Depends on: sched/sched.h.
+ *   poll_uring.c   one io_uring per worker (the design's primary backend)
+ *   poll_epoll.c   one epoll per worker, for kernels or containers without io_uring
+ *   poll_none.c    neither: the worker sleeps on its wake word, I/O calls block it
+ * Depends on: sched/sched.h, sched/poller.h.
  */
 #ifndef RINGO_SCHED_IO_BACKEND_H
 #define RINGO_SCHED_IO_BACKEND_H
@@ -67,6 +68,11 @@ struct io_common {
     _Atomic uint64_t st_submitted; /* stats only: owner writes relaxed, anyone reads relaxed */
     _Atomic uint64_t st_completed;
 };
+
+/* ---- fd.c: every goroutine I/O call brackets its backend call with these (F1). fd_enter
+ * returns -EBADF when a ringo_close of fd is in progress; *wordp is NULL when untracked. */
+int  fd_enter(int fd, _Atomic uint32_t **wordp);
+void fd_leave(_Atomic uint32_t *word);
 
 /* ---- io.c, for the backends */
 void io_kick(struct worker *w);                 /* sched_poller.kick */

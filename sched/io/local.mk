@@ -2,6 +2,8 @@
 libringo_internal_la_SOURCES += \
 	%reldir%/io.h \
 	%reldir%/io.c \
+	%reldir%/fd.c \
+	%reldir%/tcp.c \
 	%reldir%/poll_uring.c \
 	%reldir%/poll_epoll.c \
 	%reldir%/poll_none.c
