@@ -1,7 +1,8 @@
 /* ringo.h — goroutines and channels for C on Linux, with io_uring doing the waiting.
  *
- * The whole public API. The contract is ../shared/design/API.md: names, argument orders,
- * return conventions and semantics below hold exactly as written there.
+ * The whole public API: names, argument orders, return conventions and semantics below are
+ * the contract (README.md "API in brief" and the comments here); programs written against it
+ * keep compiling and behaving.
  *
  * Conventions
  *   - Errors are negative errno values; errno is never set, except by the two pointer-returning

@@ -36,8 +36,7 @@ TSAN_NO_FRAMES static inline void do_switch(struct worker *w, void **save, struc
 #ifdef RINGO_TSAN
     __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_g0, 0);
 #endif
-    atomic_store_explicit(&w->st_switches, atomic_load_explicit(&w->st_switches, memory_order_relaxed) + 1,
-                          memory_order_relaxed); /* stats only */
+    sched_stat_inc(&w->st_switches); /* stats only */
     sched_ctx_switch(save, to ? to->sp : w->g0_sp);
 #ifdef RINGO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);

@@ -22,7 +22,8 @@
  *       the descriptor page released. (Releasing eagerly made spawn-heavy programs refault the
  *       same pages over and over: skynet spent a third of its time in the kernel.)
  * Contexts: ringo_go from anywhere; sched_g_free on the worker that switched the dead g out.
- * Depends on: kernel_iface/stackmem.
+ * Depends on: sched.h, ctx.c (first frame, switch to the child), runq.c/proc.c (global push),
+ *   kernel_iface/stackmem.
  */
 #include "sched/sched.h"
 #include "kernel_iface/stackmem.h"
@@ -155,8 +156,7 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
     struct worker *w = sched_cur_worker();
     struct g *self = w->curg;
     atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
-    atomic_store_explicit(&w->st_exited, atomic_load_explicit(&w->st_exited, memory_order_relaxed) + 1,
-                          memory_order_relaxed); /* own counter; summed by readers */
+    sched_stat_inc(&w->st_exited); /* own counter; summed by readers */
     sched_switch_exit(w, self);
 }
 
@@ -187,8 +187,7 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
     sched_ctx_init(g, g_entry);
     struct g *self = sched_cur_g(w);
     if (self) {
-        atomic_store_explicit(&w->st_spawned, atomic_load_explicit(&w->st_spawned, memory_order_relaxed) + 1,
-                              memory_order_relaxed); /* own counter */
+        sched_stat_inc(&w->st_spawned); /* own counter */
         sched_switch_to_new(w, self, g); /* child first; we come back from runnext */
         return id;
     }

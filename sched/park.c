@@ -35,7 +35,8 @@
  * puts it back *before* the CAS that lets it run, so the count never shows zero while the thread
  * is in fact runnable.
  *
- * Depends on: kernel_iface/futex, clock.
+ * Depends on: sched.h, ctx.c (switch out), timer.c (deadlines), proc.c (enqueue),
+ * sched_debug_hooks (deadlock check), kernel_iface/futex, clock.
  */
 #include "sched/sched.h"
 #include "kernel_iface/clock.h"
@@ -120,7 +121,7 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
     self->wait_since = clk_now_coarse();
     if (forever) {
         sched_dl_add(&sched.nthreads_blocked, 1);
-        /* seq_cst: Dekker pair with a worker going idle (worker.c step b / deadlock check) */
+        /* seq_cst: Dekker pair with a worker going idle (proc.c step b / deadlock check) */
         if (sched_dl_add(&sched.nthreads_active, -1) == 1)
             sched_debug_hooks.check_deadlock(0);
     }
@@ -166,8 +167,7 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
         t.claim_val = claim_val;
         sched_timer_add(w, &t);
     }
-    atomic_store_explicit(&w->st_parks, atomic_load_explicit(&w->st_parks, memory_order_relaxed) + 1,
-                          memory_order_relaxed); /* stats only */
+    sched_stat_inc(&w->st_parks); /* stats only */
     sched_switch_out(w, self, PA_PARK);
     self->wait_reason = WR_NONE;
     if (deadline >= 0) {
@@ -184,8 +184,7 @@ static void count_wakeup(void)
 {
     struct worker *w = sched_cur_worker();
     if (w) /* own counter: a plain load and store; readers sum racily (relaxed) */
-        atomic_store_explicit(&w->st_wakeups, atomic_load_explicit(&w->st_wakeups, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        sched_stat_inc(&w->st_wakeups);
     else
         atomic_fetch_add_explicit(&sched.thread_wakeups, 1, memory_order_relaxed); /* counter only */
 }

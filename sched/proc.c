@@ -34,7 +34,8 @@
  *
  * Contexts: findrunnable/worker_main run on g0; sched_switch_out on a goroutine; sched_wakep
  * and sched_global_push from any thread.
- * Depends on: kernel_iface (futex, clock, stackmem, topology).
+ * Depends on: sched.h, runq.c (queues), ctx.c (switching), timer.c, sched/poller.h (I/O, the
+ * idle sleep), sched_debug_hooks (the deadlock check), kernel_iface (clock, topology).
  */
 #include "sched/sched.h"
 #include "sched/poller.h"
@@ -253,8 +254,7 @@ static struct g *try_steal(struct worker *w, struct steal_seen *seen, int64_t no
         bool stuck = now - seen[vi].since >= RUNNEXT_STEAL_NS;
         struct g *g = runq_steal(w, v, stuck);
         if (g) {
-            atomic_store_explicit(&w->st_steals, atomic_load_explicit(&w->st_steals, memory_order_relaxed) + 1,
-                                  memory_order_relaxed); /* stats only */
+            sched_stat_inc(&w->st_steals); /* stats only */
             return g;
         }
     }

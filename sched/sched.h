@@ -22,7 +22,10 @@
  *       the deadlock counters (sched.nthreads_active, sched.ntimers, sched.nio) until the work
  *       is visible on a queue.
  *
- * Depends on: kernel_iface only. chan -> sched -> kernel_iface; never the reverse.
+ * Depends on: kernel_iface only. The layers (tools/check-layers.sh checks them):
+ *   kernel_iface <- sched (this folder: the core) <- sched/io, sched/debug, chan
+ * The core reaches sched/io only through sched/poller.h and sched/debug only through
+ * sched_debug_hooks (below); never the reverse otherwise.
  */
 #ifndef RINGO_SCHED_H
 #define RINGO_SCHED_H
@@ -197,7 +200,7 @@ struct worker {
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
-    void *io;                     /* the I/O backend's per-worker state (sched/io.c) */
+    void *io;                     /* the I/O backend's per-worker state (sched/io/io.c) */
     void *altstack;               /* signal stack for the stack-overflow handler */
 };
 
@@ -233,7 +236,7 @@ struct sched {
 
     /* idle workers: w->idle flags under idle_lock; nidle counts them */
     pthread_mutex_t idle_lock;
-    _Atomic uint32_t nidle;       /* seq_cst: Dekker pair with producers (worker.c) */
+    _Atomic uint32_t nidle;       /* seq_cst: Dekker pair with producers (proc.c) */
     _Atomic uint32_t nspinning;   /* seq_cst: workers spinning for work */
 
     /* deadlock detection (I5) */
@@ -282,7 +285,7 @@ static inline void sched_stat_add(_Atomic uint64_t *ctr, uint64_t n)
 }
 static inline void sched_stat_inc(_Atomic uint64_t *ctr) { sched_stat_add(ctr, 1); }
 
-/* A StoreLoad fence (the recipe in worker.c). ThreadSanitizer does not model standalone
+/* A StoreLoad fence (the recipe in proc.c). ThreadSanitizer does not model standalone
  * fences, so its builds use a seq_cst RMW, which it does model and which orders the same. */
 #ifdef RINGO_TSAN
 extern _Atomic int sched_fence_word;

@@ -1,4 +1,4 @@
-/* tests/test_worker.c — workers: procs, pinning, yield interleaving, fairness, stealing. */
+/* tests/test_proc.c — workers: procs, pinning, yield interleaving, fairness, stealing. */
 #include <ringo.h>
 #include <setjmp.h>
 #include <stdarg.h>

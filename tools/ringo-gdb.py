@@ -33,7 +33,7 @@ STATUS_NAMES = {GS_RUNNABLE: "runnable", GS_RUNNING: "running", GS_PARKING: "wai
                 GS_WOKEN: "runnable", GS_PARKED: "waiting"}
 WAIT_REASONS = ["", "chan send", "chan receive", "select", "select (no cases)", "sync.Mutex.Lock",
                 "sync.WaitGroup.Wait", "sleep", "IO wait", "chan send (nil chan)",
-                "chan receive (nil chan)"]  # fallback; read from debug.c's wr_names when possible
+                "chan receive (nil chan)"]  # fallback; read from goroutine.c's wr_names when possible
 SAVED_REGS = ["r15", "r14", "r13", "r12", "rbx", "rbp", "rip"]  # at g->sp + 8, + 0x10, ...
 RUNTIME_FILE = re.compile(r"(^|/)(sched|chan|kernel_iface)/[^/]+\.[cS]$")
 RUNTIME_FUNC = re.compile(r"^(sched_|chan_|ringo_|kif_|stk_)|^(switch_to|do_switch|g_entry|g_exit)$")
@@ -60,7 +60,7 @@ def _sched():
     sym = gdb.lookup_global_symbol("sched")
     if sym is None or str(sym.type.strip_typedefs()) != "struct sched":
         try:
-            return _static_in("sched", "sched/worker.c")
+            return _static_in("sched", "sched/proc.c")
         except RingoError:
             raise RingoError("ringo's `sched` not found: is the program linked with ringo, built with "
                              "-g, and started?")
@@ -87,7 +87,7 @@ class Runtime(object):
             self.nslots = int(_static_in("carved", "stackmem.c"))
         self.slot_bytes = int(_static_in("slot_bytes", "stackmem.c"))
         try:
-            names = _static_in("wr_names", "debug.c")
+            names = _static_in("wr_names", "goroutine.c")
             self.wait_reasons = [names[i].string() if int(names[i]) else ""
                                  for i in range(names.type.range()[1] + 1)]
         except (RingoError, gdb.error):

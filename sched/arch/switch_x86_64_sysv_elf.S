@@ -19,8 +19,8 @@
  *   0x28    rbx
  *   0x30    rbp
  *   0x38    return address (rip)
- * 0x40 bytes plus the return address. sched_ctx_make (sched/ctx.h) builds the same frame for a
- * new goroutine, so every switch pops the same shape.
+ * 0x40 bytes plus the return address. ctx_make (sched/ctx.c) builds the same frame for a new
+ * goroutine, so every switch pops the same shape.
  *
  * CFI: unlike Boost's jump_fcontext, the switch carries full CFI so gdb and perf unwind through
  * a parked goroutine's frames; the frame shape is identical before and after the stack swap, so

@@ -16,13 +16,13 @@
  * async-signal-safe; the dump itself runs here, on an ordinary thread; an exit() that races
  * with it waits for it, quit_exit_hook).
  *
- * Its name is "ringo-wmon": the deadlock check (debug.c count_quiet_threads) takes every thread
+ * Its name is "ringo-wmon": the deadlock check (deadlock.c count_quiet_threads) takes every thread
  * whose name does not start with "ringo-w" (or "iou-") for one that could still wake someone; the
  * monitor never does, so it must not keep a deadlocked program alive
  * (test_debug_monitor_does_not_hide_deadlock). It runs with every signal blocked, so
  * process-directed signals (SIGQUIT, SIGINT) go to the program's own threads.
  *
- * Hog detection: a worker's schedtick advances every time it picks a goroutine (worker.c
+ * Hog detection: a worker's schedtick advances every time it picks a goroutine (proc.c
  * next_local). A worker seen twice with the same tick and the same w->curg has been running that
  * one goroutine in between. Both are read racily (RACY_READER): a descriptor is never unmapped,
  * so a stale read costs at most one wrong line, never a fault.
@@ -40,7 +40,8 @@
  *
  * Contexts: monitor_main on its own thread; sample_handler on a worker, in a signal;
  * quit_handler on any thread, in a signal.
- * Depends on: sched.h (racy reads of workers), debug.c (the dump), symbolize.c.
+ * Depends on: sched.h (racy reads of workers), sched/poller.h (I/O waiting), dump.c (the dump),
+ *   symbolize.c.
  */
 #include "sched/sched.h"
 #include "sched/debug/debug.h"
@@ -113,7 +114,7 @@ RACY_READER static void sample_handler(int sig, siginfo_t *si, void *ucv)
 
 /* ------------------------------------------------------------------ where a worker is */
 
-/* Kernel thread ids of the workers, by their names "ringo-wN" (worker.c names them before the
+/* Kernel thread ids of the workers, by their names "ringo-wN" (proc.c names them before the
  * start barrier, so they are all named once sched_started()). */
 static void note_worker_tid(pid_t tid, const char *comm, void *unused)
 {

@@ -25,7 +25,7 @@
  *   Operations are single-shot; multishot accept/recv and provided-buffer rings are not used yet
  *   (and RINGO_DISABLE has no multishot item until they are).
  *
- * Doorbell (why the sleep does not wait on w->wake itself): besides worker.c's wake-ups
+ * Doorbell (why the sleep does not wait on w->wake itself): besides proc.c's wake-ups
  *   (w->wake = 1, then sched_io_kick), an idle worker must also wake for cancel requests posted
  *   by ringo_close; a futex wait on w->wake cannot see those. So every backend sleeps on a
  *   per-worker word io_common.bell, and the sleep re-checks w->wake and the cancel list after
@@ -457,8 +457,8 @@ static ssize_t io_call(struct io_args *a)
                 /* one call = one operation; counted on the worker we run on now, its owner */
                 struct io_common *now = sched_cur_worker()->io;
                 if (now) {
-                    io_stat_add(&now->st_submitted, 1);
-                    io_stat_add(&now->st_completed, 1);
+                    sched_stat_add(&now->st_submitted, 1);
+                    sched_stat_add(&now->st_completed, 1);
                 }
             }
             break;

@@ -85,13 +85,8 @@ void io_bell_quiet(struct io_common *c);
 void io_closewait_ack(struct io_closewait *cw);
 /* Take the whole list of cancel requests (owner). */
 struct io_cancelreq *io_cancels_take(struct io_common *c);
-static inline void io_stat_add(_Atomic uint64_t *ctr, uint64_t n)
-{
-    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n,
-                          memory_order_relaxed); /* stats only: single writer (the owner) */
-}
 
-/* ---- io_uring.c */
+/* ---- poll_uring.c */
 struct kif_uring_caps;
 int  uring_be_init(struct worker *w, const struct kif_uring_caps *caps);
 int  uring_be_poll(struct worker *w);
@@ -101,7 +96,7 @@ void uring_be_ring(struct worker *w);           /* the doorbell's kernel half (a
 ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a);
 void uring_be_cancel_fd(struct worker *w, int fd);  /* owner thread only */
 
-/* ---- io_epoll.c */
+/* ---- poll_epoll.c */
 int  epoll_be_init(struct worker *w);
 int  epoll_be_poll(struct worker *w);
 void epoll_be_sleep(struct worker *w, int64_t deadline);

@@ -1,4 +1,4 @@
-/* sched/io_epoll.c — the epoll backend: one epoll instance per worker, for kernels or containers
+/* sched/io/poll_epoll.c — the epoll backend: one epoll instance per worker, for kernels or containers
  * without io_uring (missing, kernel.io_uring_disabled, seccomp) or when RINGO_DISABLE=io_uring.
  *
  * Responsibility: readiness waits for goroutines (epoll_be_wait) and the idle sleep of the
@@ -24,7 +24,7 @@
  *       the sleep are dispatched by the next poll.
  * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; ring and cancel_fd from any
  *   thread.
- * Depends on: sched (park protocol, timers through sched_park's deadline).
+ * Depends on: sched/io/io.h, sched.h (park protocol, timers through sched_park's deadline).
  */
 #include "sched/io/io.h"
 #include "kernel_iface/clock.h"

@@ -1,4 +1,4 @@
-/* sched/io_uring.c — the io_uring backend: one ring per worker.
+/* sched/io/poll_uring.c — the io_uring backend: one ring per worker.
  *
  * Responsibility: a goroutine's I/O call becomes an SQE on its current worker's ring with a
  *   completion record (struct uring_req) on the goroutine's own stack; the goroutine parks; the
@@ -30,7 +30,7 @@
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
  *   of that worker switching out); uring_be_ring from any thread.
- * Depends on: kernel_iface/uring, kernel_iface/futex, sched (park protocol).
+ * Depends on: sched/io/io.h, kernel_iface/uring, kernel_iface/futex, sched.h (park protocol).
  */
 #include "sched/io/io.h"
 #include "kernel_iface/clock.h"
@@ -145,7 +145,7 @@ static int reap(struct uring_be *b)
     }
     io_uring_cq_advance(&b->ring, seen);
     if (nready) {
-        io_stat_add(&b->c.st_completed, (uint64_t)nready);
+        sched_stat_add(&b->c.st_completed, (uint64_t)nready);
         /* seq_cst, after the readies (U3, I5): the deadlock check pairs with it */
         sched_dl_add(&sched.nio, -(int64_t)nready);
     }
@@ -343,7 +343,7 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
     }
     b->unsub += need;
     b->inflight++;
-    io_stat_add(&b->c.st_submitted, 1);
+    sched_stat_add(&b->c.st_submitted, 1);
     sched_park_prepare(self, WR_IO); /* only this worker reaps (U1), and not before we park */
     sched_dl_add(&sched.nio, 1); /* U3: before submission */
     if (b->unsub >= URING_BATCH)
