@@ -6,7 +6,7 @@
  * and so is the choice a later partner makes among a blocked select's cases on one channel;
  * a waiting select is completed by whichever case becomes ready first and leaves nothing behind
  * on the other channels; closed channels; plain threads; races with close; selects on both
- * sides of the same channels.
+ * sides of the same channels; the random choices differ from one process to the next.
  *
  * Goroutines and threads never call cmocka asserts: they CHECK() (counted, then asserted by the
  * test's teardown). Blocking is observed with ringo_dump(), not guessed.
@@ -1014,8 +1014,61 @@ static void test_select_blocked_select_choice_is_random(void **state)
         fail_msg("%d of 8 configurations: one case won all but a tenth of %d rounds", unfair, RSEL_ROUNDS);
 }
 
-int main(void)
+/* ------------------------------------------------------------------ a fresh choice per process */
+
+#define NCHOICES 64
+/* Child: NCHOICES selects from main (a plain thread, no goroutine ever) between two ready
+ * cases; prints the cases chosen. */
+static int child_select_choices_from_main(void)
 {
+    ringo_chan *ch[2] = { ringo_chan_make(sizeof(int), 1), ringo_chan_make(sizeof(int), 1) };
+    int v = 0, x[2];
+    if (ringo_chan_send(ch[0], &v) != 0 || ringo_chan_send(ch[1], &v) != 0)
+        return 3;
+    struct ringo_case cs[] = { { ch[0], RINGO_RECV, &x[0], 99 }, { ch[1], RINGO_RECV, &x[1], 99 } };
+    char seq[NCHOICES + 1];
+    for (int i = 0; i < NCHOICES; i++) {
+        int k = ringo_select(cs, 2, 0);
+        if (k != 0 && k != 1)
+            return 4;
+        seq[i] = (char)('0' + k);
+        if (ringo_chan_send(ch[k], &v) != 0) /* ready again */
+            return 5;
+    }
+    seq[NCHOICES] = 0;
+    printf("choices=%s\n", seq);
+    return 0;
+}
+
+/* The random choice is seeded per process: two runs of the same program choose differently. */
+static void test_select_choices_differ_between_processes(void **state)
+{
+    (void)state;
+    static struct child_result r[2];
+    char seq[2][NCHOICES + 1];
+    for (int run = 0; run < 2; run++) {
+        tu_run_child("select_choices_from_main", NULL, 30, &r[run]);
+        if (!r[run].exited || r[run].code != 0)
+            fail_msg("run %d: child exited %d code %d signal %d: %s", run, r[run].exited, r[run].code,
+                     r[run].signo, r[run].out);
+        const char *p = strstr(r[run].out, "choices=");
+        if (!p || sscanf(p, "choices=%64[01]", seq[run]) != 1 || strlen(seq[run]) != NCHOICES)
+            fail_msg("run %d: no choices in the output: %s", run, r[run].out);
+        printf("# run %d: %s\n", run, seq[run]);
+    }
+    /* two independent seeds give the same 64 fair choices with probability 2^-64 */
+    if (strcmp(seq[0], seq[1]) == 0)
+        fail_msg("two processes chose the same %d cases: %s", NCHOICES, seq[0]);
+}
+
+static const struct child_scenario child_scenarios[] = {
+    { "select_choices_from_main", child_select_choices_from_main },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, child_scenarios);
     const struct CMUnitTest tests[] = {
         T(test_select_recv_case_takes_a_ready_value),
         T(test_select_unbuffered_cases_meet_a_blocked_partner),
@@ -1036,6 +1089,7 @@ int main(void)
         T(test_select_never_matches_itself),
         T(test_select_same_channel_twice_and_many_cases),
         T(test_select_blocked_select_choice_is_random),
+        T(test_select_choices_differ_between_processes),
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
