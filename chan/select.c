@@ -5,11 +5,18 @@
  *
  * Shape. Lock every distinct channel (address order) and try each case in random order; if none
  * is ready, count ourselves on every channel and look once more (C3); then queue one sudog per
- * case, park until a claimer (or the deadline) wins the claim word, and withdraw from every
- * channel where a case is still counted (C6). A case woken with RETRY starts over (C4).
+ * case in the same random order (S1), park until a claimer (or the deadline) wins the claim
+ * word, and withdraw from every channel where a case is still counted (C6). A case woken with
+ * RETRY starts over (C4).
  *
- * Invariants relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken
- * in ascending address order, released in reverse.
+ * Invariants.
+ *   S1  Fairness: each call draws one uniformly random permutation of its cases (the poll
+ *       order). Ready cases are tried in it, and a blocked select queues its waiters in it, so
+ *       when several cases wait in the same queue (one channel, same direction) the one a later
+ *       partner completes is uniformly random too (Go builds its enqueue order from pollorder).
+ *       Only the locks go in address order.
+ *   Relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken in
+ *   ascending address order, released in reverse.
  * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand), sched/list.h
  * (queueing the cases), sched/spinlock.h (channel locks), chan/chan.h: chan.c (the locked
  * attempt, uncount, wake list) and ring.c (the waiter counts).
@@ -152,10 +159,14 @@ static void count_all(struct sel *s, bool inc)
     }
 }
 
-/* Queue one sudog per case, all sharing *claim; every channel locked, every case counted. */
+/* Queue one sudog per case, all sharing *claim; every channel locked, every case counted.
+ * In the poll order, not the case order (S1): a partner that comes later takes the first of our
+ * waiters in a queue. The locks are all held, so the enqueue order has no bearing on the lock
+ * order. */
 static void enqueue_all(struct sel *s, struct g *self, _Atomic uint32_t *claim)
 {
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->order[k];
         struct ringo_chan *c = s->cases[i].chan;
         if (!c)
             continue;

@@ -9,6 +9,9 @@
  *   W2  A worker taken off the idle list by sched_wakep is counted in sched.nspinning and has
  *       w->wake == 1 before the lock is dropped; it resumes as a spinning worker.
  *   W3  sched.nspinning counts workers with w->spinning set (plus those being woken, W2).
+ *   W4  sched_fastrand differs from one process to the next: workers seed w->rng from the clock
+ *       (start.c); plain threads share thread_rng, seeded once per process on first use
+ *       (getrandom(2), else clock, pid and an address), lock-free.
  *
  * No lost wake-up (the StoreLoad recipe, after Go's proc.go):
  *   Producer of work that only a sleeping worker could run (global queue push from a plain
@@ -35,7 +38,8 @@
  * Contexts: findrunnable/worker_main run on g0; sched_switch_out on a goroutine; sched_wakep
  * and sched_global_push from any thread.
  * Depends on: sched.h, runq.c (queues), ctx.c (switching), timer.c, sched/poller.h (I/O, the
- * idle sleep), sched_debug_hooks (the deadlock check), kernel_iface (clock, topology).
+ * idle sleep), sched_debug_hooks (the deadlock check), kernel_iface (clock, topology); libc's
+ * getrandom (W4).
  */
 #include "sched/sched.h"
 #include "sched/poller.h"
@@ -48,6 +52,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,16 +100,40 @@ NOINLINE_NOCLONE struct worker *sched_cur_worker(void)
     return w;
 }
 
+/* The plain threads' shared xorshift input: a Weyl sequence from a per-process seed. 0 until
+ * the first sched_fastrand on a plain thread seeds it (W4). */
+static _Atomic uint64_t thread_rng;
+
+/* A seed for this process: getrandom(2), or the clock, pid and an ASLR'd address if it fails
+ * (old kernel, seccomp). Never 0 (thread_rng's "unseeded"). */
+static uint64_t process_seed(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
+        s = ((uint64_t)clk_now() * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)getpid() << 32) ^
+            (uint64_t)(uintptr_t)&s;
+    return s ? s : 1;
+}
+
 uint32_t sched_fastrand(void)
 {
     struct worker *w = sched_cur_worker();
-    static _Atomic uint64_t seed = 0x9E3779B97F4A7C15ull;
     uint64_t x;
     if (w) {
         x = w->rng;
     } else {
-        /* plain threads: a shared state is fine, the quality need only be uniform */
-        x = atomic_fetch_add_explicit(&seed, 0x9E3779B97F4A7C15ull, memory_order_relaxed); /* stats-like */
+        /* plain threads: a shared state is fine, the quality need only be uniform. relaxed: only
+         * the value matters, it publishes nothing */
+        uint64_t cur = atomic_load_explicit(&thread_rng, memory_order_relaxed);
+        if (unlikely(cur == 0)) {
+            /* first use in this process (W4); relaxed: a racing thread's seed is as good as ours,
+             * the CAS only keeps one of them */
+            uint64_t s = process_seed();
+            (void)atomic_compare_exchange_strong_explicit(&thread_rng, &cur, s, memory_order_relaxed,
+                                                          memory_order_relaxed);
+        }
+        /* relaxed: a counter, nothing published through it */
+        x = atomic_fetch_add_explicit(&thread_rng, 0x9E3779B97F4A7C15ull, memory_order_relaxed);
     }
     x ^= x << 13;
     x ^= x >> 7;

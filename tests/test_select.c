@@ -2,10 +2,11 @@
  *
  * Receive and send cases; NULL channels never proceed; timeout 0 is Go's default (-EAGAIN), a
  * finite timeout returns -ETIMEDOUT no earlier than asked and not much later, -1 waits forever;
- * -EINVAL for bad arguments; exactly one case proceeds; the choice among ready cases is fair;
+ * -EINVAL for bad arguments; exactly one case proceeds; the choice among ready cases is fair,
+ * and so is the choice a later partner makes among a blocked select's cases on one channel;
  * a waiting select is completed by whichever case becomes ready first and leaves nothing behind
  * on the other channels; closed channels; plain threads; races with close; selects on both
- * sides of the same channels.
+ * sides of the same channels; the random choices differ from one process to the next.
  *
  * Goroutines and threads never call cmocka asserts: they CHECK() (counted, then asserted by the
  * test's teardown). Blocking is observed with ringo_dump(), not guessed.
@@ -896,8 +897,178 @@ static void test_select_same_channel_twice_and_many_cases(void **state)
     }
 }
 
-int main(void)
+/* ------------------------------------------------------------------ a blocked select's choice */
+
+/* Go's TestPseudoRandomSend and libmill's "random when nothing is ready": a select whose cases
+ * are all on one channel blocks first, then a partner arrives; which case the partner completes
+ * must be uniformly random, as among ready cases. The partner waits until the select is blocked
+ * (ringo_dump) before each operation, so every round tests the blocked path. */
+#define RSEL_ROUNDS 100
+struct rsel {
+    ringo_chan *c;
+    int op;                   /* the op of both select cases */
+    int pick[RSEL_ROUNDS];    /* the case the select returned */
+    int got[RSEL_ROUNDS];     /* send cases: what the partner received; recv cases: what the select got */
+};
+#define RSEL_FILL 100 /* send cases on a buffered channel: the value that keeps it full */
+static void rsel_selector(void *p)
 {
+    struct rsel *r = p;
+    for (int round = 0; round < RSEL_ROUNDS; round++) {
+        int fill = RSEL_FILL, v[2] = { 0, 1 }, x[2] = { -1, -1 };
+        if (r->op == RINGO_SEND && ringo_chan_cap(r->c))
+            CHECK(ringo_chan_send(r->c, &fill) == 0); /* full: the send cases block */
+        struct ringo_case cs[] = { { r->c, r->op, r->op == RINGO_SEND ? &v[0] : &x[0], 99 },
+                                   { r->c, r->op, r->op == RINGO_SEND ? &v[1] : &x[1], 99 } };
+        int k = ringo_select(cs, 2, -1);
+        CHECK(k == 0 || k == 1);
+        if (k != 0 && k != 1)
+            k = 0;
+        r->pick[round] = k;
+        CHECK(cs[k].result == (r->op == RINGO_SEND ? 0 : 1));
+        CHECK(cs[!k].result == 99);
+        if (r->op == RINGO_RECV) {
+            CHECK(x[!k] == -1); /* the other case wrote nothing */
+            r->got[round] = x[k];
+        }
+    }
+}
+static void rsel_partner(void *p)
+{
+    struct rsel *r = p;
+    for (int round = 0; round < RSEL_ROUNDS; round++) {
+        /* after our last operation returned the select was readied: a [select] now is this round's */
+        CHECK(blocked_soon("select", 1));
+        if (r->op == RINGO_SEND) {
+            int x = -1;
+            if (ringo_chan_cap(r->c)) {
+                CHECK(ringo_chan_recv(r->c, &x) == 1); /* makes room: the select's value goes in */
+                CHECK(x == RSEL_FILL);
+            }
+            CHECK(ringo_chan_recv(r->c, &x) == 1);
+            r->got[round] = x;
+        } else {
+            int v = 1000 + round;
+            CHECK(ringo_chan_send(r->c, &v) == 0);
+        }
+    }
+}
+struct rsel_arg {
+    struct rsel *r;
+    void (*fn)(void *);
+    struct ringo_waitgroup *wg;
+};
+static void rsel_run(void *p)
+{
+    struct rsel_arg *a = p;
+    a->fn(a->r);
+    ringo_wg_done(a->wg);
+}
+
+static void test_select_blocked_select_choice_is_random(void **state)
+{
+    (void)state;
+    static const int ops[] = { RINGO_SEND, RINGO_RECV };
+    int unfair = 0;
+    tu_watchdog_arm("blocked select's choice", 60);
+    for (int sel_kind = 0; sel_kind < 2; sel_kind++) /* the select on this thread, or in a goroutine */
+        for (size_t o = 0; o < 2; o++)
+            for (size_t cap = 0; cap < 2; cap++) {
+                static struct rsel r;
+                memset(&r, 0, sizeof r);
+                r.c = ringo_chan_make(sizeof(int), cap);
+                r.op = ops[o];
+                struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+                struct rsel_arg a = { &r, sel_kind ? rsel_selector : rsel_partner, &wg };
+                ringo_wg_add(&wg, 1);
+                spawn(G, rsel_run, &a); /* the other side in a goroutine */
+                (sel_kind ? rsel_partner : rsel_selector)(&r);
+                ringo_wg_wait(&wg);
+                assert_int_equal(atomic_load(&bad), 0);
+                int hits[2] = { 0, 0 };
+                for (int i = 0; i < RSEL_ROUNDS; i++) {
+                    hits[r.pick[i]]++;
+                    int want = r.op == RINGO_SEND ? r.pick[i] : 1000 + i;
+                    if (r.got[i] != want)
+                        fail_msg("round %d: select returned case %d, value %d went through (want %d)", i,
+                                 r.pick[i], r.got[i], want);
+                }
+                char seq[RSEL_ROUNDS + 1];
+                for (int i = 0; i < RSEL_ROUNDS; i++)
+                    seq[i] = (char)('0' + r.pick[i]);
+                seq[RSEL_ROUNDS] = 0;
+                printf("# select in %s, two %s cases, cap %zu: case 0 %d, case 1 %d: %s\n",
+                       sel_kind ? "a goroutine" : "a plain thread", r.op == RINGO_SEND ? "send" : "recv", cap,
+                       hits[0], hits[1], seq);
+                /* each case more than a tenth of the rounds (Go's threshold): a fair choice fails
+                 * that with probability 3e-17 */
+                if (hits[0] <= RSEL_ROUNDS / 10 || hits[1] <= RSEL_ROUNDS / 10) {
+                    printf("# not random: select in %s blocked first with two %s cases on one channel (cap %zu)\n",
+                           sel_kind ? "a goroutine" : "a plain thread", r.op == RINGO_SEND ? "send" : "recv", cap);
+                    unfair++;
+                }
+                assert_int_equal(ringo_chan_free(r.c), 0);
+            }
+    tu_watchdog_disarm();
+    if (unfair) /* after every configuration ran: the report shows all of them */
+        fail_msg("%d of 8 configurations: one case won all but a tenth of %d rounds", unfair, RSEL_ROUNDS);
+}
+
+/* ------------------------------------------------------------------ a fresh choice per process */
+
+#define NCHOICES 64
+/* Child: NCHOICES selects from main (a plain thread, no goroutine ever) between two ready
+ * cases; prints the cases chosen. */
+static int child_select_choices_from_main(void)
+{
+    ringo_chan *ch[2] = { ringo_chan_make(sizeof(int), 1), ringo_chan_make(sizeof(int), 1) };
+    int v = 0, x[2];
+    if (ringo_chan_send(ch[0], &v) != 0 || ringo_chan_send(ch[1], &v) != 0)
+        return 3;
+    struct ringo_case cs[] = { { ch[0], RINGO_RECV, &x[0], 99 }, { ch[1], RINGO_RECV, &x[1], 99 } };
+    char seq[NCHOICES + 1];
+    for (int i = 0; i < NCHOICES; i++) {
+        int k = ringo_select(cs, 2, 0);
+        if (k != 0 && k != 1)
+            return 4;
+        seq[i] = (char)('0' + k);
+        if (ringo_chan_send(ch[k], &v) != 0) /* ready again */
+            return 5;
+    }
+    seq[NCHOICES] = 0;
+    printf("choices=%s\n", seq);
+    return 0;
+}
+
+/* The random choice is seeded per process: two runs of the same program choose differently. */
+static void test_select_choices_differ_between_processes(void **state)
+{
+    (void)state;
+    static struct child_result r[2];
+    char seq[2][NCHOICES + 1];
+    for (int run = 0; run < 2; run++) {
+        tu_run_child("select_choices_from_main", NULL, 30, &r[run]);
+        if (!r[run].exited || r[run].code != 0)
+            fail_msg("run %d: child exited %d code %d signal %d: %s", run, r[run].exited, r[run].code,
+                     r[run].signo, r[run].out);
+        const char *p = strstr(r[run].out, "choices=");
+        if (!p || sscanf(p, "choices=%64[01]", seq[run]) != 1 || strlen(seq[run]) != NCHOICES)
+            fail_msg("run %d: no choices in the output: %s", run, r[run].out);
+        printf("# run %d: %s\n", run, seq[run]);
+    }
+    /* two independent seeds give the same 64 fair choices with probability 2^-64 */
+    if (strcmp(seq[0], seq[1]) == 0)
+        fail_msg("two processes chose the same %d cases: %s", NCHOICES, seq[0]);
+}
+
+static const struct child_scenario child_scenarios[] = {
+    { "select_choices_from_main", child_select_choices_from_main },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, child_scenarios);
     const struct CMUnitTest tests[] = {
         T(test_select_recv_case_takes_a_ready_value),
         T(test_select_unbuffered_cases_meet_a_blocked_partner),
@@ -917,6 +1088,8 @@ int main(void)
         T(test_select_selects_on_both_sides),
         T(test_select_never_matches_itself),
         T(test_select_same_channel_twice_and_many_cases),
+        T(test_select_blocked_select_choice_is_random),
+        T(test_select_choices_differ_between_processes),
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
