@@ -35,6 +35,12 @@
  * puts it back *before* the CAS that lets it run, so the count never shows zero while the thread
  * is in fact runnable.
  *
+ * The main thread leaving (pthread_exit, or ringo_exit: Go's Goexit in main) is recorded in
+ * sched.main_exited, by main itself, before its last deadlock check (Dekker with the workers
+ * going idle, as for the counters): the process then ends when nothing is left to run
+ * (sched/debug/deadlock.c). A thread-specific destructor sees the pthread_exit; returning from
+ * main() is exit() and runs none.
+ *
  * Depends on: kernel_iface/futex, clock.
  */
 #include "sched/sched.h"
@@ -53,6 +59,51 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static void thread_key_init(void)
 {
     pthread_key_create(&thread_key, sched_thread_detach);
+}
+
+static pthread_key_t main_key;
+static pthread_once_t main_key_once = PTHREAD_ONCE_INIT;
+static __thread bool main_watched; /* this thread went through sched_main_watch */
+
+static bool on_main_thread(void)
+{
+    return (pid_t)syscall(SYS_gettid) == getpid();
+}
+
+/* main's thread-specific destructor: main is leaving by pthread_exit (or ringo_exit). */
+static void main_gone(void *p)
+{
+    (void)p;
+    /* main is the only writer, so read-then-add is no race; seq_cst: the Dekker pair with the
+     * workers going idle (they read it in their check after announcing) */
+    if (sched_dl_read(&sched.main_exited) == MAIN_RUNNING)
+        sched_dl_add(&sched.main_exited, MAIN_PTHREAD_EXIT);
+    sched_debug_hooks.check_deadlock(1); /* main still counts itself among the threads */
+}
+
+static void main_key_init(void)
+{
+    pthread_key_create(&main_key, main_gone);
+}
+
+void sched_main_watch(void)
+{
+    if (likely(main_watched))
+        return;
+    main_watched = true;
+    if (!on_main_thread())
+        return;
+    pthread_once(&main_key_once, main_key_init);
+    pthread_setspecific(main_key, &main_key); /* any non-NULL value: the destructor runs */
+}
+
+void sched_main_ringo_exit(void)
+{
+    if (!on_main_thread() || sched_start() != 0)
+        return; /* another thread, or no runtime: a plain pthread_exit */
+    sched_main_watch();
+    if (sched_dl_read(&sched.main_exited) == MAIN_RUNNING) /* main is the only writer */
+        sched_dl_add(&sched.main_exited, MAIN_RINGO_EXIT);
 }
 
 /* Attach the calling plain thread: from now on it counts for deadlock detection. */
@@ -78,6 +129,7 @@ static struct g *thread_attach(void)
     sched_dl_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
     tls_thread_g = tg;
     pthread_setspecific(thread_key, tg);
+    sched_main_watch();
     return tg;
 }
 

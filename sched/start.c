@@ -265,6 +265,7 @@ static int start_locked(void)
         }
     }
     pthread_barrier_wait(&sched_start_barrier);
+    sched_main_watch(); /* started on main: main's pthread_exit is seen (park.c) */
     if (sched.debug & DBG_STATS)
         atexit(sched_debug_hooks.at_exit);
     return 0;

@@ -10,6 +10,11 @@
  *   outside ringo before it sends (whether or not it used ringo before); a select with a timeout;
  *   main blocked on recv while a goroutine sleeps 200 ms and then sends; main blocked on recv
  *   while a thread is about to send and other threads of the process exit.
+ *   Main leaves first (Go's Goexit in main): after ringo_exit the goroutines finish their work,
+ *   then the output ends with "fatal error: no goroutines (main called ringo_exit) - deadlock!"
+ *   and the status is 2 (at once when there is no goroutine at all); after pthread_exit the
+ *   process exits 0 when the last goroutine returns, their buffered output flushed. With main
+ *   gone and a goroutine blocked for good, either way: the ordinary report.
  * Every scenario runs with RINGO_PROCS=1 and RINGO_PROCS=2.
  */
 #include <ringo.h>
@@ -318,6 +323,51 @@ static int child_main_returns_with_blocked_goroutines(void)
     return 0;
 }
 
+/* ------------------------------------------------------------------ scenarios: main exits first */
+
+/* Go's Goexit in main: the other goroutines run on; when none is left the program dies with
+ * "no goroutines (main called ringo_exit) - deadlock!". pthread_exit from main (C): the process
+ * ends, status 0, when the last goroutine returns. */
+static void work_then_print(void *p)
+{
+    ringo_sleep(50000000);
+    fprintf(stderr, "worker %d done\n", (int)(intptr_t)p); /* unbuffered: survives _exit */
+}
+static int child_ringo_exit_main_goroutines_finish(void)
+{
+    ringo_chan *started = mk(0, 3);
+    for (int i = 0; i < 3; i++)
+        ringo_go(work_then_print, (void *)(intptr_t)i);
+    ringo_chan_try_recv(started, NULL); /* main has used a channel: an attached thread */
+    ringo_exit();
+}
+static void work_then_printf(void *p)
+{
+    ringo_sleep(50000000);
+    printf("worker %d done\n", (int)(intptr_t)p); /* buffered: flushed by exit(0) */
+}
+static int child_pthread_exit_main_goroutines_finish(void)
+{
+    for (int i = 0; i < 3; i++)
+        ringo_go(work_then_printf, (void *)(intptr_t)i);
+    pthread_exit(NULL); /* main never blocked in ringo: not attached */
+}
+static int child_ringo_exit_main_alone(void)
+{
+    ringo_exit();
+}
+/* main leaves while a goroutine is blocked for good: the ordinary report, without main */
+static int child_ringo_exit_main_goroutine_blocked(void)
+{
+    ringo_go(recv_forever, mk(sizeof(int), 0));
+    ringo_exit();
+}
+static int child_pthread_exit_main_goroutine_blocked(void)
+{
+    ringo_go(recv_forever, mk(sizeof(int), 0));
+    pthread_exit(NULL);
+}
+
 static const struct child_scenario scenarios[] = {
     { "main_recv_unbuffered", child_main_recv_unbuffered },
     { "main_send_full_buffer", child_main_send_full_buffer },
@@ -333,6 +383,11 @@ static const struct child_scenario scenarios[] = {
     { "select_with_timeout", child_select_with_timeout },
     { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
     { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
+    { "ringo_exit_main_goroutines_finish", child_ringo_exit_main_goroutines_finish },
+    { "pthread_exit_main_goroutines_finish", child_pthread_exit_main_goroutines_finish },
+    { "ringo_exit_main_alone", child_ringo_exit_main_alone },
+    { "ringo_exit_main_goroutine_blocked", child_ringo_exit_main_goroutine_blocked },
+    { "pthread_exit_main_goroutine_blocked", child_pthread_exit_main_goroutine_blocked },
     { NULL, NULL },
 };
 
@@ -498,6 +553,77 @@ static void test_deadlock_not_reported_when_main_returns(void **state)
     expect_no_deadlock("main_returns_with_blocked_goroutines");
 }
 
+static const char no_goroutines[] = "fatal error: no goroutines (main called ringo_exit) - deadlock!\n";
+
+static void test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("ringo_exit_main_goroutines_finish", env, 20, &r);
+        if (!r.exited || r.code != 2)
+            fail_msg("(%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        for (int i = 0; i < 3; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "worker %d done\n", i);
+            if (!strstr(r.out, want))
+                fail_msg("(%s): the goroutines did not finish their work (no \"%s\"):\n%s", procs[p], want, r.out);
+        }
+        size_t n = strlen(r.out), m = sizeof no_goroutines - 1;
+        if (n < m || strcmp(r.out + n - m, no_goroutines) != 0 || strstr(r.out, "asleep"))
+            fail_msg("(%s): want the output to end with Go's message:\n%s", procs[p], r.out);
+    }
+}
+
+static void test_deadlock_ringo_exit_in_main_alone_reports_at_once(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("ringo_exit_main_alone", env, 20, &r);
+        if (!r.exited || r.code != 2)
+            fail_msg("(%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        assert_string_equal(r.out, no_goroutines);
+    }
+}
+
+static void test_deadlock_pthread_exit_in_main_ends_with_the_last_goroutine(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("pthread_exit_main_goroutines_finish", env, 20, &r);
+        if (!r.exited || r.code != 0)
+            fail_msg("(%s): want exit status 0, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        for (int i = 0; i < 3; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "worker %d done\n", i);
+            if (!strstr(r.out, want))
+                fail_msg("(%s): output of the goroutines missing (\"%s\"):\n%s", procs[p], want, r.out);
+        }
+        if (strstr(r.out, "fatal"))
+            fail_msg("(%s): unexpected report:\n%s", procs[p], r.out);
+    }
+}
+
+static void test_deadlock_main_gone_and_goroutines_blocked_is_a_deadlock(void **state)
+{
+    (void)state;
+    /* as Go after Goexit in main: the blocked goroutines are reported; main is not listed */
+    static const char *const want[] = { "goroutine chan receive" };
+    expect_deadlock("ringo_exit_main_goroutine_blocked", want, 1);
+    expect_deadlock("pthread_exit_main_goroutine_blocked", want, 1);
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
@@ -514,6 +640,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
         cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
         cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
+        cmocka_unit_test(test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports),
+        cmocka_unit_test(test_deadlock_ringo_exit_in_main_alone_reports_at_once),
+        cmocka_unit_test(test_deadlock_pthread_exit_in_main_ends_with_the_last_goroutine),
+        cmocka_unit_test(test_deadlock_main_gone_and_goroutines_blocked_is_a_deadlock),
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
