@@ -23,7 +23,8 @@
  * post-switch release so the waker's enqueue sees g's saved stack pointer.
  *
  * Plain threads: the stand-in g parks by futex-waiting on its own status word while it reads
- * PARKING; a waker CASes PARKING -> WOKEN and futex-wakes. Thread stand-ins are never freed
+ * PARKING; a waker CASes PARKING -> WOKEN and futex-wakes. It records its frame pointer and, at
+ * attach, its stack bounds, so a dump can list where a blocked thread waits. Thread stand-ins are never freed
  * (recycled through sched.free_threads), so a futex_wake that races with the thread's exit
  * touches valid memory and at worst causes a spurious wake-up, which every wait loop tolerates.
  *
@@ -122,6 +123,19 @@ static struct g *thread_attach(void)
     }
     tg->is_thread = 1;
     tg->id = (int64_t)syscall(SYS_gettid);
+    tg->park_fp = NULL;
+    tg->stack_lo = NULL;
+    tg->stack_size = 0;
+    pthread_attr_t a; /* the stack a dump may walk from park_fp (sched/debug/dump.c) */
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *lo;
+        size_t sz;
+        if (pthread_attr_getstack(&a, &lo, &sz) == 0) {
+            tg->stack_lo = lo;
+            tg->stack_size = sz;
+        }
+        pthread_attr_destroy(&a);
+    }
     atomic_store_explicit(&tg->status, GS_RUNNING, memory_order_relaxed);
     tg->allthreads_next = sched.allthreads;
     sched.allthreads = tg;
@@ -170,6 +184,9 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
 {
     bool forever = self->forever; /* set by sched_park_prepare*, before publication */
     self->wait_since = clk_now_coarse();
+    /* where a dump starts the walk of our stack: the frames above this one stay put while we
+     * wait (the deadlock check reads it after our seq_cst counter change below) */
+    self->park_fp = __builtin_frame_address(0);
     if (forever) {
         sched_dl_add(&sched.nthreads_blocked, 1);
         /* seq_cst: Dekker pair with a worker going idle (worker.c step b / deadlock check) */

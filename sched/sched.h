@@ -125,8 +125,13 @@ struct g {
     struct g *schedlink;          /* global-queue / pool link; owned by whoever holds that list */
     void (*fn)(void *);           /* entry, for dumps */
     void *arg;
-    char *stack_lo;               /* lowest usable stack address (just above the guard) */
-    size_t stack_size;            /* usable bytes from stack_lo to the descriptor */
+    char *stack_lo;               /* lowest usable stack address (just above the guard); for a
+                                     thread: its stack as pthread_getattr_np saw it at attach */
+    size_t stack_size;            /* usable bytes from stack_lo to the descriptor (thread: to
+                                     its stack top); 0 for a thread whose stack is unknown */
+    void *park_fp;                /* threads only: frame pointer in the park, for dumps of a
+                                     blocked thread (its own stack: no one else can walk it live);
+                                     racy reads, bounded by the stack above */
     int64_t wait_since;           /* ringo_now() when it parked; dumps only */
     struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
