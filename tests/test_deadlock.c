@@ -5,7 +5,10 @@
  *       "fatal error: all goroutines are asleep - deadlock!\n\n"
  *   followed by one "goroutine N [state]:" line per goroutine and one "thread TID [state]:" line
  *   per blocked plain thread, with Go's state names: "chan send", "chan receive", "select",
- *   "select (no cases)". The set of (kind, state) lines is checked exactly.
+ *   "select (no cases)". The set of (kind, state) lines is checked exactly. Under each, tab-
+ *   indented: "main thread" for the process's main thread, then its stack, one
+ *   "#N function+0xoff (object+0xrel)" per frame, where the functions it is blocked in (a
+ *   goroutine's, main's, another thread's) are named.
  *   Not detected (exit 0, no report): a goroutine sleeping before it sends; a plain thread busy
  *   outside ringo before it sends (whether or not it used ringo before); a select with a timeout;
  *   main blocked on recv while a goroutine sleeps 200 ms and then sends; main blocked on recv
@@ -170,6 +173,33 @@ static int child_after_work(void)
     ringo_go(pipe_consumer, &ca);
     int v;
     ringo_chan_recv(mk(sizeof(int), 0), &v);
+    return 0;
+}
+
+/* Known frames: a goroutine and main blocked in functions of known names (never inlined). */
+__attribute__((noinline)) void deadlock_goroutine_stuck_here(ringo_chan *c);
+__attribute__((noinline)) void deadlock_goroutine_stuck_here(ringo_chan *c)
+{
+    int v;
+    ringo_chan_recv(c, &v);
+    __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
+}
+static void stuck_entry(void *c)
+{
+    deadlock_goroutine_stuck_here(c);
+    __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void deadlock_main_stuck_here(ringo_chan *c);
+__attribute__((noinline)) void deadlock_main_stuck_here(ringo_chan *c)
+{
+    int v = 1;
+    ringo_chan_send(c, &v);
+    __asm__ volatile("" ::: "memory");
+}
+static int child_known_frames(void)
+{
+    ringo_go(stuck_entry, mk(sizeof(int), 0));
+    deadlock_main_stuck_here(mk(sizeof(int), 0));
     return 0;
 }
 
@@ -383,6 +413,7 @@ static const struct child_scenario scenarios[] = {
     { "select_with_timeout", child_select_with_timeout },
     { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
     { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
+    { "known_frames", child_known_frames },
     { "ringo_exit_main_goroutines_finish", child_ringo_exit_main_goroutines_finish },
     { "pthread_exit_main_goroutines_finish", child_pthread_exit_main_goroutines_finish },
     { "ringo_exit_main_alone", child_ringo_exit_main_alone },
@@ -395,12 +426,14 @@ static const struct child_scenario scenarios[] = {
 
 /* Each expected line is "goroutine STATE" or "thread STATE"; alternatives separated by '|'
  * ("goroutine select|goroutine select (no cases)"). */
+static struct child_result last_report[2]; /* the child's output, per RINGO_PROCS setting */
 static void expect_deadlock(const char *name, const char *const *want, size_t nwant)
 {
     static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
     for (int p = 0; p < 2; p++) {
         const char *env[] = { procs[p], NULL };
-        struct child_result r;
+        struct child_result *rp = &last_report[p];
+#define r (*rp)
         tu_run_child(name, env, 20, &r);
         if (!r.exited || r.code != 2)
             fail_msg("%s (%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", name, procs[p],
@@ -416,6 +449,8 @@ static void expect_deadlock(const char *name, const char *const *want, size_t nw
         char *rest = strdup(r.out + sizeof header - 1);
         char *save = NULL;
         for (char *line = strtok_r(rest, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (line[0] == '\t' && nlines > 0)
+                continue; /* what is under a goroutine or thread line: its frames */
             regmatch_t m[4];
             if (regexec(&re, line, 4, m, 0) != 0)
                 fail_msg("%s (%s): not a \"goroutine N [state]:\" line: \"%s\"\n%s", name, procs[p], line, r.out);
@@ -453,7 +488,38 @@ static void expect_deadlock(const char *name, const char *const *want, size_t nw
         regfree(&re);
         if (nlines != nwant)
             fail_msg("%s (%s): %zu goroutine/thread lines, want %zu\n%s", name, procs[p], nlines, nwant, r.out);
+#undef r
     }
+}
+
+/* The lines under the first line of the report that starts with `head` (up to the next one
+ * that does not start with a tab), as a malloc'd string; fails if there is no such line. */
+static char *entry_body(const char *out, const char *head)
+{
+    const char *p = out;
+    size_t hl = strlen(head);
+    while (p && strncmp(p, head, hl) != 0) {
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p)
+        fail_msg("no line starting with \"%s\" in:\n%s", head, out);
+    p = strchr(p, '\n');
+    const char *b = p ? p + 1 : out + strlen(out), *e = b;
+    while (*e == '\t') {
+        const char *nl = strchr(e, '\n');
+        e = nl ? nl + 1 : e + strlen(e);
+    }
+    return strndup(b, (size_t)(e - b));
+}
+
+static bool has_line(const char *body, const char *re_src)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, re_src, REG_EXTENDED | REG_NEWLINE), 0);
+    bool ok = regexec(&re, body, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
 }
 
 static void expect_no_deadlock(const char *name)
@@ -624,6 +690,54 @@ static void test_deadlock_main_gone_and_goroutines_blocked_is_a_deadlock(void **
     expect_deadlock("pthread_exit_main_goroutine_blocked", want, 1);
 }
 
+static void test_deadlock_report_shows_stacks_and_marks_main(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine chan receive", "thread chan send" };
+    expect_deadlock("known_frames", want, 2);
+    for (int p = 0; p < 2; p++) {
+        const char *out = last_report[p].out;
+        /* under the goroutine: its frames, "#N name+0xoff (object+0xrel)", with the function
+         * it is stuck in and its entry */
+        char *gb = entry_body(out, "goroutine ");
+        if (!has_line(gb, "^\t#[0-9]+ deadlock_goroutine_stuck_here\\+0x[0-9a-f]+ \\(.+\\+0x[0-9a-f]+\\)$") ||
+            !has_line(gb, "^\t#[0-9]+ stuck_entry\\+0x"))
+            fail_msg("goroutine frames missing:\n%s", out);
+        if (has_line(gb, "main thread"))
+            fail_msg("a goroutine marked as the main thread:\n%s", out);
+        free(gb);
+        /* under main's thread line: that it is main, and its frames down to the test's own */
+        char *tb = entry_body(out, "thread ");
+        if (!has_line(tb, "^\tmain thread$") || !has_line(tb, "^\t#[0-9]+ deadlock_main_stuck_here\\+0x") ||
+            !has_line(tb, "^\t#[0-9]+ child_known_frames\\+0x"))
+            fail_msg("main thread not marked, or its frames missing:\n%s", out);
+        free(tb);
+    }
+}
+
+static void test_deadlock_report_shows_the_stack_of_another_thread(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "thread chan send", "thread chan receive" };
+    expect_deadlock("two_threads", want, 2);
+    for (int p = 0; p < 2; p++) {
+        const char *out = last_report[p].out;
+        char *sb = entry_body(out, "thread "), *other = NULL;
+        /* which of the two thread lines is the sender does not matter: find it */
+        const char *second = strstr(strstr(out, "thread ") + 1, "\nthread ");
+        if (second)
+            other = entry_body(second + 1, "thread ");
+        const char *sender = has_line(sb, "thread_send_forever") ? sb : other;
+        const char *mainb = sender == sb ? other : sb;
+        if (!sender || !has_line(sender, "^\t#[0-9]+ thread_send_forever\\+0x") || has_line(sender, "main thread"))
+            fail_msg("the other thread's frames are missing (or it is marked main):\n%s", out);
+        if (!mainb || !has_line(mainb, "^\tmain thread$") || !has_line(mainb, "^\t#[0-9]+ child_two_threads\\+0x"))
+            fail_msg("main's entry not marked, or its frames missing:\n%s", out);
+        free(sb);
+        free(other);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
@@ -640,6 +754,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
         cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
         cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
+        cmocka_unit_test(test_deadlock_report_shows_stacks_and_marks_main),
+        cmocka_unit_test(test_deadlock_report_shows_the_stack_of_another_thread),
         cmocka_unit_test(test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports),
         cmocka_unit_test(test_deadlock_ringo_exit_in_main_alone_reports_at_once),
         cmocka_unit_test(test_deadlock_pthread_exit_in_main_ends_with_the_last_goroutine),

@@ -140,7 +140,7 @@ void sched_check_deadlock(int exiting)
     if (q == Q_BLOCKED) {
         static const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
         (void)!write(2, msg, sizeof msg - 1);
-        sched_dump(2, true, false, false);
+        sched_dump(2, true, true, false); /* Go's lines, each with its stack under it */
         _exit(2);
     }
     if (q == Q_EMPTY && gone == MAIN_RINGO_EXIT) {
