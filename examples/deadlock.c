@@ -12,9 +12,13 @@
  *     fatal error: all goroutines are asleep - deadlock!
  *
  *     thread 12345 [chan send]:
+ *     	main thread
+ *     	#0 slow_path+0x1a8 (libringo.so.0+0x14108)
+ *     	#1 main+0x3b (deadlock+0x10bb)
+ *     	...
  *
  * and exits with status 2. (main() is a plain thread, not a goroutine: it is listed by its
- * thread id.)
+ * thread id, marked as the main thread, with the frames it is blocked in under it.)
  */
 #include <ringo.h>
 #include <stdio.h>

@@ -64,7 +64,11 @@ RINGO_API int64_t ringo_self(void);
 /* Goroutines that exist: started and not yet returned. */
 RINGO_API size_t ringo_num_goroutines(void);
 
-/* End the calling goroutine now (Go's runtime.Goexit). On a plain thread: pthread_exit(NULL). */
+/* End the calling goroutine now (Go's runtime.Goexit). On a plain thread: pthread_exit(NULL).
+ * On the main thread, as Goexit in Go's main: the goroutines run on; when none is left the
+ * process prints "fatal error: no goroutines (main called ringo_exit) - deadlock!" and exits 2.
+ * (After a plain pthread_exit from main, it exits 0 when the last goroutine returns; if they
+ * all block for good instead, either way, the deadlock report.) */
 RINGO_API _Noreturn void ringo_exit(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -192,6 +192,7 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
         return id;
     }
     /* a plain thread (or g0, which never calls ringo_go): the child goes to the global queue */
+    sched_main_watch(); /* main may pthread_exit and leave the rest to the goroutines */
     atomic_fetch_add_explicit(&sched.thread_spawned, 1, memory_order_relaxed); /* counter only */
     atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by the queue lock */
     sched_global_push(g);
@@ -201,8 +202,12 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
 _Noreturn void ringo_exit(void)
 {
     struct worker *w = sched_cur_worker();
-    if (!sched_cur_g(w))
+    if (!sched_cur_g(w)) {
+        /* on main: the goroutines run on; when none is left the process ends with Go's
+         * "no goroutines (main called ringo_exit)" (sched/debug/deadlock.c) */
+        sched_main_ringo_exit();
         pthread_exit(NULL);
+    }
     g_exit();
 }
 

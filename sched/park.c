@@ -23,7 +23,8 @@
  * post-switch release so the waker's enqueue sees g's saved stack pointer.
  *
  * Plain threads: the stand-in g parks by futex-waiting on its own status word while it reads
- * PARKING; a waker CASes PARKING -> WOKEN and futex-wakes. Thread stand-ins are never freed
+ * PARKING; a waker CASes PARKING -> WOKEN and futex-wakes. It records its frame pointer and, at
+ * attach, its stack bounds, so a dump can list where a blocked thread waits. Thread stand-ins are never freed
  * (recycled through sched.free_threads), so a futex_wake that races with the thread's exit
  * touches valid memory and at worst causes a spurious wake-up, which every wait loop tolerates.
  *
@@ -34,6 +35,12 @@
  * Deadlock accounting (I5): a thread that parks forever leaves sched.nthreads_active; the waker
  * puts it back *before* the CAS that lets it run, so the count never shows zero while the thread
  * is in fact runnable.
+ *
+ * The main thread leaving (pthread_exit, or ringo_exit: Go's Goexit in main) is recorded in
+ * sched.main_exited, by main itself, before its last deadlock check (Dekker with the workers
+ * going idle, as for the counters): the process then ends when nothing is left to run
+ * (sched/debug/deadlock.c). A thread-specific destructor sees the pthread_exit; returning from
+ * main() is exit() and runs none.
  *
  * Depends on: sched.h, ctx.c (switch out), timer.c (deadlines), proc.c (enqueue),
  * sched_debug_hooks (deadlock check), kernel_iface/futex, clock.
@@ -56,6 +63,51 @@ static void thread_key_init(void)
     pthread_key_create(&thread_key, sched_thread_detach);
 }
 
+static pthread_key_t main_key;
+static pthread_once_t main_key_once = PTHREAD_ONCE_INIT;
+static __thread bool main_watched; /* this thread went through sched_main_watch */
+
+static bool on_main_thread(void)
+{
+    return (pid_t)syscall(SYS_gettid) == getpid();
+}
+
+/* main's thread-specific destructor: main is leaving by pthread_exit (or ringo_exit). */
+static void main_gone(void *p)
+{
+    (void)p;
+    /* main is the only writer, so read-then-add is no race; seq_cst: the Dekker pair with the
+     * workers going idle (they read it in their check after announcing) */
+    if (sched_dl_read(&sched.main_exited) == MAIN_RUNNING)
+        sched_dl_add(&sched.main_exited, MAIN_PTHREAD_EXIT);
+    sched_debug_hooks.check_deadlock(1); /* main still counts itself among the threads */
+}
+
+static void main_key_init(void)
+{
+    pthread_key_create(&main_key, main_gone);
+}
+
+void sched_main_watch(void)
+{
+    if (likely(main_watched))
+        return;
+    main_watched = true;
+    if (!on_main_thread())
+        return;
+    pthread_once(&main_key_once, main_key_init);
+    pthread_setspecific(main_key, &main_key); /* any non-NULL value: the destructor runs */
+}
+
+void sched_main_ringo_exit(void)
+{
+    if (!on_main_thread() || sched_start() != 0)
+        return; /* another thread, or no runtime: a plain pthread_exit */
+    sched_main_watch();
+    if (sched_dl_read(&sched.main_exited) == MAIN_RUNNING) /* main is the only writer */
+        sched_dl_add(&sched.main_exited, MAIN_RINGO_EXIT);
+}
+
 /* Attach the calling plain thread: from now on it counts for deadlock detection. */
 static struct g *thread_attach(void)
 {
@@ -72,6 +124,19 @@ static struct g *thread_attach(void)
     }
     tg->is_thread = 1;
     tg->id = (int64_t)syscall(SYS_gettid);
+    tg->park_fp = NULL;
+    tg->stack_lo = NULL;
+    tg->stack_size = 0;
+    pthread_attr_t a; /* the stack a dump may walk from park_fp (sched/debug/dump.c) */
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *lo;
+        size_t sz;
+        if (pthread_attr_getstack(&a, &lo, &sz) == 0) {
+            tg->stack_lo = lo;
+            tg->stack_size = sz;
+        }
+        pthread_attr_destroy(&a);
+    }
     atomic_store_explicit(&tg->status, GS_RUNNING, memory_order_relaxed);
     tg->allthreads_next = sched.allthreads;
     sched.allthreads = tg;
@@ -79,6 +144,7 @@ static struct g *thread_attach(void)
     sched_dl_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
     tls_thread_g = tg;
     pthread_setspecific(thread_key, tg);
+    sched_main_watch();
     return tg;
 }
 
@@ -119,6 +185,9 @@ static int thread_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim
 {
     bool forever = self->forever; /* set by sched_park_prepare*, before publication */
     self->wait_since = clk_now_coarse();
+    /* where a dump starts the walk of our stack: the frames above this one stay put while we
+     * wait (the deadlock check reads it after our seq_cst counter change below) */
+    self->park_fp = __builtin_frame_address(0);
     if (forever) {
         sched_dl_add(&sched.nthreads_blocked, 1);
         /* seq_cst: Dekker pair with a worker going idle (proc.c step b / deadlock check) */

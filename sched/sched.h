@@ -128,8 +128,13 @@ struct g {
     struct g *schedlink;          /* global-queue / pool link; owned by whoever holds that list */
     void (*fn)(void *);           /* entry, for dumps */
     void *arg;
-    char *stack_lo;               /* lowest usable stack address (just above the guard) */
-    size_t stack_size;            /* usable bytes from stack_lo to the descriptor */
+    char *stack_lo;               /* lowest usable stack address (just above the guard); for a
+                                     thread: its stack as pthread_getattr_np saw it at attach */
+    size_t stack_size;            /* usable bytes from stack_lo to the descriptor (thread: to
+                                     its stack top); 0 for a thread whose stack is unknown */
+    void *park_fp;                /* threads only: frame pointer in the park, for dumps of a
+                                     blocked thread (its own stack: no one else can walk it live);
+                                     racy reads, bounded by the stack above */
     int64_t wait_since;           /* ringo_now() when it parked; dumps only */
     struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
@@ -244,6 +249,7 @@ struct sched {
     _Atomic int64_t nthreads_blocked; /* attached plain threads blocked forever in ringo */
     _Atomic int64_t ntimers;          /* pending timers, all workers */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
+    _Atomic int64_t main_exited;      /* 0, or how main's thread left: enum main_exit; main writes */
     _Atomic int64_t thread_spawned;   /* goroutines spawned from plain threads */
     _Atomic uint64_t thread_wakeups;  /* sched_ready calls made from plain threads */
 
@@ -263,7 +269,11 @@ struct sched {
 };
 extern struct sched sched;
 
-/* Deadlock accounting (I5): sched.nthreads_active, nthreads_blocked, ntimers and nio change
+/* How the main thread left while the process lives on (sched.main_exited, park.c). Returning
+ * from main() is not one of them: that is exit(). */
+enum main_exit { MAIN_RUNNING = 0, MAIN_PTHREAD_EXIT = 1, MAIN_RINGO_EXIT = 2 };
+
+/* Deadlock accounting (I5): sched.nthreads_active, nthreads_blocked, main_exited, ntimers and nio change
  * only through these, and the deadlock check (sched/debug/deadlock.c) reads them only through
  * sched_dl_read. seq_cst on both sides: each party changes its own counter, then reads the
  * others' (Dekker), so in the single total order of seq_cst operations the last one to go quiet
@@ -397,6 +407,14 @@ static inline bool sched_claim(_Atomic uint32_t *claim, uint32_t val)
 }
 void sched_ready(struct g *g);
 void sched_thread_detach(void *tg);
+/* The main thread's exit (Go's Goexit in main): once per thread, on the main thread, arm a
+ * thread-specific destructor that records in sched.main_exited that main left by pthread_exit
+ * and runs the deadlock check; a no-op elsewhere. Called where main first meets the runtime
+ * (sched_start, attaching, ringo_go). */
+void sched_main_watch(void);
+/* ringo_exit on the main thread: record MAIN_RINGO_EXIT (starting the runtime if need be);
+ * the caller then pthread_exit()s and the destructor checks. */
+void sched_main_ringo_exit(void);
 
 /* ------------------------------------------------------------------ timers (timer.c) */
 void sched_timer_add(struct worker *w, struct timer *t);
@@ -420,7 +438,8 @@ struct debug_hooks {
     /* once, before the workers start, after RINGO_DEBUG is parsed: the monitor thread */
     void (*init)(void);
     /* the last party to go quiet checks: a worker about to sleep (0), a thread parking forever
-     * (0), a thread that detaches on its way out (1: it still counts itself). May exit(2). */
+     * (0), a thread that detaches on its way out, main leaving by pthread_exit/ringo_exit (1: it
+     * still counts itself). May _exit(2), or exit(0) once main has left and nothing remains. */
     void (*check_deadlock)(int exiting);
     /* atexit with RINGO_DEBUG=stats */
     void (*at_exit)(void);

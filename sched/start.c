@@ -308,6 +308,7 @@ static int start_locked(void)
 
     sched_segv_install();
     start_threads();
+    sched_main_watch(); /* started on main: main's pthread_exit is seen (park.c) */
     if (sched.debug & DBG_STATS)
         atexit(sched_debug_hooks.at_exit);
     return 0;

@@ -5,11 +5,19 @@
  *       "fatal error: all goroutines are asleep - deadlock!\n\n"
  *   followed by one "goroutine N [state]:" line per goroutine and one "thread TID [state]:" line
  *   per blocked plain thread, with Go's state names: "chan send", "chan receive", "select",
- *   "select (no cases)". The set of (kind, state) lines is checked exactly.
+ *   "select (no cases)". The set of (kind, state) lines is checked exactly. Under each, tab-
+ *   indented: "main thread" for the process's main thread, then its stack, one
+ *   "#N function+0xoff (object+0xrel)" per frame, where the functions it is blocked in (a
+ *   goroutine's, main's, another thread's) are named.
  *   Not detected (exit 0, no report): a goroutine sleeping before it sends; a plain thread busy
  *   outside ringo before it sends (whether or not it used ringo before); a select with a timeout;
  *   main blocked on recv while a goroutine sleeps 200 ms and then sends; main blocked on recv
  *   while a thread is about to send and other threads of the process exit.
+ *   Main leaves first (Go's Goexit in main): after ringo_exit the goroutines finish their work,
+ *   then the output ends with "fatal error: no goroutines (main called ringo_exit) - deadlock!"
+ *   and the status is 2 (at once when there is no goroutine at all); after pthread_exit the
+ *   process exits 0 when the last goroutine returns, their buffered output flushed. With main
+ *   gone and a goroutine blocked for good, either way: the ordinary report.
  * Every scenario runs with RINGO_PROCS=1 and RINGO_PROCS=2.
  */
 #include <ringo.h>
@@ -168,6 +176,33 @@ static int child_after_work(void)
     return 0;
 }
 
+/* Known frames: a goroutine and main blocked in functions of known names (never inlined). */
+__attribute__((noinline)) void deadlock_goroutine_stuck_here(ringo_chan *c);
+__attribute__((noinline)) void deadlock_goroutine_stuck_here(ringo_chan *c)
+{
+    int v;
+    ringo_chan_recv(c, &v);
+    __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
+}
+static void stuck_entry(void *c)
+{
+    deadlock_goroutine_stuck_here(c);
+    __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void deadlock_main_stuck_here(ringo_chan *c);
+__attribute__((noinline)) void deadlock_main_stuck_here(ringo_chan *c)
+{
+    int v = 1;
+    ringo_chan_send(c, &v);
+    __asm__ volatile("" ::: "memory");
+}
+static int child_known_frames(void)
+{
+    ringo_go(stuck_entry, mk(sizeof(int), 0));
+    deadlock_main_stuck_here(mk(sizeof(int), 0));
+    return 0;
+}
+
 /* ------------------------------------------------------------------ scenarios: no deadlock */
 
 struct relay {
@@ -318,6 +353,51 @@ static int child_main_returns_with_blocked_goroutines(void)
     return 0;
 }
 
+/* ------------------------------------------------------------------ scenarios: main exits first */
+
+/* Go's Goexit in main: the other goroutines run on; when none is left the program dies with
+ * "no goroutines (main called ringo_exit) - deadlock!". pthread_exit from main (C): the process
+ * ends, status 0, when the last goroutine returns. */
+static void work_then_print(void *p)
+{
+    ringo_sleep(50000000);
+    fprintf(stderr, "worker %d done\n", (int)(intptr_t)p); /* unbuffered: survives _exit */
+}
+static int child_ringo_exit_main_goroutines_finish(void)
+{
+    ringo_chan *started = mk(0, 3);
+    for (int i = 0; i < 3; i++)
+        ringo_go(work_then_print, (void *)(intptr_t)i);
+    ringo_chan_try_recv(started, NULL); /* main has used a channel: an attached thread */
+    ringo_exit();
+}
+static void work_then_printf(void *p)
+{
+    ringo_sleep(50000000);
+    printf("worker %d done\n", (int)(intptr_t)p); /* buffered: flushed by exit(0) */
+}
+static int child_pthread_exit_main_goroutines_finish(void)
+{
+    for (int i = 0; i < 3; i++)
+        ringo_go(work_then_printf, (void *)(intptr_t)i);
+    pthread_exit(NULL); /* main never blocked in ringo: not attached */
+}
+static int child_ringo_exit_main_alone(void)
+{
+    ringo_exit();
+}
+/* main leaves while a goroutine is blocked for good: the ordinary report, without main */
+static int child_ringo_exit_main_goroutine_blocked(void)
+{
+    ringo_go(recv_forever, mk(sizeof(int), 0));
+    ringo_exit();
+}
+static int child_pthread_exit_main_goroutine_blocked(void)
+{
+    ringo_go(recv_forever, mk(sizeof(int), 0));
+    pthread_exit(NULL);
+}
+
 static const struct child_scenario scenarios[] = {
     { "main_recv_unbuffered", child_main_recv_unbuffered },
     { "main_send_full_buffer", child_main_send_full_buffer },
@@ -333,6 +413,12 @@ static const struct child_scenario scenarios[] = {
     { "select_with_timeout", child_select_with_timeout },
     { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
     { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
+    { "known_frames", child_known_frames },
+    { "ringo_exit_main_goroutines_finish", child_ringo_exit_main_goroutines_finish },
+    { "pthread_exit_main_goroutines_finish", child_pthread_exit_main_goroutines_finish },
+    { "ringo_exit_main_alone", child_ringo_exit_main_alone },
+    { "ringo_exit_main_goroutine_blocked", child_ringo_exit_main_goroutine_blocked },
+    { "pthread_exit_main_goroutine_blocked", child_pthread_exit_main_goroutine_blocked },
     { NULL, NULL },
 };
 
@@ -340,12 +426,14 @@ static const struct child_scenario scenarios[] = {
 
 /* Each expected line is "goroutine STATE" or "thread STATE"; alternatives separated by '|'
  * ("goroutine select|goroutine select (no cases)"). */
+static struct child_result last_report[2]; /* the child's output, per RINGO_PROCS setting */
 static void expect_deadlock(const char *name, const char *const *want, size_t nwant)
 {
     static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
     for (int p = 0; p < 2; p++) {
         const char *env[] = { procs[p], NULL };
-        struct child_result r;
+        struct child_result *rp = &last_report[p];
+#define r (*rp)
         tu_run_child(name, env, 20, &r);
         if (!r.exited || r.code != 2)
             fail_msg("%s (%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", name, procs[p],
@@ -361,6 +449,8 @@ static void expect_deadlock(const char *name, const char *const *want, size_t nw
         char *rest = strdup(r.out + sizeof header - 1);
         char *save = NULL;
         for (char *line = strtok_r(rest, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (line[0] == '\t' && nlines > 0)
+                continue; /* what is under a goroutine or thread line: its frames */
             regmatch_t m[4];
             if (regexec(&re, line, 4, m, 0) != 0)
                 fail_msg("%s (%s): not a \"goroutine N [state]:\" line: \"%s\"\n%s", name, procs[p], line, r.out);
@@ -398,7 +488,38 @@ static void expect_deadlock(const char *name, const char *const *want, size_t nw
         regfree(&re);
         if (nlines != nwant)
             fail_msg("%s (%s): %zu goroutine/thread lines, want %zu\n%s", name, procs[p], nlines, nwant, r.out);
+#undef r
     }
+}
+
+/* The lines under the first line of the report that starts with `head` (up to the next one
+ * that does not start with a tab), as a malloc'd string; fails if there is no such line. */
+static char *entry_body(const char *out, const char *head)
+{
+    const char *p = out;
+    size_t hl = strlen(head);
+    while (p && strncmp(p, head, hl) != 0) {
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p)
+        fail_msg("no line starting with \"%s\" in:\n%s", head, out);
+    p = strchr(p, '\n');
+    const char *b = p ? p + 1 : out + strlen(out), *e = b;
+    while (*e == '\t') {
+        const char *nl = strchr(e, '\n');
+        e = nl ? nl + 1 : e + strlen(e);
+    }
+    return strndup(b, (size_t)(e - b));
+}
+
+static bool has_line(const char *body, const char *re_src)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, re_src, REG_EXTENDED | REG_NEWLINE), 0);
+    bool ok = regexec(&re, body, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
 }
 
 static void expect_no_deadlock(const char *name)
@@ -498,6 +619,125 @@ static void test_deadlock_not_reported_when_main_returns(void **state)
     expect_no_deadlock("main_returns_with_blocked_goroutines");
 }
 
+static const char no_goroutines[] = "fatal error: no goroutines (main called ringo_exit) - deadlock!\n";
+
+static void test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("ringo_exit_main_goroutines_finish", env, 20, &r);
+        if (!r.exited || r.code != 2)
+            fail_msg("(%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        for (int i = 0; i < 3; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "worker %d done\n", i);
+            if (!strstr(r.out, want))
+                fail_msg("(%s): the goroutines did not finish their work (no \"%s\"):\n%s", procs[p], want, r.out);
+        }
+        size_t n = strlen(r.out), m = sizeof no_goroutines - 1;
+        if (n < m || strcmp(r.out + n - m, no_goroutines) != 0 || strstr(r.out, "asleep"))
+            fail_msg("(%s): want the output to end with Go's message:\n%s", procs[p], r.out);
+    }
+}
+
+static void test_deadlock_ringo_exit_in_main_alone_reports_at_once(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("ringo_exit_main_alone", env, 20, &r);
+        if (!r.exited || r.code != 2)
+            fail_msg("(%s): want exit status 2, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        assert_string_equal(r.out, no_goroutines);
+    }
+}
+
+static void test_deadlock_pthread_exit_in_main_ends_with_the_last_goroutine(void **state)
+{
+    (void)state;
+    static const char *const procs[] = { "RINGO_PROCS=1", "RINGO_PROCS=2" };
+    for (int p = 0; p < 2; p++) {
+        const char *env[] = { procs[p], NULL };
+        struct child_result r;
+        tu_run_child("pthread_exit_main_goroutines_finish", env, 20, &r);
+        if (!r.exited || r.code != 0)
+            fail_msg("(%s): want exit status 0, got exited=%d code=%d signal=%d; output:\n%s", procs[p], r.exited,
+                     r.code, r.signo, r.out);
+        for (int i = 0; i < 3; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "worker %d done\n", i);
+            if (!strstr(r.out, want))
+                fail_msg("(%s): output of the goroutines missing (\"%s\"):\n%s", procs[p], want, r.out);
+        }
+        if (strstr(r.out, "fatal"))
+            fail_msg("(%s): unexpected report:\n%s", procs[p], r.out);
+    }
+}
+
+static void test_deadlock_main_gone_and_goroutines_blocked_is_a_deadlock(void **state)
+{
+    (void)state;
+    /* as Go after Goexit in main: the blocked goroutines are reported; main is not listed */
+    static const char *const want[] = { "goroutine chan receive" };
+    expect_deadlock("ringo_exit_main_goroutine_blocked", want, 1);
+    expect_deadlock("pthread_exit_main_goroutine_blocked", want, 1);
+}
+
+static void test_deadlock_report_shows_stacks_and_marks_main(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine chan receive", "thread chan send" };
+    expect_deadlock("known_frames", want, 2);
+    for (int p = 0; p < 2; p++) {
+        const char *out = last_report[p].out;
+        /* under the goroutine: its frames, "#N name+0xoff (object+0xrel)", with the function
+         * it is stuck in and its entry */
+        char *gb = entry_body(out, "goroutine ");
+        if (!has_line(gb, "^\t#[0-9]+ deadlock_goroutine_stuck_here\\+0x[0-9a-f]+ \\(.+\\+0x[0-9a-f]+\\)$") ||
+            !has_line(gb, "^\t#[0-9]+ stuck_entry\\+0x"))
+            fail_msg("goroutine frames missing:\n%s", out);
+        if (has_line(gb, "main thread"))
+            fail_msg("a goroutine marked as the main thread:\n%s", out);
+        free(gb);
+        /* under main's thread line: that it is main, and its frames down to the test's own */
+        char *tb = entry_body(out, "thread ");
+        if (!has_line(tb, "^\tmain thread$") || !has_line(tb, "^\t#[0-9]+ deadlock_main_stuck_here\\+0x") ||
+            !has_line(tb, "^\t#[0-9]+ child_known_frames\\+0x"))
+            fail_msg("main thread not marked, or its frames missing:\n%s", out);
+        free(tb);
+    }
+}
+
+static void test_deadlock_report_shows_the_stack_of_another_thread(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "thread chan send", "thread chan receive" };
+    expect_deadlock("two_threads", want, 2);
+    for (int p = 0; p < 2; p++) {
+        const char *out = last_report[p].out;
+        char *sb = entry_body(out, "thread "), *other = NULL;
+        /* which of the two thread lines is the sender does not matter: find it */
+        const char *second = strstr(strstr(out, "thread ") + 1, "\nthread ");
+        if (second)
+            other = entry_body(second + 1, "thread ");
+        const char *sender = has_line(sb, "thread_send_forever") ? sb : other;
+        const char *mainb = sender == sb ? other : sb;
+        if (!sender || !has_line(sender, "^\t#[0-9]+ thread_send_forever\\+0x") || has_line(sender, "main thread"))
+            fail_msg("the other thread's frames are missing (or it is marked main):\n%s", out);
+        if (!mainb || !has_line(mainb, "^\tmain thread$") || !has_line(mainb, "^\t#[0-9]+ child_two_threads\\+0x"))
+            fail_msg("main's entry not marked, or its frames missing:\n%s", out);
+        free(sb);
+        free(other);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
@@ -514,6 +754,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
         cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
         cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
+        cmocka_unit_test(test_deadlock_report_shows_stacks_and_marks_main),
+        cmocka_unit_test(test_deadlock_report_shows_the_stack_of_another_thread),
+        cmocka_unit_test(test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports),
+        cmocka_unit_test(test_deadlock_ringo_exit_in_main_alone_reports_at_once),
+        cmocka_unit_test(test_deadlock_pthread_exit_in_main_ends_with_the_last_goroutine),
+        cmocka_unit_test(test_deadlock_main_gone_and_goroutines_blocked_is_a_deadlock),
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));

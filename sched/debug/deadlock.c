@@ -14,8 +14,15 @@
  * helper thread) is never declared deadlocked: a missed report is a hang, a false one kills a
  * healthy program.
  *
+ * Main gone (sched.main_exited: main called pthread_exit or ringo_exit, Go's Goexit in main): its
+ * thread stays in the "Threads:" count as a zombie, so it is subtracted. When then nothing at all
+ * is left (no goroutine, no blocked thread, the same quiet conditions), the process ends as Go's
+ * checkdead and C say: after ringo_exit "fatal error: no goroutines (main called ringo_exit) -
+ * deadlock!" and status 2; after pthread_exit exit(0) (the last thread left: atexit handlers and
+ * stdio flush run). Something blocked with main gone is the ordinary report, main not listed.
+ *
  * Whoever makes the last of these true checks (through sched_debug_hooks.check_deadlock): a
- * worker about to sleep, a thread about to park forever, a thread that detaches. The counters
+ * worker about to sleep, a thread about to park forever, a thread that detaches, main leaving. The counters
  * are seq_cst and each side changes its own counter before reading the others', so the last to
  * change sees all the others (Dekker). The check is conservative: any doubt (a counter in
  * motion) means "not a deadlock"; it is repeated under idle_lock so that no worker is being
@@ -27,26 +34,33 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* seq_cst loads throughout: this is the reading half of the Dekker pairs (each party changed
  * its own counter with a seq_cst RMW, or a seq_cst fence, before it read ours). */
 static uint32_t sc32(_Atomic uint32_t *p) { return atomic_load_explicit(p, memory_order_seq_cst); }
 
-static bool looks_dead(void)
+enum quiet {
+    Q_BUSY,     /* something can still run */
+    Q_BLOCKED,  /* nothing can run, and something is blocked: a deadlock */
+    Q_EMPTY,    /* nothing can run, and nothing is left at all (main gone: the end) */
+};
+
+static enum quiet quiet_state(void)
 {
     if (sched_dl_read(&sched.nthreads_active) != 0 || sc32(&sched.nidle) != sched.nprocs)
-        return false;
+        return Q_BUSY;
     if (sched_dl_read(&sched.ntimers) != 0 || sched_dl_read(&sched.nio) != 0 ||
         sc32(&sched.gq_len) != 0 || sc32(&sched.nspinning) != 0)
-        return false;
+        return Q_BUSY;
     for (unsigned i = 0; i < sched.nprocs; i++) {
         struct worker *w = sched.w[i];
         if (sc32(&w->rq.head) != sc32(&w->rq.tail) ||
             atomic_load_explicit(&w->runnext, memory_order_seq_cst))
-            return false;
+            return Q_BUSY;
     }
-    return ringo_num_goroutines() > 0 || sched_dl_read(&sched.nthreads_blocked) > 0;
+    return ringo_num_goroutines() > 0 || sched_dl_read(&sched.nthreads_blocked) > 0 ? Q_BLOCKED : Q_EMPTY;
 }
 
 static void count_quiet(pid_t tid, const char *comm, void *n)
@@ -85,11 +99,15 @@ static long total_threads(void)
 
 /* Threads that could still act: all threads, less the quiet ones, less the plain threads
  * parked forever in ringo. `exiting` is 1 when the caller is a thread on its way out (it is
- * still counted). Any doubt returns a positive number: no deadlock. The quiet threads are
+ * still counted); `main_gone`: main has left (a zombie in the count, or the caller on its way
+ * out). Any doubt returns a positive number: no deadlock. The quiet threads are
  * counted before and after the total, and must agree, so one that appears or leaves meanwhile
  * cannot make the difference too small. */
-static long other_threads(int exiting)
+static long other_threads(int exiting, bool main_gone)
 {
+    /* the exiting caller may be main itself: counted once, not twice */
+    if (main_gone && !(exiting && (pid_t)syscall(SYS_gettid) == getpid()))
+        exiting++;
     for (int tries = 0; tries < 3; tries++) {
         long q1 = count_quiet_threads();
         long total = total_threads();
@@ -109,19 +127,35 @@ static long other_threads(int exiting)
 
 void sched_check_deadlock(int exiting)
 {
-    if (!sched_started() || !looks_dead())
+    if (!sched_started())
         return;
-    if (other_threads(exiting) > 0)
+    int64_t gone = sched_dl_read(&sched.main_exited);
+    enum quiet q = quiet_state();
+    if (q == Q_BUSY || (q == Q_EMPTY && gone == MAIN_RUNNING))
+        return;
+    if (other_threads(exiting, gone != MAIN_RUNNING) > 0)
         return;
     pthread_mutex_lock(&sched.idle_lock);
-    bool dead = looks_dead();
-    if (!dead) {
-        pthread_mutex_unlock(&sched.idle_lock);
-        return;
+    q = quiet_state();
+    if (q == Q_BLOCKED) {
+        static const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        sched_dump(2, true, true, false); /* Go's lines, each with its stack under it */
+        _exit(2);
     }
-    static const char msg[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    sched_dump(2, true, false, false);
-    _exit(2);
+    if (q == Q_EMPTY && gone == MAIN_RINGO_EXIT) {
+        static const char msg[] = "fatal error: no goroutines (main called ringo_exit) - deadlock!\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(2);
+    }
+    /* main_exited is set once and never cleared: a second caller that gets here while the first
+     * runs the atexit handlers just returns (exit may not run twice at once) */
+    static bool ending; /* under idle_lock */
+    bool end = q == Q_EMPTY && gone == MAIN_PTHREAD_EXIT && !ending;
+    if (end)
+        ending = true;
+    pthread_mutex_unlock(&sched.idle_lock);
+    if (end)
+        exit(0); /* C: the last thread left; not under idle_lock, an atexit handler may use ringo */
 }
 

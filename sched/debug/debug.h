@@ -50,8 +50,10 @@ size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max);
 
 /* The dump: one line per goroutine ("goroutine N [state, W ms]: fn=NAME arg=P") followed, when
  * `frames`, by one line per frame of each switched-out goroutine, and one line per attached
- * plain thread. `sample_running`: also interrupt each worker that runs a goroutine to print
- * where it is (monitor.c; used by the SIGQUIT dump only). `brief`: the deadlock format. */
+ * plain thread (with `frames`: "\tmain thread" for the main one, and the frames of a blocked
+ * one). `sample_running`: also interrupt each worker that runs a goroutine to print
+ * where it is (monitor.c; used by the SIGQUIT dump only). `brief`: the deadlock format, Go's
+ * "goroutine N [state]:" lines (frames under them as above). */
 void sched_dump(int fd, bool brief, bool frames, bool sample_running);
 void sched_dprintf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

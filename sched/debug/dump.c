@@ -8,8 +8,13 @@
  * Dumps read racily (sched/debug/debug.h: descriptors and stacks are never unmapped, every walk
  * is bounded by the stack slot). A goroutine that is switched out has its registers in the
  * frame at g->sp (arch/switch_x86_64_sysv_elf.S); its saved rip and rbp start a frame-pointer
- * walk that ends at sched_ctx_trampoline, whose rbp is 0. The deadlock report keeps Go's exact
- * format.
+ * walk that ends at sched_ctx_trampoline, whose rbp is 0. A plain thread blocked in ringo waits
+ * on its own stack: its walk starts at the frame pointer it recorded when it parked (park.c),
+ * bounded by the stack it had at attach; the frames above that one do not move while it waits,
+ * and its stack stays mapped while it is on sched.allthreads (we hold sched.tlock). The deadlock
+ * report keeps Go's lines exactly ("goroutine N [state]:", "thread TID [state]:"); what is under
+ * each is tab-indented: "main thread" for the process's first thread (tid == pid; Go's
+ * goroutine 1 needs no mark, a thread id does), then the frames, as in ringo_dump.
  * Invariants: none of its own; it only reads (RACY_READER functions).
  * Depends on: sched.h, sched/debug/debug.h, kernel_iface/clock, stackmem (slot bounds).
  */
@@ -94,6 +99,18 @@ RACY_READER size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max)
     return 1 + sched_walk_fp(rbp, lo, hi, pcs + 1, max - 1);
 }
 
+/* Return addresses of a plain thread blocked in ringo, innermost first: the chain from the frame
+ * pointer of its park, within the stack it had at attach. 0 when it is not parked or its stack
+ * is unknown. */
+RACY_READER static size_t thread_frames(struct g *t, uintptr_t *pcs, size_t max)
+{
+    volatile struct g *vt = t;
+    uintptr_t lo = (uintptr_t)vt->stack_lo, hi = lo + vt->stack_size, fp = (uintptr_t)vt->park_fp;
+    if (!lo || fp < lo || fp >= hi)
+        return 0;
+    return sched_walk_fp(fp, lo, hi, pcs, max);
+}
+
 static void print_frames(int fd, const uintptr_t *pcs, size_t n, bool first_is_pc)
 {
     char buf[384];
@@ -119,8 +136,11 @@ RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, boo
         return;
     bool waiting = st == GS_PARKING || st == GS_PARKED;
     long long id = (long long)g->id;
+    uintptr_t pcs[DBG_MAX_FRAMES];
     if (brief) {
         dprint(fd, "goroutine %lld [%s]:\n", id, g_state(g, st));
+        if (frames)
+            print_frames(fd, pcs, sched_g_frames(g, pcs, DBG_MAX_FRAMES), false);
         return;
     }
     char fn[200];
@@ -142,7 +162,6 @@ RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, boo
     dprint(fd, "\n");
     if (!frames)
         return;
-    uintptr_t pcs[DBG_MAX_FRAMES];
     if (st == GS_RUNNING) {
         long sc = -1;
         size_t n = sample && wid >= 0 ? sched_monitor_sample((unsigned)wid, g, pcs, DBG_MAX_FRAMES, &sc) : 0;
@@ -154,7 +173,8 @@ RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, boo
     print_frames(fd, pcs, sched_g_frames(g, pcs, DBG_MAX_FRAMES), false);
 }
 
-/* One entry per goroutine and per attached plain thread; `brief` is the deadlock format. */
+/* One entry per goroutine and per attached plain thread; `brief` is the deadlock format (Go's
+ * lines; with `frames`, each entry's frames under it). */
 void sched_dump(int fd, bool brief, bool frames, bool sample_running)
 {
     int64_t now = clk_now();
@@ -168,6 +188,14 @@ void sched_dump(int fd, bool brief, bool frames, bool sample_running)
         if (brief && !blocked)
             continue;
         dprint(fd, "thread %lld [%s]:\n", (long long)t->id, blocked ? g_state(t, st) : "running");
+        if (!frames)
+            continue;
+        if (t->id == (int64_t)getpid())
+            dprint(fd, "\tmain thread\n");
+        if (blocked) {
+            uintptr_t pcs[DBG_MAX_FRAMES];
+            print_frames(fd, pcs, thread_frames(t, pcs, DBG_MAX_FRAMES), false);
+        }
     }
     pthread_mutex_unlock(&sched.tlock);
 }
