@@ -142,6 +142,7 @@ static struct g *thread_attach(void)
     sched.allthreads = tg;
     pthread_mutex_unlock(&sched.tlock);
     sched_dl_add(&sched.nthreads_active, 1); /* seq_cst: deadlock check pairs with it */
+    sched_dl_add(&sched.dl_epoch, 1);        /* a new party: a check in progress decides nothing */
     tls_thread_g = tg;
     pthread_setspecific(thread_key, tg);
     sched_main_watch();
@@ -152,6 +153,7 @@ void sched_thread_detach(void *p)
 {
     struct g *tg = p;
     sched_dl_add(&sched.nthreads_active, -1);
+    sched_dl_add(&sched.dl_epoch, 1); /* see sched.dl_epoch */
     pthread_mutex_lock(&sched.tlock);
     for (struct g **pp = &sched.allthreads; *pp; pp = &(*pp)->allthreads_next)
         if (*pp == tg) {
@@ -265,6 +267,7 @@ void sched_ready(struct g *g)
         if (g->forever) {
             sched_dl_add(&sched.nthreads_blocked, -1);
             sched_dl_add(&sched.nthreads_active, 1); /* I5: before it can run */
+            sched_dl_add(&sched.dl_epoch, 1);        /* it may block again before a check ends */
         }
         uint32_t exp = GS_PARKING;
         /* release: our writes for the thread; it acquires the status */

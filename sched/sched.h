@@ -250,6 +250,11 @@ struct sched {
     _Atomic int64_t ntimers;          /* pending timers, all workers */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
     _Atomic int64_t main_exited;      /* 0, or how main's thread left: enum main_exit; main writes */
+    /* Bumped by every event that can make a quiet runtime busy again from a plain thread: a
+     * thread attaching or detaching, a forever-parked thread readied. The deadlock check reads
+     * it before its first look and after its last: a change means the world moved under it
+     * (an ABA of the counters: a thread woke main and main blocked again) and it decides nothing. */
+    _Atomic int64_t dl_epoch;
     _Atomic int64_t thread_spawned;   /* goroutines spawned from plain threads */
     _Atomic uint64_t thread_wakeups;  /* sched_ready calls made from plain threads */
 

@@ -31,6 +31,10 @@
 #include <pthread.h>
 #include <regex.h>
 #include "tests/testutil.h"
+#include "sched/sched.h"
+#include <semaphore.h>
+
+extern void (*sched_test_hook_deadlock)(int phase); /* sched/debug/deadlock.c */
 
 static const char header[] = "fatal error: all goroutines are asleep - deadlock!\n\n";
 
@@ -398,6 +402,81 @@ static int child_pthread_exit_main_goroutine_blocked(void)
     pthread_exit(NULL);
 }
 
+
+/* The ABA of the deadlock check, forced through its test hook (one worker: the checker is the
+ * worker going idle after g1 exits, while main waits in round 1 and sender 1 has not touched
+ * ringo yet). Phase 0 (after the first look): sender 1 sends, main wakes and joins it. Phase 1
+ * (after the thread count, which now sees no sender): main starts sender 2 and blocks again,
+ * so the counters read as at the first look. Sender 2 will send: reporting is a false alarm. */
+static sem_t aba_s1_go;
+static atomic_int aba_state, aba_joined, aba_round2, aba_parked2;
+static void aba_wait(atomic_int *flag)
+{
+    for (int i = 0; i < 5000 && !atomic_load(flag); i++)
+        usleep(1000);
+}
+static void aba_hook(int phase)
+{
+    if (!sched_cur_worker())
+        return; /* main's and the senders' own checks are left alone */
+    if (phase == 0 && atomic_load(&aba_state) == 0) {
+        atomic_store(&aba_state, 1);
+        sem_post(&aba_s1_go);
+        aba_wait(&aba_joined);
+    } else if (phase == 1 && atomic_load(&aba_state) == 1) {
+        atomic_store(&aba_state, 2);
+        atomic_store(&aba_round2, 1);
+        aba_wait(&aba_parked2);
+        for (int i = 0; i < 5000 && sched_dl_read(&sched.nthreads_blocked) != 1; i++)
+            usleep(1000);
+        usleep(5000); /* main is past its own check (it sees sender 2) and parked */
+    }
+}
+static void *aba_sender1(void *c)
+{
+    sem_wait(&aba_s1_go);
+    int v = 1;
+    ringo_chan_send(c, &v);
+    return NULL;
+}
+static void *aba_sender2(void *c)
+{
+    usleep(200000);
+    int v = 2;
+    ringo_chan_send(c, &v);
+    return NULL;
+}
+static void aba_g1(void *p)
+{
+    (void)p;
+    ringo_sleep(30000000); /* main's own check sees this timer; the worker checks when g1 ends */
+}
+static int child_aba_main_woken_and_blocked_again(void)
+{
+    sem_init(&aba_s1_go, 0, 0);
+    sched_test_hook_deadlock = aba_hook;
+    ringo_chan *c = mk(sizeof(int), 0);
+    pthread_t s1, s2;
+    pthread_create(&s1, NULL, aba_sender1, c);
+    ringo_go(aba_g1, NULL);
+    int v = 0;
+    if (ringo_chan_recv(c, &v) != 1 || v != 1)
+        return 3;
+    pthread_join(s1, NULL);
+    atomic_store(&aba_joined, 1);
+    aba_wait(&aba_round2);
+    pthread_create(&s2, NULL, aba_sender2, c);
+    atomic_store(&aba_parked2, 1);
+    if (ringo_chan_recv(c, &v) != 1 || v != 2)
+        return 3;
+    pthread_join(s2, NULL);
+    if (atomic_load(&aba_state) != 2) {
+        fprintf(stderr, "the hook did not force the interleaving (state %d)\n", atomic_load(&aba_state));
+        return 4;
+    }
+    return 0;
+}
+
 static const struct child_scenario scenarios[] = {
     { "main_recv_unbuffered", child_main_recv_unbuffered },
     { "main_send_full_buffer", child_main_send_full_buffer },
@@ -413,6 +492,7 @@ static const struct child_scenario scenarios[] = {
     { "select_with_timeout", child_select_with_timeout },
     { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
     { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
+    { "aba_main_woken_and_blocked_again", child_aba_main_woken_and_blocked_again },
     { "known_frames", child_known_frames },
     { "ringo_exit_main_goroutines_finish", child_ringo_exit_main_goroutines_finish },
     { "pthread_exit_main_goroutines_finish", child_pthread_exit_main_goroutines_finish },
@@ -613,6 +693,19 @@ static void test_deadlock_not_reported_while_other_threads_exit(void **state)
     expect_no_deadlock("threads_exit_while_main_waits");
 }
 
+/* The check's looks and its thread count come from different moments: a thread woke main and
+ * main blocked again in between (an ABA of the counters). One worker, forced by the hook. */
+static void test_deadlock_not_reported_when_main_is_woken_and_blocks_again_mid_check(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_PROCS=1", NULL };
+    struct child_result r;
+    tu_run_child("aba_main_woken_and_blocked_again", env, 30, &r);
+    if (!r.exited || r.code != 0 || strstr(r.out, "deadlock"))
+        fail_msg("want a normal exit 0, got exited=%d code=%d signal=%d; output:\n%s", r.exited, r.code,
+                 r.signo, r.out);
+}
+
 static void test_deadlock_not_reported_when_main_returns(void **state)
 {
     (void)state;
@@ -754,6 +847,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
         cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
         cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
+        cmocka_unit_test(test_deadlock_not_reported_when_main_is_woken_and_blocks_again_mid_check),
         cmocka_unit_test(test_deadlock_report_shows_stacks_and_marks_main),
         cmocka_unit_test(test_deadlock_report_shows_the_stack_of_another_thread),
         cmocka_unit_test(test_deadlock_ringo_exit_in_main_lets_goroutines_finish_then_reports),

@@ -65,6 +65,7 @@ void sched_for_each_thread(void (*fn)(pid_t tid, const char *comm, void *ctx), v
 /* exiting: called by a thread on its way out (it still counts itself). May _exit(2). */
 void sched_check_deadlock(int exiting);
 void sched_stats_at_exit(void);
+extern void (*sched_test_hook_deadlock)(int phase); /* tests only */
 
 /* ------------------------------------------------------------------ monitor.c */
 
