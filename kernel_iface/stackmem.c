@@ -21,7 +21,7 @@
 
 #define STK_MAX_NODES   1024u
 
-static size_t slot_bytes;
+static size_t slot_bytes, guard_bytes; /* set by stk_setup, before any carve or lookup */
 static enum stk_guard_kind guard_kind = STK_GUARD_MPROTECT;
 static bool numa_bind;
 static pthread_mutex_t carve_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,20 +48,21 @@ static size_t max_mprotect_stacks(void)
     return maps > 2048 ? (size_t)(maps - 1024) / 2 : 512;
 }
 
-int stk_setup(size_t bytes, bool allow_madvise)
+int stk_setup(size_t bytes, size_t guard, bool allow_madvise)
 {
-    long pg = sysconf(_SC_PAGESIZE);
-    if (bytes < 2 * (size_t)pg || bytes % (size_t)pg)
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    if (bytes % pg || guard % pg || guard < pg || bytes < guard + pg)
         return -EINVAL;
     slot_bytes = bytes;
+    guard_bytes = guard;
     guard_kind = STK_GUARD_MPROTECT;
     if (allow_madvise) {
         /* Probe on a scratch page: EINVAL means the kernel predates MADV_GUARD_INSTALL. */
-        void *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED) {
-            if (madvise(p, (size_t)pg, MADV_GUARD_INSTALL) == 0)
+            if (madvise(p, pg, MADV_GUARD_INSTALL) == 0)
                 guard_kind = STK_GUARD_MADVISE;
-            munmap(p, (size_t)pg);
+            munmap(p, pg);
         }
     }
     if (guard_kind == STK_GUARD_MPROTECT)
@@ -73,6 +74,7 @@ int stk_setup(size_t bytes, bool allow_madvise)
 void stk_set_numa(bool numa) { numa_bind = numa; }
 enum stk_guard_kind stk_guard_kind(void) { return guard_kind; }
 size_t stk_slot_bytes(void) { return slot_bytes; }
+size_t stk_guard_bytes(void) { return guard_bytes; }
 
 /* A new chunk for node (-1: none), bound to it. Under carve_lock. */
 static bool new_chunk(int node, size_t *ci)
@@ -113,8 +115,10 @@ void *stk_carve(int node)
     }
     char *base = atomic_load_explicit(&chunks[cur[k].chunk], memory_order_relaxed); /* own */
     char *slot = base + cur[k].next * slot_bytes;
-    int r = guard_kind == STK_GUARD_MADVISE ? madvise(slot, STK_GUARD, MADV_GUARD_INSTALL)
-                                            : mprotect(slot, STK_GUARD, PROT_NONE);
+    /* the whole guard: with madvise it is page-table markers only; with mprotect one VMA split
+     * whatever its size, PROT_NONE pages that are never touched, so never resident */
+    int r = guard_kind == STK_GUARD_MADVISE ? madvise(slot, guard_bytes, MADV_GUARD_INSTALL)
+                                            : mprotect(slot, guard_bytes, PROT_NONE);
     if (r != 0)
         goto fail;
     cur[k].next++;
@@ -150,7 +154,7 @@ void *stk_lookup(const void *addr, bool *in_guard)
         size_t off = (size_t)(a - base);
         char *slot = base + off / slot_bytes * slot_bytes;
         if (in_guard)
-            *in_guard = (size_t)(a - slot) < STK_GUARD;
+            *in_guard = (size_t)(a - slot) < guard_bytes; /* anywhere in it, not only its top page */
         return slot;
     }
     return NULL;

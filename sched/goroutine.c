@@ -5,9 +5,11 @@
  * the top of its own slot, recycled through a per-worker LIFO pool, surplus moved to a global
  * pool with its pages given back.
  *
- * Slot layout (low -> high):  [guard page][stack ............ grows down][struct g]
- *   The descriptor shares the top page with the first frames, so a goroutine parked shallowly
- *   costs one resident page.
+ * Slot layout (low -> high):  [guard][stack ............ grows down][struct g]
+ *   The guard is sched.stack_guard bytes (RINGO_STACK_GUARD, default STK_GUARD_DEFAULT): large
+ *   enough that a big frame without stack-clash probes lands in it; it costs address space, no
+ *   memory. The descriptor shares the top page with the first frames, so a goroutine parked
+ *   shallowly costs one resident page.
  *
  * Scheduling of a new goroutine: child first. Spawned from a goroutine, the child runs at once
  * and the parent waits in runnext (a thief may take the parent if this worker stays busy, see
@@ -53,14 +55,14 @@ void sched_stacks_init(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     size_t body = (sched.stack_usable + G_RESERVE + page_size - 1) & ~(page_size - 1);
-    stk_setup(STK_GUARD + body, !(sched.disable & DIS_GUARD_MADVISE));
+    stk_setup(sched.stack_guard + body, sched.stack_guard, !(sched.disable & DIS_GUARD_MADVISE));
 }
 
 static struct g *g_from_slot(char *slot)
 {
     struct g *g = (struct g *)(slot + stk_slot_bytes() - G_RESERVE);
     memset(g, 0, sizeof *g);
-    g->stack_lo = slot + STK_GUARD;
+    g->stack_lo = slot + stk_guard_bytes();
     g->stack_size = (size_t)((char *)g - g->stack_lo);
     sched_ctx_stack_new(g);
     return g;

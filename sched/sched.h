@@ -214,6 +214,7 @@ struct sched {
     unsigned nprocs;
     struct worker **w;
     size_t stack_usable;          /* usable bytes per goroutine stack */
+    size_t stack_guard;           /* guard bytes below each stack (RINGO_STACK_GUARD), page multiple */
     int pin;
     unsigned ring_entries;
     unsigned disable;             /* RINGO_DISABLE bits */

@@ -192,6 +192,11 @@ static void read_sizes(unsigned ncpus)
     long pin = user_cfg.pin != -1 ? user_cfg.pin : env_long("RINGO_PIN", 1, 0, 1);
     sched.nprocs = (unsigned)procs;
     sched.stack_usable = (size_t)stack;
+    /* env only: a struct ringo_config field would change sizeof, and ringo_init copies the
+     * whole struct from callers built against the old header. Rounded up to whole pages. */
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t guard = (size_t)env_long("RINGO_STACK_GUARD", (long)STK_GUARD_DEFAULT, 4096, 1L << 30);
+    sched.stack_guard = (guard + pg - 1) & ~(pg - 1);
     sched.pin = (int)pin;
     sched.ring_entries = user_cfg.ring_entries ? user_cfg.ring_entries : 256;
 }

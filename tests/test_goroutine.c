@@ -350,6 +350,120 @@ static void test_goroutine_stack_overflow_reported_mprotect_guard(void **state)
     check_overflow(env);
 }
 
+/* Issue 11 item 4: frames larger than one page (Go's TestStackOverflow uses 64 KiB frames).
+ * Each frame touches its lowest byte first, so a frame that is larger than the guard
+ * would step over it: into unmapped memory below slot 0 (a bare SIGSEGV), or into the slot
+ * below, another goroutine's stack and descriptor. Neighbours are parked first so that the
+ * overflowing goroutine's slot has one below it, and the report must name that goroutine.
+ * This file is built with -fno-stack-clash-protection (tests/core.mk): code built with probes
+ * touches every page of a frame top down and hits even a one-page guard (the 512-byte frames
+ * above show that path); code built without them is what the large guard is for. */
+static volatile size_t big_low; /* 0, read at run time: clang keeps only the bytes it sees used */
+static __attribute__((noinline)) int recurse_big(int n)
+{
+    volatile char pad[64 * 1024];
+    pad[big_low] = (char)n; /* the lowest byte first: the frame jumps, no probes */
+    return n == 0 ? 0 : recurse_big(n - 1) + pad[big_low];
+}
+
+static struct ringo_waitgroup big_release;
+static void big_park(void *a)
+{
+    (void)a;
+    ringo_wg_wait(&big_release);
+}
+
+static void overflow_big_g(void *a)
+{
+    (void)a;
+    fprintf(stderr, "overflowing goroutine %lld\n", (long long)ringo_self());
+    recurse_big(1 << 30);
+}
+
+static int child_overflow_big(void)
+{
+    ringo_wg_add(&big_release, 1);
+    for (int i = 0; i < 4; i++)
+        ringo_go(big_park, NULL);
+    ringo_go(overflow_big_g, NULL);
+    ringo_sleep(5LL * 1000000000);
+    return 3; /* not reached */
+}
+
+static void check_overflow_big(const char *const *env)
+{
+    struct child_result r;
+    tu_run_child("overflow_big", env, 30, &r);
+    print_message("# child: exited %d code %d signal %d, output:\n%s\n", r.exited, r.code, r.signo, r.out);
+    long long id = 0;
+    const char *p = strstr(r.out, "overflowing goroutine ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "overflowing goroutine %lld", &id), 1);
+    char want[96];
+    snprintf(want, sizeof want, "fatal error: stack overflow in goroutine %lld ", id);
+    assert_non_null(strstr(r.out, want));
+    assert_false(r.exited);
+    assert_int_equal(r.signo, SIGABRT);
+}
+
+static void test_goroutine_stack_overflow_64k_frames_reported_madvise_guard(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_STACK_SIZE=262144", NULL };
+    check_overflow_big(env);
+}
+
+static void test_goroutine_stack_overflow_64k_frames_reported_mprotect_guard(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_STACK_SIZE=262144", "RINGO_DISABLE=guard_madvise", NULL };
+    check_overflow_big(env);
+}
+
+/* RINGO_STACK_GUARD: the guard size, rounded up to whole pages; a bad value is refused with a
+ * message and the default kept. The child prints what it got. */
+static int child_guard_size(void)
+{
+    if (ringo_procs() == 0)
+        return 1;
+    fprintf(stderr, "guard %zu\n", stk_guard_bytes());
+    /* a goroutine runs, 64 KiB of its stack touched, above the guard */
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_wg_add(&wg, 1);
+    if (ringo_go(touch_stack, &wg) <= 0)
+        return 2;
+    ringo_wg_wait(&wg);
+    return 0;
+}
+
+static size_t run_guard_size(const char *setting, char *out, size_t outlen)
+{
+    struct child_result r;
+    const char *env[] = { setting, NULL };
+    tu_run_child("guard_size", env, 30, &r);
+    size_t n = strnlen(r.out, outlen - 1);
+    memcpy(out, r.out, n);
+    out[n] = 0;
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+    const char *p = strstr(r.out, "guard ");
+    assert_non_null(p);
+    return (size_t)strtoull(p + 6, NULL, 10);
+}
+
+static void test_goroutine_stack_guard_env(void **state)
+{
+    (void)state;
+    char out[512];
+    assert_int_equal(run_guard_size("RINGO_STACK_GUARD=", out, sizeof out), STK_GUARD_DEFAULT);
+    assert_int_equal(run_guard_size("RINGO_STACK_GUARD=1m", out, sizeof out), 1024 * 1024);
+    assert_int_equal(run_guard_size("RINGO_STACK_GUARD=5000", out, sizeof out), 8192); /* whole pages */
+    assert_int_equal(run_guard_size("RINGO_STACK_GUARD=100", out, sizeof out), STK_GUARD_DEFAULT);
+    assert_non_null(strstr(out, "ringo: ignoring RINGO_STACK_GUARD=100"));
+    assert_int_equal(run_guard_size("RINGO_STACK_GUARD=64q", out, sizeof out), STK_GUARD_DEFAULT);
+    assert_non_null(strstr(out, "ringo: ignoring RINGO_STACK_GUARD=64q"));
+}
+
 static void null_write_g(void *a)
 {
     *(volatile int *)a = 1;
@@ -485,6 +599,8 @@ static const struct child_scenario scenarios[] = {
     { "bad_config", child_bad_config },
     { "env_procs", child_env_procs },
     { "overflow", child_overflow },
+    { "overflow_big", child_overflow_big },
+    { "guard_size", child_guard_size },
     { "null_write", child_null_write },
     { "guard_fallback", child_guard_fallback },
     { NULL, NULL },
@@ -508,6 +624,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_surplus_stack_pages_are_given_back),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_madvise_guard),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_mprotect_guard),
+        cmocka_unit_test(test_goroutine_stack_overflow_64k_frames_reported_madvise_guard),
+        cmocka_unit_test(test_goroutine_stack_overflow_64k_frames_reported_mprotect_guard),
+        cmocka_unit_test(test_goroutine_stack_guard_env),
         cmocka_unit_test(test_goroutine_other_segfault_passed_on),
         cmocka_unit_test(test_goroutine_mprotect_guard_fallback_and_enomem),
         cmocka_unit_test(test_goroutine_stack_pages_are_on_the_workers_node),

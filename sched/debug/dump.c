@@ -56,7 +56,7 @@ RACY_READER static const char *g_state(struct g *g, uint32_t st)
 void sched_g_stack_bounds(const struct g *g, uintptr_t *lo, uintptr_t *hi)
 {
     uintptr_t slot = (uintptr_t)g + sched_g_reserve() - stk_slot_bytes();
-    *lo = slot + STK_GUARD;
+    *lo = slot + stk_guard_bytes();
     *hi = (uintptr_t)g;
 }
 
