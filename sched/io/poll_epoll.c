@@ -25,7 +25,7 @@
  * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; ring and cancel_fd from any
  *   thread.
  * Depends on: sched (park protocol, timers through sched_park's deadline), sched/list.h (the
- *   waiter lists).
+ *   waiter lists), sched/io/fd.c (fd_closing: the close re-check, F3).
  */
 #include "sched/io/io.h"
 #include "sched/list.h"
@@ -150,16 +150,31 @@ static void unlink_rec(struct epoll_be *b, struct epslot *s, struct epwait *rec)
                           memory_order_relaxed); /* under c.lock; the owner's peek is a hint */
 }
 
-int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline)
+/* Test hook (tests/test_io.c): called by a goroutine that found the fd not ready (EAGAIN) and is
+ * about to register its wait, so a test can hold it in exactly that window. NULL otherwise. */
+void (*sched_test_hook_epoll_before_register)(int fd);
+
+int epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fdword, uint32_t events,
+                  int64_t deadline)
 {
     struct epoll_be *b = be_of(w);
     struct epwait rec;
     memset(&rec, 0, sizeof rec);
     rec.g = self;
     rec.events = events;
+    if (unlikely(sched_test_hook_epoll_before_register))
+        sched_test_hook_epoll_before_register(fd);
     if (deadline >= 0 && deadline <= clk_now())
         return -ETIMEDOUT;
     pthread_mutex_lock(&b->c.lock);
+    /* F3 (Go's netpollblock re-check): a ringo_close that already cancelled on this worker set
+     * CLOSING before taking c.lock, and keeps it until we leave: do not register (the closer
+     * waits for us, then closes; registering would wait on a number about to be closed and
+     * reused). A close that cancels after our unlock finds our record (E1). */
+    if (fd_closing(fdword)) {
+        pthread_mutex_unlock(&b->c.lock);
+        return -EBADF;
+    }
     struct epslot *s = slot_get(b, fd, true);
     if (!s) {
         pthread_mutex_unlock(&b->c.lock);
