@@ -6,7 +6,10 @@
  *   (two SQEs each) still moves every byte. Then a storm of ringo_close calls ending waits on
  *   other workers' rings (the cancel hand-shake) with no wait left behind and no fd leaked; and
  *   deadlines racing with data: a byte written right at a read's deadline is read exactly once,
- *   by the timed read or by the next one, never lost.
+ *   by the timed read or by the next one, never lost. And reads with deadlines racing closes of
+ *   their fd (issue 11, item 4): each ends with the data, -EBADF, or -ETIMEDOUT only if its
+ *   deadline passed before the close was over; on io_uring and (in a child with
+ *   RINGO_DISABLE=io_uring) on epoll.
  * Invariants: assertions on the main thread only; goroutines count what they saw. alarm() on
  *   every case. Servers bind 127.0.0.1.
  * Depends on: the public API, cmocka.
@@ -32,6 +35,7 @@
 #include "ringo.h"
 
 #include "tests/ioutil.h"
+#include "tests/testutil.h"
 
 #define note_bad(...) fail_at(__LINE__, __VA_ARGS__)
 
@@ -270,12 +274,144 @@ static void stress_io_deadline_races_lose_no_byte(void **state)
     assert_int_equal(LOAD(rc.got), LOAD(rc.sent));
 }
 
-int main(void)
+/* ================================================================== deadlines racing closes */
+
+/* Rounds of RACE_PAIRS socket pairs made up front (no descriptor is created while a round runs,
+ * so a closed number is not reused under a reader that starts late: that one sees -EBADF). Each
+ * pair: a reader with a deadline, and a goroutine that after a little while perhaps writes a
+ * byte, then closes the reader's end. With the close waiting for the reader to leave, a read
+ * that ends with -ETIMEDOUT ended before the close returned, so its deadline is before the
+ * close's end; the bug (a wait registered after the close cancelled, on a number being closed)
+ * shows as -ETIMEDOUT at a deadline long after the close was over. */
+#define RACE_PAIRS 40
+#define RACE_ROUNDS 100
+
+struct crace {
+    int sv[2];
+    int64_t deadline, close_done, read_done;
+    ssize_t r;
+    int how;
+    _Atomic int reading;  /* the reader is about to call ringo_read; relaxed: a hint for timing */
+    struct ringo_waitgroup closed;
+};
+
+enum { CR_DATA, CR_EBADF, CR_TIMEDOUT, CR_BAD, CR_N };
+static _Atomic long cr_count[CR_N];
+
+static void crace_closer(struct crace *c)
 {
+    if (c->how & 1)
+        ringo_write(c->sv[1], "d", 1, -1);
+    if ((c->how & 6) == 2) {
+        ringo_sleep((int64_t)(c->how >> 3) * MS / 2);
+    } else if ((c->how & 6) == 4) {
+        ringo_yield();
+    } else {
+        /* close right as the read starts, often from the other worker: the EAGAIN window */
+        for (int k = 0; k < 1000 && !atomic_load_explicit(&c->reading, memory_order_relaxed); k++)
+            ringo_yield();
+        for (volatile int k = (c->how >> 3) * 200; k > 0; k--)
+            ;
+    }
+    ringo_close(c->sv[0]);
+    c->close_done = ringo_now();
+    ringo_wg_done(&c->closed);
+}
+
+/* Job 2i reads pair i, job 2i+1 closes it: spawned from the main thread, the two often run on
+ * different workers at once. */
+static void crace_reader(void *p, long i)
+{
+    struct crace *c = (struct crace *)p + i / 2;
+    if (i & 1) {
+        crace_closer(c);
+        return;
+    }
+    static const int64_t dls[] = { 1 * MS, 2 * MS, 3 * MS, 50 * MS };
+    c->deadline = ringo_now() + dls[(c->how >> 1) % 4];
+    char b;
+    atomic_store_explicit(&c->reading, 1, memory_order_relaxed);
+    c->r = ringo_read(c->sv[0], &b, 1, c->deadline);
+    c->read_done = ringo_now();
+    ringo_wg_wait(&c->closed);
+    int k = CR_BAD;
+    if (c->r == 1 && b == 'd')
+        k = CR_DATA;
+    else if (c->r == -EBADF)
+        k = CR_EBADF;
+    else if (c->r == -ETIMEDOUT && c->read_done >= c->deadline && c->close_done >= c->deadline)
+        k = CR_TIMEDOUT;
+    else
+        note_bad("read %zd: ended %+lld us, close done %+lld us from the deadline",
+                 c->r, (long long)(c->read_done - c->deadline) / 1000,
+                 (long long)(c->close_done - c->deadline) / 1000);
+    atomic_fetch_add_explicit(&cr_count[k], 1, memory_order_relaxed);
+}
+
+/* Runs the rounds; 0 when every read ended as it may. */
+static int crace_run(long rounds)
+{
+    static struct crace cs[RACE_PAIRS];
+    uint32_t rng = 12345;
+    for (long round = 0; round < rounds; round++) {
+        for (int i = 0; i < RACE_PAIRS; i++) {
+            memset(&cs[i], 0, sizeof cs[i]);
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cs[i].sv) != 0)
+                return 2;
+            rng = rng * 1103515245u + 12345u;
+            cs[i].how = (int)((rng >> 16) & 63);
+            ringo_wg_add(&cs[i].closed, 1);
+        }
+        run_n(2 * RACE_PAIRS, crace_reader, cs);
+        for (int i = 0; i < RACE_PAIRS; i++)
+            close(cs[i].sv[1]);
+    }
+    printf("# %ld reads: %ld data, %ld -EBADF, %ld -ETIMEDOUT, %ld bad\n", rounds * RACE_PAIRS,
+           LOAD(cr_count[CR_DATA]), LOAD(cr_count[CR_EBADF]), LOAD(cr_count[CR_TIMEDOUT]),
+           LOAD(cr_count[CR_BAD]));
+    return LOAD(cr_count[CR_BAD]) != 0;
+}
+
+static void stress_io_reads_racing_closes_end_promptly(void **state)
+{
+    (void)state;
+    begin(300);
+    int fds0 = count_fds();
+    int r = crace_run(RACE_ROUNDS * iters); /* this process's backend (io_uring here) */
+    end();
+    assert_int_equal(r, 0);
+    assert_int_equal(count_fds(), fds0);
+    static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
+    struct child_result cr;
+    tu_run_child("reads_racing_closes", env, 300, &cr); /* and on epoll */
+    print_message("# epoll child: exited %d code %d signal %d: %s", cr.exited, cr.code, cr.signo, cr.out);
+    assert_true(cr.exited);
+    assert_int_equal(cr.code, 0);
+}
+
+static int child_reads_racing_closes(void)
+{
+    if (group_setup(NULL) != 0)
+        return 2;
+    int r = crace_run(RACE_ROUNDS * iters);
+    if (atomic_load_explicit(&failures, memory_order_relaxed))
+        printf("first failures: %s\n", failmsg);
+    return r;
+}
+
+static const struct child_scenario child_scenarios[] = {
+    { "reads_racing_closes", child_reads_racing_closes },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, child_scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stress_io_tiny_ring_echo_with_deadlines),
         cmocka_unit_test(stress_io_close_storm_ends_every_wait),
         cmocka_unit_test(stress_io_deadline_races_lose_no_byte),
+        cmocka_unit_test(stress_io_reads_racing_closes_end_promptly),
     };
     return cmocka_run_group_tests_name("stress_io", tests, group_setup, NULL);
 }

@@ -42,6 +42,8 @@
 
 #include "ringo.h"
 #include "tests/ioutil.h"
+#include "tests/testutil.h"
+#include <semaphore.h>
 
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -708,6 +710,97 @@ static void test_io_close_ends_waits_on_the_fd(void **state)
     assert_int_equal(count_fds(), fds0);
 }
 
+/* ================================================================== close in the EAGAIN window
+ *
+ * Issue 11, item 4 (epoll backend): a reader counted in the fd table found the fd not ready
+ * (EAGAIN); before it registered its wait, ringo_close set CLOSING, cancelled the waits of every
+ * epoll worker (none registered yet), cleared CLOSING and closed the fd; the reader then
+ * registered on a closed, possibly reused number and waited until its deadline. The hook holds
+ * the reader in exactly that window while this plain thread closes the fd and, as an accept on
+ * another worker could, reuses the number at once. The reader must end with -EBADF, not sit on
+ * the new file until its deadline. The closer may wait for the reader to leave (as Go's fdMutex
+ * makes Close do): the drain hook then lets the reader go on. A child with RINGO_DISABLE=io_uring,
+ * so it tests the epoll path whatever backend this run uses. */
+extern void (*sched_test_hook_epoll_before_register)(int fd);
+extern void (*sched_test_hook_close_draining)(int fd);
+static _Atomic int cw_fd = -1;  /* the reader's fd while the hook is to catch it; relaxed: sems order */
+static sem_t cw_at, cw_go;
+static ssize_t cw_r;
+static int64_t cw_took;
+
+static void cw_hook_reader(int fd)
+{
+    int want = atomic_load_explicit(&cw_fd, memory_order_relaxed);
+    if (fd != want || !atomic_compare_exchange_strong_explicit(&cw_fd, &want, -1, memory_order_relaxed,
+                                                               memory_order_relaxed))
+        return; /* once */
+    sem_post(&cw_at);
+    while (sem_wait(&cw_go) != 0)
+        ;
+}
+
+static void cw_hook_drain(int fd)
+{
+    (void)fd;
+    sem_post(&cw_go); /* the closer waits for us: the reader goes on into its registration */
+}
+
+static struct ringo_waitgroup cw_wg = RINGO_WAITGROUP_INIT;
+
+static void cw_reader(void *p)
+{
+    int fd = (int)(intptr_t)p;
+    char c;
+    int64_t t0 = ringo_now();
+    cw_r = ringo_read(fd, &c, 1, t0 + 5 * SEC);
+    cw_took = ringo_now() - t0;
+    ringo_wg_done(&cw_wg);
+}
+
+static int child_epoll_close_in_eagain_window(void)
+{
+    struct ringo_config cfg = { .procs = 2, .pin = -1 };
+    int sv[2], again[2];
+    if (ringo_init(&cfg) != 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return 2;
+    sem_init(&cw_at, 0, 0);
+    sem_init(&cw_go, 0, 0);
+    sched_test_hook_epoll_before_register = cw_hook_reader;
+    sched_test_hook_close_draining = cw_hook_drain;
+    atomic_store_explicit(&cw_fd, sv[0], memory_order_relaxed);
+    ringo_wg_add(&cw_wg, 1);
+    if (ringo_go(cw_reader, (void *)(intptr_t)sv[0]) <= 0)
+        return 2;
+    while (sem_wait(&cw_at) != 0) /* the reader saw EAGAIN and is about to register */
+        ;
+    int rc = ringo_close(sv[0]);
+    /* the number is free: take it again at once (another worker's accept could) */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, again) != 0)
+        return 2;
+    sem_post(&cw_go); /* a closer that did not wait lets the reader go on only now */
+    ringo_wg_wait(&cw_wg);
+    printf("close %d; number %s; read %zd after %lld ms\n", rc,
+           again[0] == sv[0] || again[1] == sv[0] ? "reused" : "not reused", cw_r,
+           (long long)(cw_took / MS));
+    return rc == 0 && cw_r == -EBADF ? 0 : 3;
+}
+
+static const struct child_scenario child_scenarios[] = {
+    { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
+    { NULL, NULL },
+};
+
+static void test_io_epoll_close_between_eagain_and_registration(void **state)
+{
+    (void)state;
+    static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
+    struct child_result r;
+    tu_run_child("epoll_close_in_eagain_window", env, 60, &r);
+    print_message("# exited %d code %d signal %d: %s", r.exited, r.code, r.signo, r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
 /* ================================================================== bad input */
 
 struct bad {
@@ -1186,8 +1279,9 @@ static void test_io_echo_server_example(void **state)
     end();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    tu_maybe_child(argc, argv, child_scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_io_echo_1000_connections_every_byte),
         cmocka_unit_test(test_io_socketpair_16mib_checksum),
@@ -1196,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_io_10000_sleepers_finish_fast),
         cmocka_unit_test(test_io_1000_blocked_pipe_readers_do_not_hold_workers),
         cmocka_unit_test(test_io_close_ends_waits_on_the_fd),
+        cmocka_unit_test(test_io_epoll_close_between_eagain_and_registration),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),
         cmocka_unit_test(test_io_plain_thread_calls),

@@ -310,15 +310,15 @@ static int plain_wait(int fd, short ev, int64_t deadline)
 }
 
 /* Wait for readiness: ppoll on a plain thread, the worker's epoll in a goroutine. */
-static int wait_ready(int fd, short ev, int64_t deadline, struct g *self)
+static int wait_ready(const struct io_args *a, short ev, struct g *self)
 {
     if (!self)
-        return plain_wait(fd, ev, deadline);
+        return plain_wait(a->fd, ev, a->deadline);
     struct worker *w = sched_cur_worker(); /* I4: re-read, we may have moved */
     struct io_common *c = w->io;
     if (!c || c->kind != IOK_EPOLL)
         return IO_RETRY;
-    return epoll_be_wait(w, self, fd, (uint32_t)(unsigned short)ev, deadline);
+    return epoll_be_wait(w, self, a->fd, a->fdword, (uint32_t)(unsigned short)ev, a->deadline);
 }
 
 static int connect_ready(const struct io_args *a, struct g *self)
@@ -336,7 +336,7 @@ static int connect_ready(const struct io_args *a, struct g *self)
         return 0;
     if (err != EINPROGRESS && err != EINTR)
         return -err;
-    int w = wait_ready(a->fd, POLLOUT, a->deadline, self);
+    int w = wait_ready(a, POLLOUT, self);
     if (w == IO_RETRY) /* moved to an io_uring worker mid-connect: finish it here */
         w = plain_wait(a->fd, POLLOUT, a->deadline);
     if (w < 0)
@@ -379,7 +379,7 @@ static ssize_t ready_loop(const struct io_args *a, struct g *self)
             if (!self && waited && ++stale >= 2)
                 block_after_wait = a->op == IOP_READ || a->op == IOP_WRITE;
         }
-        int wr = wait_ready(a->fd, op_events(a), a->deadline, self);
+        int wr = wait_ready(a, op_events(a), self);
         if (wr == IO_RETRY)
             return IO_RETRY;
         if (wr == -EPERM) /* not pollable (a regular file): the call does not wait for long */
@@ -440,6 +440,7 @@ static ssize_t io_call(struct io_args *a)
     _Atomic uint32_t *word;
     if (fd_enter(a->fd, &word) < 0)
         return -EBADF; /* being closed */
+    a->fdword = word;
     ssize_t r;
     for (;;) {
         w = sched_cur_worker(); /* I4 */

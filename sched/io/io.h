@@ -33,6 +33,7 @@ struct io_args {
     socklen_t caddrlen;            /* CONNECT */
     short events;                  /* POLL */
     int64_t deadline;              /* absolute, CLOCK_MONOTONIC ns; -1 none */
+    _Atomic uint32_t *fdword;      /* fd.c's word for fd (goroutine calls), NULL: untracked */
 };
 
 /* Linux never moves more than this in one read/write (MAX_RW_COUNT); io_uring's len is 32-bit. */
@@ -73,6 +74,10 @@ struct io_common {
  * returns -EBADF when a ringo_close of fd is in progress; *wordp is NULL when untracked. */
 int  fd_enter(int fd, _Atomic uint32_t **wordp);
 void fd_leave(_Atomic uint32_t *word);
+/* F3: whether a ringo_close of the word's fd is in progress. Call it where the closer's cancel
+ * would find the wait (epoll: under the worker's c.lock; io_uring: on the owner thread before
+ * filling the SQE); true: return -EBADF without waiting. NULL word: false. */
+bool fd_closing(_Atomic uint32_t *word);
 
 /* ---- io.c, for the backends */
 void io_kick(struct worker *w);                 /* sched_poller.kick */
@@ -102,9 +107,11 @@ int  epoll_be_poll(struct worker *w);
 void epoll_be_sleep(struct worker *w, int64_t deadline);
 void epoll_be_ring(struct worker *w);
 /* Park self until fd is ready for events (EPOLL* == POLL* bits), the deadline passes
- * (-ETIMEDOUT) or ringo_close ends the wait (-EBADF). -EPERM: fd cannot be polled (a regular
- * file): the caller may simply block. */
-int  epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline);
+ * (-ETIMEDOUT) or ringo_close ends the wait (-EBADF; also when a close of fd is in progress,
+ * fdword's CLOSING: F3). -EPERM: fd cannot be polled (a regular file): the caller may simply
+ * block. */
+int  epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fdword, uint32_t events,
+                   int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
 uint32_t epoll_be_nwait(struct worker *w);           /* any thread; relaxed snapshot */
 

@@ -6,8 +6,8 @@
  *   themselves are made by io.c: a non-blocking attempt, and on EAGAIN a wait here, then again.
  *
  * Invariants:
- *   E1  A waiting goroutine's record (struct epwait, on its stack) is linked in its worker's
- *       slot for the fd, under c.lock. Whoever unlinks it does so under c.lock; the goroutine
+ *   E1  A waiting goroutine's record (struct epwait, on its stack) is linked (sched/list.h) in
+ *       its worker's slot for the fd, under c.lock. Whoever unlinks it does so under c.lock; the goroutine
  *       leaves only after it was readied and, if the deadline won, after unlinking itself under
  *       c.lock: so no one touches a record after its goroutine returned.
  *   E2  Exactly one party readies a waiter: the dispatcher (readiness) or a closer (-EBADF),
@@ -24,9 +24,11 @@
  *       the sleep are dispatched by the next poll.
  * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; ring and cancel_fd from any
  *   thread.
- * Depends on: sched/io/io.h, sched.h (park protocol, timers through sched_park's deadline).
+ * Depends on: sched/io/io.h, sched.h (park protocol, timers through sched_park's deadline),
+ *   sched/list.h (the waiter lists), sched/io/fd.c (fd_closing: the close re-check, F3).
  */
 #include "sched/io/io.h"
+#include "sched/list.h"
 #include "kernel_iface/clock.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -42,18 +44,17 @@
 #define EP_POLL_GAP_NS 10000 /* a worker spinning for work checks readiness at most this often */
 
 struct epwait {
-    struct epwait *next;      /* in the slot list (under c.lock), then in a local ready list */
-    struct epwait *prev;      /* in the slot list: O(1) unlink (10,000 waiters on one fd) */
+    struct dnode node;        /* in the slot list (under c.lock; O(1) unlink: 10,000 waiters on
+                                 one fd), then in a local ready list */
     struct g *g;
     uint32_t events;          /* EPOLLIN / EPOLLOUT / ... wanted */
     uint32_t revents;         /* set by the dispatcher before the ready */
     int err;                  /* 0, or -EBADF when ringo_close ended the wait */
-    bool linked;              /* under c.lock */
     _Atomic uint32_t claim;   /* E2 */
 };
 
 struct epslot {
-    struct epwait *head;      /* waiters on this fd; under c.lock */
+    struct dlist waiters;     /* struct epwait, oldest first; under c.lock */
     uint32_t armed;           /* E3; under c.lock */
     bool registered;          /* the fd is (probably) in the epoll set; under c.lock */
 };
@@ -141,29 +142,39 @@ static int arm(struct epoll_be *b, int fd, struct epslot *s, uint32_t want)
     return 0;
 }
 
+/* Under c.lock. */
 static void unlink_rec(struct epoll_be *b, struct epslot *s, struct epwait *rec)
 {
-    if (rec->prev)
-        rec->prev->next = rec->next;
-    else
-        s->head = rec->next;
-    if (rec->next)
-        rec->next->prev = rec->prev;
-    rec->linked = false;
+    dlist_unlink(&s->waiters, &rec->node);
     atomic_store_explicit(&b->nwait, atomic_load_explicit(&b->nwait, memory_order_relaxed) - 1,
                           memory_order_relaxed); /* under c.lock; the owner's peek is a hint */
 }
 
-int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int64_t deadline)
+/* Test hook (tests/test_io.c): called by a goroutine that found the fd not ready (EAGAIN) and is
+ * about to register its wait, so a test can hold it in exactly that window. NULL otherwise. */
+void (*sched_test_hook_epoll_before_register)(int fd);
+
+int epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fdword, uint32_t events,
+                  int64_t deadline)
 {
     struct epoll_be *b = be_of(w);
     struct epwait rec;
     memset(&rec, 0, sizeof rec);
     rec.g = self;
     rec.events = events;
+    if (unlikely(sched_test_hook_epoll_before_register))
+        sched_test_hook_epoll_before_register(fd);
     if (deadline >= 0 && deadline <= clk_now())
         return -ETIMEDOUT;
     pthread_mutex_lock(&b->c.lock);
+    /* F3 (Go's netpollblock re-check): a ringo_close that already cancelled on this worker set
+     * CLOSING before taking c.lock, and keeps it until we leave: do not register (the closer
+     * waits for us, then closes; registering would wait on a number about to be closed and
+     * reused). A close that cancels after our unlock finds our record (E1). */
+    if (fd_closing(fdword)) {
+        pthread_mutex_unlock(&b->c.lock);
+        return -EBADF;
+    }
     struct epslot *s = slot_get(b, fd, true);
     if (!s) {
         pthread_mutex_unlock(&b->c.lock);
@@ -171,7 +182,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
     }
     /* Arm unless these events are armed already for other waiters. The first waiter always
      * arms: slot.armed may describe a file that was closed (and the number reused) since. */
-    if (!s->head || (s->armed & events) != events) {
+    if (dlist_empty(&s->waiters) || (s->armed & events) != events) {
         int ra = arm(b, fd, s, s->armed | events);
         if (ra < 0) {
             pthread_mutex_unlock(&b->c.lock);
@@ -179,12 +190,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
         }
     }
     sched_park_prepare_until(self, WR_IO, deadline); /* before publishing (park protocol) */
-    rec.prev = NULL;
-    rec.next = s->head;
-    if (s->head)
-        s->head->prev = &rec;
-    s->head = &rec;
-    rec.linked = true;
+    dlist_push_back(&s->waiters, &rec.node);
     atomic_store_explicit(&b->nwait, atomic_load_explicit(&b->nwait, memory_order_relaxed) + 1,
                           memory_order_relaxed); /* under c.lock */
     sched_dl_add(&sched.nio, 1); /* I5: before anyone can ready us */
@@ -195,7 +201,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
         /* E1: the dispatcher may still hold us in a list; b is where we registered (not the
          * worker we run on now, I4) */
         pthread_mutex_lock(&b->c.lock);
-        if (rec.linked) {
+        if (rec.node.linked) {
             struct epslot *s2 = slot_get(b, fd, false);
             if (s2)
                 unlink_rec(b, s2, &rec);
@@ -207,15 +213,15 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, uint32_t events, int
     return rec.err;
 }
 
-/* Ready the records of a local list (claimed, unlinked); then drop their I/O count (E2). */
-static int ready_list(struct epwait *list)
+/* Ready the records of a local list (claimed, unlinked from their slot), oldest first; then
+ * drop their I/O count (E2). */
+static int ready_list(struct dlist *list)
 {
     int n = 0;
-    while (list) {
-        struct epwait *next = list->next; /* read before the ready: the record may vanish */
-        struct g *g = list->g;
-        sched_ready(g);
-        list = next;
+    while (!dlist_empty(list)) {
+        struct epwait *rec = dlist_entry(list->first, struct epwait, node);
+        dlist_unlink(list, &rec->node); /* before the ready: the record may vanish */
+        sched_ready(rec->g);
         n++;
     }
     if (n)
@@ -224,28 +230,26 @@ static int ready_list(struct epwait *list)
 }
 
 /* Under c.lock: unlink every waiter of s; those whose claim we win (the timer may have won it)
- * get err and are pushed on `ready`, for ready_list after the unlock. Returns the new list. */
-static struct epwait *end_all_waits(struct epoll_be *b, struct epslot *s, int err, struct epwait *ready)
+ * get err and are appended to `ready`, for ready_list after the unlock. */
+static void end_all_waits(struct epoll_be *b, struct epslot *s, int err, struct dlist *ready)
 {
-    while (s->head) {
-        struct epwait *rec = s->head;
+    while (!dlist_empty(&s->waiters)) {
+        struct epwait *rec = dlist_entry(s->waiters.first, struct epwait, node);
         unlink_rec(b, s, rec);
         uint32_t z = 0;
         /* acq_rel: pairs with the timer's claim CAS; the loser leaves the record alone */
         if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
                                                     memory_order_relaxed)) {
             rec->err = err;
-            rec->next = ready;
-            ready = rec;
+            dlist_push_back(ready, &rec->node);
         }
     }
-    return ready;
 }
 
 /* Owner: one readiness event for fd. */
 static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
 {
-    struct epwait *ready = NULL;
+    struct dlist ready = DLIST_INIT;
     pthread_mutex_lock(&b->c.lock);
     struct epslot *s = slot_get(b, fd, false);
     if (!s) {
@@ -254,8 +258,9 @@ static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
     }
     s->armed = 0; /* ONESHOT fired */
     uint32_t rest = 0;
-    for (struct epwait *rec = s->head, *next; rec; rec = next) {
-        next = rec->next;
+    for (struct dnode *n = s->waiters.first, *next; n; n = next) {
+        struct epwait *rec = dlist_entry(n, struct epwait, node);
+        next = n->next;
         if (!(rec->events & rev) && !(rev & (EPOLLERR | EPOLLHUP))) {
             rest |= rec->events;
             continue;
@@ -266,15 +271,14 @@ static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
         if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
                                                     memory_order_relaxed)) {
             rec->revents = rev;
-            rec->next = ready;
-            ready = rec;
+            dlist_push_back(&ready, &rec->node);
         }
     }
     if (rest && arm(b, fd, s, rest) < 0)
         /* cannot re-arm (the fd went away): end every remaining wait, they will see the error */
-        ready = end_all_waits(b, s, 0, ready);
+        end_all_waits(b, s, 0, &ready);
     pthread_mutex_unlock(&b->c.lock);
-    return ready_list(ready);
+    return ready_list(&ready);
 }
 
 static int dispatch_events(struct epoll_be *b)
@@ -365,16 +369,16 @@ void epoll_be_ring(struct worker *w)
 void epoll_be_cancel_fd(struct worker *w, int fd)
 {
     struct epoll_be *b = be_of(w);
-    struct epwait *ready = NULL;
+    struct dlist ready = DLIST_INIT;
     pthread_mutex_lock(&b->c.lock);
     struct epslot *s = slot_get(b, fd, false);
     if (s) {
-        ready = end_all_waits(b, s, -EBADF, ready);
+        end_all_waits(b, s, -EBADF, &ready);
         if (s->registered) /* the fd is still open: take it out before close(2) */
             epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
         s->registered = false;
         s->armed = 0;
     }
     pthread_mutex_unlock(&b->c.lock);
-    ready_list(ready);
+    ready_list(&ready);
 }

@@ -30,7 +30,8 @@
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
  *   of that worker switching out); uring_be_ring from any thread.
- * Depends on: sched/io/io.h, kernel_iface/uring, kernel_iface/futex, sched.h (park protocol).
+ * Depends on: sched/io/io.h, kernel_iface/uring, kernel_iface/futex, sched.h (park protocol),
+ *   sched/io/fd.c (fd_closing: the close re-check before an SQE, F3).
  */
 #include "sched/io/io.h"
 #include "kernel_iface/clock.h"
@@ -325,6 +326,11 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
         if (io_uring_sq_space_left(&b->ring) < need)
             return IO_RETRY;
     }
+    /* F3: on the owner thread, so after any cancel this ring processed (a later one is queued
+     * after our SQE and cancels it): a close in progress has ended, or will end, every other
+     * wait on fd, and waits for us to leave */
+    if (fd_closing(a->fdword))
+        return -EBADF;
     req.g = self;
     req.res = 0;
     req.tres = 0;
