@@ -985,101 +985,58 @@ void topo_policy_free(struct topo_policy *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int topo_policy_build(struct topo_policy *p, const struct topo *t, const int *worker_cpus,
-                      unsigned nworkers, uint64_t seed)
+/* Steal order of worker w: rank (0 same core, 1 same node, 2 remote), then distance, then a
+ * shuffle within equal keys (seeded per worker, so thieves do not pile onto one victim). */
+static void policy_steal_order(struct topo_policy *p, unsigned w, const int *smt, struct ranked *r,
+                               uint64_t seed)
 {
-	unsigned nw = nworkers, nn = t->nnodes, per = nworkers ? nworkers - 1 : 0;
-	struct ranked *r = NULL;
-	int *smt = NULL;
+	unsigned nw = p->nworkers, nn = p->nnodes, per = nw - 1;
+	int home = p->worker_node[w];
+	uint64_t state = seed ^ (UINT64_C(0xd1b54a32d192ed03) * (w + 1));
+	unsigned k = 0;
 
-	memset(p, 0, sizeof(*p));
-	if (nw == 0 || worker_cpus == NULL)
-		return -EINVAL;
-	for (unsigned w = 0; w < nw; w++)
-		if (topo_node_of_cpu(t, worker_cpus[w]) < 0)
-			return -EINVAL;
+	for (unsigned v = 0; v < nw; v++) {
+		uint64_t rank;
 
-	p->nworkers = nw;
-	p->nnodes = nn;
-	p->cpu_limit = t->cpu_limit;
-	p->worker_cpu = malloc(nw * sizeof(int));
-	p->worker_node = malloc(nw * sizeof(int));
-	p->steal_order = malloc(((size_t)nw * per + 1) * sizeof(unsigned));
-	p->steal_ncore = calloc(nw, sizeof(unsigned));
-	p->steal_nlocal = calloc(nw, sizeof(unsigned));
-	p->node_id = malloc(nn * sizeof(int));
-	p->dist = malloc((size_t)nn * nn * sizeof(int));
-	p->node_nworkers = calloc(nn, sizeof(unsigned));
-	p->nodes_used = malloc(nn * sizeof(unsigned));
-	p->node_home = malloc(nn * sizeof(int));
-	p->node_order = malloc((size_t)nn * nn * sizeof(unsigned));
-	p->wake_order = malloc((size_t)nn * nw * sizeof(unsigned));
-	p->cpu_home = malloc((size_t)t->cpu_limit * sizeof(int));
-	r = malloc((nw > nn ? nw : nn) * sizeof(*r));
-	smt = malloc(nw * sizeof(int));
-	if (!p->worker_cpu || !p->worker_node || !p->steal_order || !p->steal_ncore ||
-	    !p->steal_nlocal || !p->node_id || !p->dist || !p->node_nworkers || !p->nodes_used ||
-	    !p->node_home || !p->node_order || !p->wake_order || !p->cpu_home || !r || !smt) {
-		free(r);
-		free(smt);
-		topo_policy_free(p);
-		return -ENOMEM;
+		if (v == w)
+			continue;
+		if (p->worker_node[v] != home)
+			rank = 2;
+		else
+			rank = smt[v] == smt[w] ? 0 : 1;
+		r[k].key = rank << 32 | dist_key(p->dist[(unsigned)home * nn + (unsigned)p->worker_node[v]]);
+		r[k].v = v;
+		if (rank == 0)
+			p->steal_ncore[w]++;
+		if (rank < 2)
+			p->steal_nlocal[w]++;
+		k++;
 	}
-	memcpy(p->node_id, t->node_id, nn * sizeof(int));
-	memcpy(p->dist, t->dist, (size_t)nn * nn * sizeof(int));
-	for (unsigned w = 0; w < nw; w++) {
-		int i = t->cpu_pos[worker_cpus[w]];
+	qsort(r, k, sizeof(*r), cmp_ranked);
+	(void)splitmix64(&state); /* decorrelate neighbouring w */
+	for (unsigned lo = 0; lo < k;) {
+		unsigned hi = lo + 1;
 
-		p->worker_cpu[w] = worker_cpus[w];
-		p->worker_node[w] = t->cpu_node[i];
-		smt[w] = t->cpu_smt[i];
-		p->node_nworkers[p->worker_node[w]]++;
-	}
+		while (hi < k && r[hi].key == r[lo].key)
+			hi++;
+		for (unsigned j = hi - 1; j > lo; j--) { /* Fisher-Yates within [lo, hi) */
+			unsigned x = lo + (unsigned)(splitmix64(&state) % (j - lo + 1));
+			struct ranked tmp = r[j];
 
-	/* Steal order: rank (0 same core, 1 same node, 2 remote), then distance, then shuffle. */
-	for (unsigned w = 0; w < nw; w++) {
-		int home = p->worker_node[w];
-		uint64_t state = seed ^ (UINT64_C(0xd1b54a32d192ed03) * (w + 1));
-		unsigned k = 0;
-
-		for (unsigned v = 0; v < nw; v++) {
-			uint64_t rank;
-
-			if (v == w)
-				continue;
-			if (p->worker_node[v] != home)
-				rank = 2;
-			else
-				rank = smt[v] == smt[w] ? 0 : 1;
-			r[k].key = rank << 32 | dist_key(p->dist[(unsigned)home * nn + (unsigned)p->worker_node[v]]);
-			r[k].v = v;
-			if (rank == 0)
-				p->steal_ncore[w]++;
-			if (rank < 2)
-				p->steal_nlocal[w]++;
-			k++;
+			r[j] = r[x];
+			r[x] = tmp;
 		}
-		qsort(r, k, sizeof(*r), cmp_ranked);
-		(void)splitmix64(&state); /* decorrelate neighbouring w */
-		for (unsigned lo = 0; lo < k;) {
-			unsigned hi = lo + 1;
-
-			while (hi < k && r[hi].key == r[lo].key)
-				hi++;
-			for (unsigned j = hi - 1; j > lo; j--) { /* Fisher-Yates within [lo, hi) */
-				unsigned x = lo + (unsigned)(splitmix64(&state) % (j - lo + 1));
-				struct ranked tmp = r[j];
-
-				r[j] = r[x];
-				r[x] = tmp;
-			}
-			lo = hi;
-		}
-		for (unsigned j = 0; j < k; j++)
-			p->steal_order[(size_t)w * per + j] = r[j].v;
+		lo = hi;
 	}
+	for (unsigned j = 0; j < k; j++)
+		p->steal_order[(size_t)w * per + j] = r[j].v;
+}
 
-	/* Nodes with workers, and for every node the used nodes nearest first. */
+/* Nodes with workers, and for every node the used nodes nearest first (its home: the first). */
+static void policy_node_order(struct topo_policy *p, struct ranked *r)
+{
+	unsigned nn = p->nnodes;
+
 	for (unsigned n = 0; n < nn; n++)
 		if (p->node_nworkers[n] > 0)
 			p->nodes_used[p->nnodes_used++] = n;
@@ -1095,8 +1052,13 @@ int topo_policy_build(struct topo_policy *p, const struct topo *t, const int *wo
 			p->node_order[(size_t)n * p->nnodes_used + i] = r[i].v;
 		p->node_home[n] = (int)r[0].v;
 	}
+}
 
-	/* Wake order: workers on n first, then by distance from n, node position, index. */
+/* Wake order: workers on n first, then by distance from n, node position, index. */
+static void policy_wake_order(struct topo_policy *p, struct ranked *r)
+{
+	unsigned nn = p->nnodes, nw = p->nworkers;
+
 	for (unsigned n = 0; n < nn; n++) {
 		for (unsigned w = 0; w < nw; w++) {
 			unsigned m = (unsigned)p->worker_node[w];
@@ -1108,7 +1070,73 @@ int topo_policy_build(struct topo_policy *p, const struct topo *t, const int *wo
 		for (unsigned w = 0; w < nw; w++)
 			p->wake_order[(size_t)n * nw + w] = r[w].v;
 	}
+}
 
+/* Every array of the policy, sized for nw workers on t's nodes; false (nothing kept) if one
+ * cannot be had. */
+static bool policy_alloc(struct topo_policy *p, const struct topo *t, unsigned nw)
+{
+	unsigned nn = t->nnodes, per = nw - 1;
+
+	p->worker_cpu = malloc(nw * sizeof(int));
+	p->worker_node = malloc(nw * sizeof(int));
+	p->steal_order = malloc(((size_t)nw * per + 1) * sizeof(unsigned));
+	p->steal_ncore = calloc(nw, sizeof(unsigned));
+	p->steal_nlocal = calloc(nw, sizeof(unsigned));
+	p->node_id = malloc(nn * sizeof(int));
+	p->dist = malloc((size_t)nn * nn * sizeof(int));
+	p->node_nworkers = calloc(nn, sizeof(unsigned));
+	p->nodes_used = malloc(nn * sizeof(unsigned));
+	p->node_home = malloc(nn * sizeof(int));
+	p->node_order = malloc((size_t)nn * nn * sizeof(unsigned));
+	p->wake_order = malloc((size_t)nn * nw * sizeof(unsigned));
+	p->cpu_home = malloc((size_t)t->cpu_limit * sizeof(int));
+	if (!p->worker_cpu || !p->worker_node || !p->steal_order || !p->steal_ncore ||
+	    !p->steal_nlocal || !p->node_id || !p->dist || !p->node_nworkers || !p->nodes_used ||
+	    !p->node_home || !p->node_order || !p->wake_order || !p->cpu_home) {
+		topo_policy_free(p);
+		return false;
+	}
+	return true;
+}
+
+int topo_policy_build(struct topo_policy *p, const struct topo *t, const int *worker_cpus,
+                      unsigned nworkers, uint64_t seed)
+{
+	unsigned nw = nworkers, nn = t->nnodes;
+
+	memset(p, 0, sizeof(*p));
+	if (nw == 0 || worker_cpus == NULL)
+		return -EINVAL;
+	for (unsigned w = 0; w < nw; w++)
+		if (topo_node_of_cpu(t, worker_cpus[w]) < 0)
+			return -EINVAL;
+
+	p->nworkers = nw;
+	p->nnodes = nn;
+	p->cpu_limit = t->cpu_limit;
+	struct ranked *r = malloc((nw > nn ? nw : nn) * sizeof(*r));
+	int *smt = malloc(nw * sizeof(int));
+	if (!r || !smt || !policy_alloc(p, t, nw)) {
+		free(r);
+		free(smt);
+		memset(p, 0, sizeof(*p));
+		return -ENOMEM;
+	}
+	memcpy(p->node_id, t->node_id, nn * sizeof(int));
+	memcpy(p->dist, t->dist, (size_t)nn * nn * sizeof(int));
+	for (unsigned w = 0; w < nw; w++) {
+		int i = t->cpu_pos[worker_cpus[w]];
+
+		p->worker_cpu[w] = worker_cpus[w];
+		p->worker_node[w] = t->cpu_node[i];
+		smt[w] = t->cpu_smt[i];
+		p->node_nworkers[p->worker_node[w]]++;
+	}
+	for (unsigned w = 0; w < nw; w++)
+		policy_steal_order(p, w, smt, r, seed);
+	policy_node_order(p, r);
+	policy_wake_order(p, r);
 	for (int c = 0; c < t->cpu_limit; c++)
 		p->cpu_home[c] = t->cpu_pos[c] < 0 ? -1 : p->node_home[t->cpu_node[t->cpu_pos[c]]];
 	free(r);
