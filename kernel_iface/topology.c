@@ -461,6 +461,53 @@ bad:
 
 /* Nodes from a sysfs-shaped tree. raw_ids: online node ids; each CPU gets the position of the
  * node listing it; rows with no CPU are dropped. */
+/* node/nodeN/cpulist: mark each online CPU of node nid with its raw index k; a CPU on two
+ * nodes is an error. */
+static int read_node_cpus(struct loader *ld, const struct topo *t, const struct idset *online,
+                          struct idset *scratch, unsigned nid, int k, int *raw_node)
+{
+	int rc = read_rel(ld, "node/node%d/cpulist", nid);
+
+	if (rc < 0)
+		return rc;
+	memset(scratch, 0, sizeof(*scratch));
+	rc = parse_list_into(ld->buf, scratch, NULL, 0);
+	if (rc < 0)
+		return rc;
+	IDSET_FOREACH(cpu, scratch) {
+		if (!idset_has(online, cpu))
+			continue; /* offline CPUs may linger in a node mask */
+		if (raw_node[t->cpu_pos[cpu]] >= 0)
+			return -EINVAL; /* a CPU on two nodes */
+		raw_node[t->cpu_pos[cpu]] = k;
+	}
+	return 0;
+}
+
+/* node/nodeN/distance: exactly nraw distances, each in [TOPO_LOCAL_DISTANCE, 255]. */
+static int parse_distance_row(const char *buf, int *row, unsigned nraw)
+{
+	unsigned ncols = 0;
+	char *end;
+
+	for (const char *p = buf;; p = end) {
+		long d;
+
+		while (blank(*p))
+			p++;
+		if (*p == '\0')
+			break;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		errno = 0;
+		d = strtol(p, &end, 10);
+		if (errno != 0 || d < TOPO_LOCAL_DISTANCE || d > 255 || ncols >= nraw)
+			return -EINVAL;
+		row[ncols++] = (int)d;
+	}
+	return ncols == nraw ? 0 : -EINVAL;
+}
+
 static int load_nodes_sysfs(struct loader *ld, struct topo *t, const struct idset *online,
                             struct idset *scratch)
 {
@@ -504,45 +551,15 @@ static int load_nodes_sysfs(struct loader *ld, struct topo *t, const struct idse
 		raw_node[i] = -1;
 
 	IDSET_FOREACH(nid, nodes_online) {
-		unsigned ncols = 0;
-		char *p, *end;
-
 		raw_ids[k] = nid;
-		rc = read_rel(ld, "node/node%d/cpulist", nid);
+		rc = read_node_cpus(ld, t, online, scratch, nid, (int)k, raw_node);
 		if (rc < 0)
 			goto out;
-		memset(scratch, 0, sizeof(*scratch));
-		rc = parse_list_into(ld->buf, scratch, NULL, 0);
-		if (rc < 0)
-			goto out;
-		rc = -EINVAL;
-		IDSET_FOREACH(cpu, scratch) {
-			if (!idset_has(online, cpu))
-				continue; /* offline CPUs may linger in a node mask */
-			if (raw_node[t->cpu_pos[cpu]] >= 0)
-				goto out; /* a CPU on two nodes */
-			raw_node[t->cpu_pos[cpu]] = (int)k;
-		}
 		rc = read_rel(ld, "node/node%d/distance", nid);
 		if (rc < 0)
 			goto out;
-		rc = -EINVAL;
-		for (p = ld->buf;; p = end) {
-			long d;
-
-			while (blank(*p))
-				p++;
-			if (*p == '\0')
-				break;
-			if (!isdigit((unsigned char)*p))
-				goto out;
-			errno = 0;
-			d = strtol(p, &end, 10);
-			if (errno != 0 || d < TOPO_LOCAL_DISTANCE || d > 255 || ncols >= nraw)
-				goto out;
-			raw_dist[k * nraw + ncols++] = (int)d;
-		}
-		if (ncols != nraw)
+		rc = parse_distance_row(ld->buf, &raw_dist[k * nraw], nraw);
+		if (rc < 0)
 			goto out;
 		k++;
 	}
@@ -774,6 +791,88 @@ static bool idset_within(const struct idset *a, const struct idset *b)
 	return true;
 }
 
+/* RINGO_CPUS: narrow want to the CPUs of the spec, each of which must be online and allowed. */
+static int narrow_by_cpus(const char *cpus_spec, const struct idset *online, const struct idset *mask,
+                          struct idset *spec, struct idset *want, char *err, size_t errlen)
+{
+	char e[200], l1[160], l2[160];
+
+	if (spec_blank(cpus_spec)) {
+		msg(err, errlen, "RINGO_CPUS is set but empty (give a CPU list like 0-3,8; online: %s)",
+		    fmt_set(online, l1, sizeof(l1)));
+		return -EINVAL;
+	}
+	if (parse_list_into(cpus_spec, spec, e, sizeof(e)) < 0) {
+		msg(err, errlen, "RINGO_CPUS=%s", e);
+		return -EINVAL;
+	}
+	if (idset_count(spec) == 0) {
+		msg(err, errlen, "RINGO_CPUS=\"%.64s\" names no CPU", cpus_spec);
+		return -EINVAL;
+	}
+	if (!idset_within(spec, online)) { /* name every offending CPU at once */
+		idset_and(spec, online, true);
+		msg(err, errlen, "RINGO_CPUS=\"%.64s\": CPU %s not online (online: %s)", cpus_spec,
+		    fmt_set(spec, l2, sizeof(l2)), fmt_set(online, l1, sizeof(l1)));
+		return -EINVAL;
+	}
+	if (!idset_within(spec, mask)) {
+		idset_and(spec, mask, true);
+		msg(err, errlen, "RINGO_CPUS=\"%.64s\": CPU %s outside the process affinity mask (allowed: %s)",
+		    cpus_spec, fmt_set(spec, l2, sizeof(l2)), fmt_set(mask, l1, sizeof(l1)));
+		return -EINVAL;
+	}
+	idset_and(want, spec, false);
+	return 0;
+}
+
+/* RINGO_NODES: narrow want to the CPUs of the named nodes; a node must exist, and the result
+ * must keep a CPU. */
+static int narrow_by_nodes(const struct topo *t, const char *cpus_spec, const char *nodes_spec,
+                           const struct idset *mask, struct idset *spec, struct idset *other,
+                           struct idset *want, char *err, size_t errlen)
+{
+	char e[200], l1[160], l2[160];
+
+	memset(spec, 0, sizeof(*spec));
+	if (spec_blank(nodes_spec)) {
+		msg(err, errlen, "RINGO_NODES is set but empty (give a node list like 0,2)");
+		return -EINVAL;
+	}
+	if (parse_list_into(nodes_spec, spec, e, sizeof(e)) < 0) {
+		msg(err, errlen, "RINGO_NODES=%s", e);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < t->nnodes; i++)
+		idset_add(other, (unsigned)t->node_id[i]);
+	if (idset_count(spec) == 0) {
+		msg(err, errlen, "RINGO_NODES=\"%.64s\" names no node", nodes_spec);
+		return -EINVAL;
+	}
+	if (!idset_within(spec, other)) {
+		idset_and(spec, other, true);
+		msg(err, errlen, "RINGO_NODES=\"%.64s\": node %s does not exist or has no online CPU (nodes: %s)",
+		    nodes_spec, fmt_set(spec, l2, sizeof(l2)), fmt_set(other, l1, sizeof(l1)));
+		return -EINVAL;
+	}
+	memset(other, 0, sizeof(*other)); /* now: the CPUs of the chosen nodes */
+	for (unsigned i = 0; i < t->ncpus; i++)
+		if (idset_has(spec, t->node_id[t->cpu_node[i]]))
+			idset_add(other, (unsigned)t->cpu_id[i]);
+	idset_and(want, other, false);
+	if (idset_count(want) == 0) {
+		if (cpus_spec != NULL)
+			msg(err, errlen, "RINGO_CPUS=\"%.64s\" and RINGO_NODES=\"%.64s\" have no CPU in common "
+			    "(the nodes have CPUs %s)", cpus_spec, nodes_spec, fmt_set(other, l1, sizeof(l1)));
+		else
+			msg(err, errlen, "RINGO_NODES=\"%.64s\": none of its CPUs (%s) is in the process "
+			    "affinity mask (allowed: %s)", nodes_spec, fmt_set(other, l1, sizeof(l1)),
+			    fmt_set(mask, l2, sizeof(l2)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int topo_select_cpus(const struct topo *t, const cpu_set_t *allowed, size_t allowed_size,
                      const char *cpus_spec, const char *nodes_spec,
                      int *out_cpus, unsigned *out_n, char *err, size_t errlen)
@@ -782,7 +881,7 @@ int topo_select_cpus(const struct topo *t, const cpu_set_t *allowed, size_t allo
 	 * spec: a parsed spec; other: node ids, then CPUs of the chosen nodes. */
 	struct idset *online = idset_new(), *mask = idset_new(), *want = idset_new();
 	struct idset *spec = idset_new(), *other = idset_new();
-	char e[200], l1[160], l2[160];
+	char l1[160];
 	unsigned n = 0;
 	int rc = -ENOMEM;
 
@@ -804,73 +903,11 @@ int topo_select_cpus(const struct topo *t, const cpu_set_t *allowed, size_t allo
 	}
 	*want = *mask;
 
-	if (cpus_spec != NULL) {
-		if (spec_blank(cpus_spec)) {
-			msg(err, errlen, "RINGO_CPUS is set but empty (give a CPU list like 0-3,8; online: %s)",
-			    fmt_set(online, l1, sizeof(l1)));
-			goto out;
-		}
-		if (parse_list_into(cpus_spec, spec, e, sizeof(e)) < 0) {
-			msg(err, errlen, "RINGO_CPUS=%s", e);
-			goto out;
-		}
-		if (idset_count(spec) == 0) {
-			msg(err, errlen, "RINGO_CPUS=\"%.64s\" names no CPU", cpus_spec);
-			goto out;
-		}
-		if (!idset_within(spec, online)) { /* name every offending CPU at once */
-			idset_and(spec, online, true);
-			msg(err, errlen, "RINGO_CPUS=\"%.64s\": CPU %s not online (online: %s)", cpus_spec,
-			    fmt_set(spec, l2, sizeof(l2)), fmt_set(online, l1, sizeof(l1)));
-			goto out;
-		}
-		if (!idset_within(spec, mask)) {
-			idset_and(spec, mask, true);
-			msg(err, errlen, "RINGO_CPUS=\"%.64s\": CPU %s outside the process affinity mask (allowed: %s)",
-			    cpus_spec, fmt_set(spec, l2, sizeof(l2)), fmt_set(mask, l1, sizeof(l1)));
-			goto out;
-		}
-		idset_and(want, spec, false);
-	}
-
-	if (nodes_spec != NULL) {
-		memset(spec, 0, sizeof(*spec));
-		if (spec_blank(nodes_spec)) {
-			msg(err, errlen, "RINGO_NODES is set but empty (give a node list like 0,2)");
-			goto out;
-		}
-		if (parse_list_into(nodes_spec, spec, e, sizeof(e)) < 0) {
-			msg(err, errlen, "RINGO_NODES=%s", e);
-			goto out;
-		}
-		for (unsigned i = 0; i < t->nnodes; i++)
-			idset_add(other, (unsigned)t->node_id[i]);
-		if (idset_count(spec) == 0) {
-			msg(err, errlen, "RINGO_NODES=\"%.64s\" names no node", nodes_spec);
-			goto out;
-		}
-		if (!idset_within(spec, other)) {
-			idset_and(spec, other, true);
-			msg(err, errlen, "RINGO_NODES=\"%.64s\": node %s does not exist or has no online CPU (nodes: %s)",
-			    nodes_spec, fmt_set(spec, l2, sizeof(l2)), fmt_set(other, l1, sizeof(l1)));
-			goto out;
-		}
-		memset(other, 0, sizeof(*other)); /* now: the CPUs of the chosen nodes */
-		for (unsigned i = 0; i < t->ncpus; i++)
-			if (idset_has(spec, t->node_id[t->cpu_node[i]]))
-				idset_add(other, (unsigned)t->cpu_id[i]);
-		idset_and(want, other, false);
-		if (idset_count(want) == 0) {
-			if (cpus_spec != NULL)
-				msg(err, errlen, "RINGO_CPUS=\"%.64s\" and RINGO_NODES=\"%.64s\" have no CPU in common "
-				    "(the nodes have CPUs %s)", cpus_spec, nodes_spec, fmt_set(other, l1, sizeof(l1)));
-			else
-				msg(err, errlen, "RINGO_NODES=\"%.64s\": none of its CPUs (%s) is in the process "
-				    "affinity mask (allowed: %s)", nodes_spec, fmt_set(other, l1, sizeof(l1)),
-				    fmt_set(mask, l2, sizeof(l2)));
-			goto out;
-		}
-	}
+	if (cpus_spec != NULL && narrow_by_cpus(cpus_spec, online, mask, spec, want, err, errlen) != 0)
+		goto out;
+	if (nodes_spec != NULL &&
+	    narrow_by_nodes(t, cpus_spec, nodes_spec, mask, spec, other, want, err, errlen) != 0)
+		goto out;
 
 	IDSET_FOREACH(cpu, want)
 		out_cpus[n++] = cpu;

@@ -74,6 +74,10 @@ static int run_one(struct io_uring *ring, struct io_uring_sqe *sqe)
     return res;
 }
 
+/* One story in order, kept as one function (97 lines): create a ring with the best flags the
+ * kernel takes, stepping down (SINGLE_ISSUER+DEFER_TASKRUN, COOP_TASKRUN, plain); check the
+ * opcodes ringo needs; try a FUTEX_WAIT; record each answer and the reason for each fallback
+ * in caps. Each step reads the result of the one before. */
 int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *caps)
 {
     static const struct {
