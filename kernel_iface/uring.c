@@ -76,7 +76,7 @@ static int run_one(struct io_uring *ring, struct io_uring_sqe *sqe)
 
 /* One story in order, kept as one function (97 lines): create a ring with the best flags the
  * kernel takes, stepping down (SINGLE_ISSUER+DEFER_TASKRUN, COOP_TASKRUN, plain); check the
- * opcodes ringo needs; try a FUTEX_WAIT; record each answer and the reason for each fallback
+ * opcodes ringo needs and IORING_ASYNC_CANCEL_FD; try a FUTEX_WAIT; record each answer and the reason for each fallback
  * in caps. Each step reads the result of the one before. */
 int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *caps)
 {
