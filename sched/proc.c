@@ -191,27 +191,46 @@ static int64_t timers_due(struct worker *w)
     return atomic_load_explicit(&w->tfirst, memory_order_relaxed); /* peek; sched_timers_run rechecks under tlock */
 }
 
-/* The next goroutine this worker can run without sleeping or stealing. */
+/* Policy P2 (top): runnext is taken at most this many times in a row while the ring has work
+ * (Tokio's MAX_LIFO_POLLS_PER_TICK). */
+#define RUNNEXT_CAP 3
+
+/* The next goroutine this worker can run without sleeping or stealing: the policy at the top. */
 struct g *sched_next_local(struct worker *w)
 {
     uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed) + 1; /* own */
     atomic_store_explicit(&w->schedtick, tick, memory_order_relaxed);
+    struct g *g;
     if (unlikely((tick & 63) == 0)) {
-        /* fairness: timers, I/O completions and the global queue get a turn even when the local
+        /* P3: timers, I/O completions and the global queue get a turn even when the local
          * queue never empties */
         if (timers_due(w) != INT64_MAX)
             sched_timers_run(w, clk_now());
         sched_poller.poll(w);
-        struct g *g = global_get(w, 1);
-        if (g)
+        g = global_get(w, 1);
+        if (g) {
+            w->runnext_streak = 0;
             return g;
+        }
     }
-    /* exchange: acquire pairs with whoever stored runnext (the owner itself, or nobody else:
+    if (w->runnext_streak >= RUNNEXT_CAP) {
+        /* P2: runnext has had its turns; the ring goes first */
+        g = runq_pop(w);
+        if (g) {
+            w->runnext_streak = 0;
+            return g;
+        }
+    }
+    /* CAS: acquire pairs with whoever stored runnext (the owner itself, or nobody else:
      * thieves only take) */
-    struct g *g = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    g = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     if (g && atomic_compare_exchange_strong_explicit(&w->runnext, &g, NULL, memory_order_acquire,
-                                                     memory_order_relaxed))
+                                                     memory_order_relaxed)) {
+        if (w->runnext_streak < RUNNEXT_CAP)
+            w->runnext_streak++;
         return g;
+    }
+    w->runnext_streak = 0;
     g = runq_pop(w);
     if (g)
         return g;

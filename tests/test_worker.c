@@ -167,6 +167,81 @@ static void test_worker_global_queue_runs_while_local_busy(void **state)
     assert_int_equal(r.code, 0);
 }
 
+/* Issue 11 item 2: runnext starves the ring. Two goroutines ping-pong on one worker: each
+ * send readies the other into runnext, which was always taken before the ring, so a third
+ * goroutine in the ring waited as long as they played. It must run at all (within 10 s here,
+ * while the ping-pong would go on forever), and after a few rounds (the runnext cap: proc.c's
+ * policy bounds it by a handful of schedules; 1,000 rounds is slack). */
+static ringo_chan *pp_ping, *pp_pong;
+static atomic_int pp_stop, pp_third_ran;
+static atomic_long pp_rounds, pp_rounds_seen;
+static void pp_pinger(void *p)
+{
+    (void)p;
+    for (long i = 0;; i++) {
+        long v = atomic_load(&pp_stop) ? -1 : i;
+        ringo_chan_send(pp_ping, &v);
+        if (v < 0)
+            return;
+        ringo_chan_recv(pp_pong, &v);
+        atomic_fetch_add(&pp_rounds, 1);
+    }
+}
+static void pp_ponger(void *p)
+{
+    (void)p;
+    for (;;) {
+        long v;
+        ringo_chan_recv(pp_ping, &v);
+        if (v < 0)
+            return;
+        v++;
+        ringo_chan_send(pp_pong, &v);
+    }
+}
+static void pp_driver(void *p)
+{
+    (void)p;
+    ringo_go(pp_ponger, NULL);  /* runs first, blocks on ping; we wait in runnext */
+    ringo_go(pp_pinger, NULL);  /* its first send readies the ponger into runnext: we go to the ring */
+    ringo_yield();              /* and to the ring again */
+    /* every round since the ping-pong began: both waits in the ring */
+    atomic_store(&pp_rounds_seen, atomic_load(&pp_rounds));
+    atomic_store(&pp_third_ran, 1);
+    atomic_store(&pp_stop, 1);
+}
+
+static int child_runnext_fair(void)
+{
+    pp_ping = ringo_chan_make(sizeof(long), 0);
+    pp_pong = ringo_chan_make(sizeof(long), 0);
+    ringo_go(pp_driver, NULL);
+    for (int i = 0; i < 10000 && !atomic_load(&pp_third_ran); i++)
+        ringo_sleep(1000000);
+    if (!atomic_load(&pp_third_ran)) {
+        fprintf(stderr, "the third goroutine did not run in 10 s (%ld ping-pong rounds)\n",
+                atomic_load(&pp_rounds));
+        _exit(1); /* the ping-pong never stops by itself */
+    }
+    for (int i = 0; i < 10000 && ringo_num_goroutines() != 0; i++)
+        ringo_sleep(1000000);
+    long seen = atomic_load(&pp_rounds_seen);
+    fprintf(stderr, "third goroutine ran after %ld ping-pong rounds\n", seen);
+    return seen <= 1000 && ringo_num_goroutines() == 0 ? 0 : 2;
+}
+
+static void test_worker_runnext_ping_pong_lets_the_ring_run(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=1", NULL };
+    tu_run_child("runnext_fair", env, 60, &r);
+    if (!r.exited || r.code != 0)
+        fprintf(stderr, "%s", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
 /* ------------------------------------------------------------------ stealing */
 #define STEAL_N_BASE 200000
 static size_t STEAL_N = STEAL_N_BASE;
@@ -255,6 +330,7 @@ static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
     { "global_fair", child_global_queue_fair },
+    { "runnext_fair", child_runnext_fair },
     { NULL, NULL },
 };
 
@@ -267,6 +343,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_pin_zero_leaves_affinity),
         cmocka_unit_test(test_worker_yield_interleaves_on_one_worker),
         cmocka_unit_test(test_worker_global_queue_runs_while_local_busy),
+        cmocka_unit_test(test_worker_runnext_ping_pong_lets_the_ring_run),
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
     };
