@@ -35,6 +35,33 @@
  *   that worker is awake and will run it when the current goroutine next switches (cooperative
  *   scheduling); the wake-up is only for parallelism there, so it reads the counters relaxed.
  *
+ * Fairness policy (sched_next_local, findrunnable; issue 11 items 2 and 2b). Where a worker takes
+ * the next goroutine from, in order:
+ *   F1  Every 64th schedule (w->schedtick), first: its due timers fire, its I/O completions are
+ *       reaped (both ready goroutines into this worker's runnext/ring), and the global queues
+ *       (own node first) give a batch: len/nprocs + 1, at most half a ring and at most the ring's
+ *       room + 1 (Go's globrunqget). The first of the batch runs now, the rest join the ring's
+ *       tail. Bound: a goroutine in a global queue with L ahead of it runs within about
+ *       64 * (L / batch + 1) schedules plus the batches queued ahead of it in the ring, however
+ *       busy the ring is (a batch of one every 64 made that 64 * L: p99 203 ms at 1,000
+ *       connections).
+ *   F2  runnext, unless it was taken RUNNEXT_CAP (3) times in a row and the ring has work: then
+ *       the ring's head first. A pick from the ring or a global queue resets the count. Bound:
+ *       the ring's head waits at most RUNNEXT_CAP runnext picks (Tokio's LIFO cap; Go lets runnext
+ *       inherit the time slice and preempts after 10 ms). A ping-pong alone on a worker keeps
+ *       runnext every time: the ring is empty.
+ *   F3  the ring's head (FIFO: yields, I/O completions and timers reaped on g0, kicked-out
+ *       runnext goroutines, stolen batches).
+ *   F4  the global queues: a batch as in F1 (the ring is empty, so up to half a ring).
+ *   F5  nothing local (findrunnable): poll I/O, run timers, then spin (steal half a victim's
+ *       ring, its runnext only when the victim looks stuck, the global queues), then sleep.
+ *   F6  A full ring spills half of itself plus the newcomer to the own node's global queue
+ *       (runq_push_slow), where F1 brings it back within the F1 bound; nothing is pushed on a
+ *       ring under a global queue's lock (runq.c Q5).
+ *   Readies: from a running goroutine into its worker's runnext (the previous occupant to the
+ *   ring's tail); from g0 (timers, I/O) into the ring; from a plain thread into its node's
+ *   global queue (with a wake-up).
+ *
  * Contexts: findrunnable/worker_main run on g0; sched_switch_out on a goroutine; sched_wakep
  * and sched_global_push from any thread.
  * Depends on: sched.h, runq.c (queues), ctx.c (switching), timer.c, sched/poller.h (I/O, the
@@ -221,27 +248,46 @@ static int64_t timers_due(struct worker *w)
     return atomic_load_explicit(&w->tfirst, memory_order_relaxed); /* peek; sched_timers_run rechecks under tlock */
 }
 
-/* The next goroutine this worker can run without sleeping or stealing. */
+/* F2 (top): runnext is taken at most this many times in a row while the ring has work
+ * (Tokio's MAX_LIFO_POLLS_PER_TICK). */
+#define RUNNEXT_CAP 3
+
+/* The next goroutine this worker can run without sleeping or stealing: the policy at the top. */
 struct g *sched_next_local(struct worker *w)
 {
     uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed) + 1; /* own */
     atomic_store_explicit(&w->schedtick, tick, memory_order_relaxed);
+    struct g *g;
     if (unlikely((tick & 63) == 0)) {
-        /* fairness: timers, I/O completions and the global queue get a turn even when the local
-         * queue never empties */
+        /* F1: timers, I/O completions and the global queue get a turn even when the local
+         * queue never empties; the global queue gives a batch the size of the ring's room */
         if (timers_due(w) != INT64_MAX)
             sched_timers_run(w, clk_now());
         sched_poller.poll(w);
-        struct g *g = global_get(w, 1);
-        if (g)
+        g = global_get(w, 0);
+        if (g) {
+            w->runnext_streak = 0;
             return g;
+        }
     }
-    /* exchange: acquire pairs with whoever stored runnext (the owner itself, or nobody else:
+    if (w->runnext_streak >= RUNNEXT_CAP) {
+        /* F2: runnext has had its turns; the ring goes first */
+        g = runq_pop(w);
+        if (g) {
+            w->runnext_streak = 0;
+            return g;
+        }
+    }
+    /* CAS: acquire pairs with whoever stored runnext (the owner itself, or nobody else:
      * thieves only take) */
-    struct g *g = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    g = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     if (g && atomic_compare_exchange_strong_explicit(&w->runnext, &g, NULL, memory_order_acquire,
-                                                     memory_order_relaxed))
+                                                     memory_order_relaxed)) {
+        if (w->runnext_streak < RUNNEXT_CAP)
+            w->runnext_streak++;
         return g;
+    }
+    w->runnext_streak = 0;
     g = runq_pop(w);
     if (g)
         return g;

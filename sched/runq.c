@@ -17,6 +17,9 @@
  *   Q3  runnext holds at most one g; only the owner puts one there; the owner and thieves take
  *       it with a CAS/exchange, so exactly one of them gets it.
  *   Q4  sched.gq_len is the sum of the global queues' len; both change under the queue lock.
+ *   Q5  Nothing is pushed on a ring while a global queue's lock is held: a full ring spills
+ *       into a global queue (runq_push_slow), which may be the one locked. A batch taken from a
+ *       global queue is sized to the ring's room and pushed after the unlock.
  *
  * Contexts: push/pop/runnext_put on the owner worker; steal and the global queues anywhere.
  * Depends on: sched.h; proc.c for sched_global_push (a wake-up) when a ring overflows.
@@ -174,10 +177,26 @@ int sched_thread_node(void)
     return topo_policy_node_of_cpu(&sched.pol, sched_getcpu());
 }
 
+/* Owner only: free slots in w's ring. Thieves only advance head, so the room can only grow
+ * until the owner pushes again. */
+static uint32_t runq_room(struct worker *w)
+{
+    uint32_t t = atomic_load_explicit(&w->rq.tail, memory_order_relaxed); /* own */
+    uint32_t h = atomic_load_explicit(&w->rq.head, memory_order_acquire); /* A2 */
+    return RUNQ_SIZE - (t - h);
+}
+
+/* Take a batch from q (Go's globrunqget): len/nprocs + 1, at most max (0: no limit), at most
+ * half a ring, and at most one more than w's ring has room for. Returns the first to run; the
+ * rest go to w's ring. Q5: the batch is unlinked under q->lock and pushed after the unlock, and
+ * only into room the ring has: runq_put under the lock could overflow back into q
+ * (runq_push_slow -> gq_push_list), which would lock q again (issue 11 item 2b). */
 static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
 {
     if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0) /* peek; authoritative under the lock */
         return NULL;
+    uint32_t room = runq_room(w);
+    struct g *batch[RUNQ_SIZE / 2];
     pthread_mutex_lock(&q->lock);
     uint32_t len = atomic_load_explicit(&q->len, memory_order_relaxed);
     if (len == 0) {
@@ -191,12 +210,13 @@ static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
         n = max;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
+    if (n - 1 > room)
+        n = room + 1; /* one to run, the rest into the ring's room */
     struct g *first = q->head;
     q->head = first->schedlink;
     for (uint32_t i = 1; i < n; i++) {
-        struct g *g = q->head;
-        q->head = g->schedlink;
-        runq_put(w, g);
+        batch[i - 1] = q->head;
+        q->head = q->head->schedlink;
     }
     if (!q->head)
         q->tail = NULL;
@@ -204,6 +224,12 @@ static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
     atomic_fetch_sub_explicit(&sched.gq_len, n, memory_order_seq_cst); /* Q4; the deadlock check reads it seq_cst */
     pthread_mutex_unlock(&q->lock);
     first->schedlink = NULL;
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        batch[i]->schedlink = NULL;
+        bool ok = runq_push(w, batch[i]);
+        SCHED_CHECK(ok, "worker %u: global batch of %u overflowed a ring with room %u", w->id, n - 1, room);
+        (void)ok;
+    }
     return first;
 }
 

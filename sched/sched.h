@@ -179,6 +179,7 @@ struct worker {
     int cpu;                      /* pinned CPU, -1 if not pinned */
     int node;                     /* NUMA node position of cpu */
     uint64_t rng;                 /* xorshift state; own */
+    unsigned runnext_streak;      /* consecutive picks from runnext, saturating at RUNNEXT_CAP; own */
     struct g *pool;               /* free stacks (descriptors), LIFO via schedlink; own */
     unsigned npool;
     int64_t id_next, id_end;      /* block of goroutine ids; own */

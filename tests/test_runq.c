@@ -126,12 +126,77 @@ static void test_runq_steal_random_fills_every_g_once(void **state)
     }
 }
 
+/* Issue 11 item 2b: gq_get moved its batch into the ring with runq_put while it held the global
+ * queue's lock; a ring without room for the batch overflows half of itself back into the same
+ * global queue (runq_push_slow -> gq_push_list), which locks it again: a self-deadlock. A
+ * batch from the global queue into a full ring must take only what fits and lose nothing. */
+static void gq_setup(void)
+{
+    static struct gqueue q;
+    memset(&q, 0, sizeof q);
+    pthread_mutex_init(&q.lock, NULL);
+    sched.gq = &q;
+    sched.nprocs = 1;
+    sched.nnodes = 1;
+    sched.have_pol = false;
+    atomic_store_explicit(&sched.gq_len, 0, memory_order_relaxed);
+}
+
+static void gq_fill(unsigned from, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct g *g = &gs[from + i];
+        gq_push_list(&sched.gq[0], &g, 1);
+    }
+}
+
+static void gq_drain(struct worker *w)
+{
+    struct g *g;
+    while ((g = global_get(w, 0)) != NULL) {
+        count(g);
+        drain(w);
+    }
+}
+
+static void run_gq_into_ring(unsigned in_ring, unsigned in_gq)
+{
+    memset(seen, 0, sizeof seen);
+    gq_setup();
+    struct worker *w = new_worker();
+    unsigned n = fill(w, 0, in_ring);
+    gq_fill(n, in_gq);
+    n += in_gq;
+    tu_watchdog_arm("global_get into a full ring", 20); /* the deadlock hangs: fail loudly */
+    struct g *g = global_get(w, 0);
+    tu_watchdog_disarm();
+    count(g);
+    uint32_t h = atomic_load_explicit(&w->rq.head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&w->rq.tail, memory_order_relaxed);
+    assert_true(t - h <= RUNQ_SIZE); /* Q1 */
+    drain(w);
+    gq_drain(w);
+    expect_each_once(n);
+    assert_int_equal(atomic_load_explicit(&sched.gq_len, memory_order_relaxed), 0); /* Q4 */
+    free(w);
+}
+
+static void test_runq_global_batch_into_a_full_ring_does_not_deadlock(void **state)
+{
+    (void)state;
+    run_gq_into_ring(RUNQ_SIZE, RUNQ_SIZE);      /* no room at all: one g to run, nothing moved */
+    run_gq_into_ring(RUNQ_SIZE - 3, RUNQ_SIZE);  /* room for 3 */
+    run_gq_into_ring(RUNQ_SIZE / 2, RUNQ_SIZE);  /* room for half a ring */
+    run_gq_into_ring(0, 2 * RUNQ_SIZE);          /* empty ring: half a ring at most */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runq_steal_into_a_nearly_full_ring_loses_nothing),
         cmocka_unit_test(test_runq_steal_into_a_full_ring_takes_just_one),
         cmocka_unit_test(test_runq_steal_random_fills_every_g_once),
+        cmocka_unit_test(test_runq_global_batch_into_a_full_ring_does_not_deadlock),
     };
     return TU_RUN_GROUP("runq", tests, NULL, NULL);
 }

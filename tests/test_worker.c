@@ -167,6 +167,158 @@ static void test_worker_global_queue_runs_while_local_busy(void **state)
     assert_int_equal(r.code, 0);
 }
 
+/* Issue 11 item 2b: the global queue starves under load. Yielders keep the worker's ring never
+ * empty while a plain thread queues GQ_FILL goroutines and then a newcomer on the global queue
+ * (a server's I/O completions keep the ring full the same way). A worker that takes one
+ * goroutine from the global queue every 64 schedules ran the newcomer after ~64 * GQ_FILL
+ * yields. The policy (proc.c, P3) takes a batch sized to the ring's room (up to half a ring)
+ * every 64 schedules (F1): the newcomer runs after the GQ_FILL ahead of it, about GQ_FILL + a few
+ * hundred schedules, of which only the yielders' share are yields; 10,000 yields is the bound,
+ * with slack (before: 63,056). */
+#define GQ_FILL 1000
+#define GQ_BOUND 10000
+static atomic_long gq_yields, gq_yields_at_push, gq_yields_at_run;
+static atomic_int gq_stop, gq_filler_ran, gq_new_ran, gq_pushed;
+static void gq_yielder(void *p)
+{
+    (void)p;
+    while (!atomic_load(&gq_stop)) {
+        atomic_fetch_add(&gq_yields, 1);
+        ringo_yield();
+    }
+}
+static void gq_filler(void *p)
+{
+    (void)p;
+    atomic_fetch_add(&gq_filler_ran, 1);
+}
+static void gq_newcomer(void *p)
+{
+    (void)p;
+    atomic_store(&gq_yields_at_run, atomic_load(&gq_yields));
+    atomic_store(&gq_new_ran, 1);
+}
+static void gq_starter(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 4; i++)
+        ringo_go(gq_yielder, NULL); /* from a goroutine: into this worker's ring and runnext */
+    /* hold the worker (no switch at all) while the plain thread queues everything, so the
+     * whole queue is there when the count starts, however slow the pushes are */
+    while (!atomic_load(&gq_pushed))
+        ;
+    atomic_store(&gq_yields_at_push, atomic_load(&gq_yields));
+}
+
+static int child_global_queue_batch(void)
+{
+    ringo_go(gq_starter, NULL);
+    while (atomic_load(&gq_yields) < 4) /* the yielders are in the ring, the starter holds it */
+        ringo_sleep(1000000);
+    for (int i = 0; i < GQ_FILL; i++)
+        ringo_go(gq_filler, NULL); /* from a plain thread: the global queue */
+    ringo_go(gq_newcomer, NULL);
+    atomic_store(&gq_pushed, 1);
+    for (int i = 0; i < 20000 && !atomic_load(&gq_new_ran); i++)
+        ringo_sleep(1000000);
+    atomic_store(&gq_stop, 1);
+    for (int i = 0; i < 10000 && ringo_num_goroutines() != 0; i++)
+        ringo_sleep(1000000);
+    long waited = atomic_load(&gq_yields_at_run) - atomic_load(&gq_yields_at_push);
+    fprintf(stderr, "newcomer ran=%d after %ld yields (fillers run before it: %d of %d)\n",
+            atomic_load(&gq_new_ran), waited, atomic_load(&gq_filler_ran), GQ_FILL);
+    if (!atomic_load(&gq_new_ran) || ringo_num_goroutines() != 0)
+        return 1;
+    return waited <= GQ_BOUND ? 0 : 2;
+}
+
+static void test_worker_global_queue_batch_while_ring_never_empty(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=1", NULL };
+    tu_run_child("global_batch", env, 120, &r);
+    if (!r.exited || r.code != 0)
+        fprintf(stderr, "%s", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+/* Issue 11 item 2: runnext starves the ring. Two goroutines ping-pong on one worker: each
+ * send readies the other into runnext, which was always taken before the ring, so a third
+ * goroutine in the ring waited as long as they played. It must run at all (within 10 s here,
+ * while the ping-pong would go on forever), and after a few rounds (the runnext cap: proc.c's
+ * policy bounds it by a handful of schedules; 1,000 rounds is slack). */
+static ringo_chan *pp_ping, *pp_pong;
+static atomic_int pp_stop, pp_third_ran;
+static atomic_long pp_rounds, pp_rounds_seen;
+static void pp_pinger(void *p)
+{
+    (void)p;
+    for (long i = 0;; i++) {
+        long v = atomic_load(&pp_stop) ? -1 : i;
+        ringo_chan_send(pp_ping, &v);
+        if (v < 0)
+            return;
+        ringo_chan_recv(pp_pong, &v);
+        atomic_fetch_add(&pp_rounds, 1);
+    }
+}
+static void pp_ponger(void *p)
+{
+    (void)p;
+    for (;;) {
+        long v;
+        ringo_chan_recv(pp_ping, &v);
+        if (v < 0)
+            return;
+        v++;
+        ringo_chan_send(pp_pong, &v);
+    }
+}
+static void pp_driver(void *p)
+{
+    (void)p;
+    ringo_go(pp_ponger, NULL);  /* runs first, blocks on ping; we wait in runnext */
+    ringo_go(pp_pinger, NULL);  /* its first send readies the ponger into runnext: we go to the ring */
+    ringo_yield();              /* and to the ring again */
+    /* every round since the ping-pong began: both waits in the ring */
+    atomic_store(&pp_rounds_seen, atomic_load(&pp_rounds));
+    atomic_store(&pp_third_ran, 1);
+    atomic_store(&pp_stop, 1);
+}
+
+static int child_runnext_fair(void)
+{
+    pp_ping = ringo_chan_make(sizeof(long), 0);
+    pp_pong = ringo_chan_make(sizeof(long), 0);
+    ringo_go(pp_driver, NULL);
+    for (int i = 0; i < 10000 && !atomic_load(&pp_third_ran); i++)
+        ringo_sleep(1000000);
+    if (!atomic_load(&pp_third_ran)) {
+        fprintf(stderr, "the third goroutine did not run in 10 s (%ld ping-pong rounds)\n",
+                atomic_load(&pp_rounds));
+        _exit(1); /* the ping-pong never stops by itself */
+    }
+    for (int i = 0; i < 10000 && ringo_num_goroutines() != 0; i++)
+        ringo_sleep(1000000);
+    long seen = atomic_load(&pp_rounds_seen);
+    fprintf(stderr, "third goroutine ran after %ld ping-pong rounds\n", seen);
+    return seen <= 1000 && ringo_num_goroutines() == 0 ? 0 : 2;
+}
+
+static void test_worker_runnext_ping_pong_lets_the_ring_run(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=1", NULL };
+    tu_run_child("runnext_fair", env, 60, &r);
+    if (!r.exited || r.code != 0)
+        fprintf(stderr, "%s", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
 /* ------------------------------------------------------------------ stealing */
 #define STEAL_N_BASE 200000
 static size_t STEAL_N = STEAL_N_BASE;
@@ -255,6 +407,8 @@ static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
     { "global_fair", child_global_queue_fair },
+    { "runnext_fair", child_runnext_fair },
+    { "global_batch", child_global_queue_batch },
     { NULL, NULL },
 };
 
@@ -267,6 +421,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_pin_zero_leaves_affinity),
         cmocka_unit_test(test_worker_yield_interleaves_on_one_worker),
         cmocka_unit_test(test_worker_global_queue_runs_while_local_busy),
+        cmocka_unit_test(test_worker_runnext_ping_pong_lets_the_ring_run),
+        cmocka_unit_test(test_worker_global_queue_batch_while_ring_never_empty),
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
     };
