@@ -77,6 +77,17 @@ RINGO_API int64_t ringo_now(void);
 /* Sleep for ns nanoseconds (<= 0: return at once, after a yield). Returns 0. Blocking. */
 RINGO_API int ringo_sleep(int64_t ns);
 
+/* Run fn(arg), a call known to block its thread (a library without an async API, getaddrinfo,
+ * a stat on NFS), without holding a worker: from a goroutine, fn runs on a thread of ringo's
+ * blocking pool while the goroutine parks (wait reason "blocking call"), and the call returns
+ * when fn has. The pool has at most RINGO_BLOCKING_THREADS threads (default 512), made on
+ * demand, each retiring after RINGO_BLOCKING_IDLE_MS (default 10000) idle; when all are busy,
+ * the call waits for the next free one. On a plain thread fn runs inline. fn runs on another
+ * thread: its thread-local data (errno) is not the caller's; fn should not wait on goroutines
+ * for long. Returns 0 when fn returned; -EINVAL fn NULL; -EAGAIN no pool thread exists and
+ * none could be created (fn did not run). Blocking. */
+RINGO_API int ringo_blocking(void (*fn)(void *arg), void *arg);
+
 /* ---------------------------------------------------------------- channels */
 
 typedef struct ringo_chan ringo_chan;

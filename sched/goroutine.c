@@ -244,6 +244,7 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_IO] = "IO wait",
     [WR_CHAN_SEND_NIL] = "chan send (nil chan)",
     [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
+    [WR_BLOCKING] = "blocking call",
 };
 
 const char *sched_waitreason_str(int wr)

@@ -13,4 +13,5 @@ libringo_internal_la_SOURCES += \
 	%reldir%/goroutine.c \
 	%reldir%/park.c \
 	%reldir%/timer.c \
-	%reldir%/sync.c
+	%reldir%/sync.c \
+	%reldir%/blocking.c

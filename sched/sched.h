@@ -19,8 +19,8 @@
  *       worker is re-read with sched_cur_worker() after every switch (goroutines migrate).
  *   I5  Every source of work a sleeping worker cannot see by itself (global queue, plain-thread
  *       producers, timers of other workers, I/O) either wakes a worker or is counted in one of
- *       the deadlock counters (sched.nthreads_active, sched.ntimers, sched.nio) until the work
- *       is visible on a queue.
+ *       the deadlock counters (sched.nthreads_active, sched.ntimers, sched.nio, sched.nblocking)
+ *       until the work is visible on a queue.
  *
  * Depends on: kernel_iface only. The layers (tools/check-layers.sh checks them):
  *   kernel_iface <- sched (this folder: the core) <- sched/io, sched/debug, chan
@@ -36,6 +36,7 @@
 #include "ringo.h"
 #include "kernel_iface/topology.h"
 #include <pthread.h>
+#include <sched.h> /* cpu_set_t */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,6 +112,7 @@ enum waitreason {
     WR_IO,           /* "IO wait" */
     WR_CHAN_SEND_NIL,/* "chan send (nil chan)" */
     WR_CHAN_RECV_NIL,/* "chan receive (nil chan)" */
+    WR_BLOCKING,     /* "blocking call": ringo_blocking, fn runs on a pool thread (blocking.c) */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);
@@ -223,6 +225,9 @@ struct sched {
     unsigned debug;               /* RINGO_DEBUG bits */
     unsigned schedtrace_ms;       /* RINGO_DEBUG=schedtrace=MS */
     unsigned hog_ms;              /* RINGO_DEBUG=hog=MS */
+    unsigned blocking_max;        /* RINGO_BLOCKING_THREADS: most pool threads alive (blocking.c) */
+    unsigned blocking_idle_ms;    /* RINGO_BLOCKING_IDLE_MS: an idle pool thread retires after it */
+    cpu_set_t allowed;            /* the starter's affinity mask: pool threads run anywhere in it */
 
     /* NUMA (kernel_iface/topology): node positions, the policy, one global queue and one
      * stack pool per node position. Without NUMA there is one node. */
@@ -251,6 +256,8 @@ struct sched {
     _Atomic int64_t nthreads_blocked; /* attached plain threads blocked forever in ringo */
     _Atomic int64_t ntimers;          /* pending timers, all workers */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
+    _Atomic int64_t nblocking;        /* ringo_blocking jobs of goroutines, queued or running (blocking.c B2) */
+    _Atomic int64_t nblocking_idle;   /* pool threads running no job: quiet for the check (blocking.c B4) */
     _Atomic int64_t main_exited;      /* 0, or how main's thread left: enum main_exit; main writes */
     /* Bumped by every event that can make a quiet runtime busy again from a plain thread: a
      * thread attaching or detaching, a forever-parked thread readied. The deadlock check reads
@@ -280,7 +287,8 @@ extern struct sched sched;
  * from main() is not one of them: that is exit(). */
 enum main_exit { MAIN_RUNNING = 0, MAIN_PTHREAD_EXIT = 1, MAIN_RINGO_EXIT = 2 };
 
-/* Deadlock accounting (I5): sched.nthreads_active, nthreads_blocked, main_exited, ntimers and nio change
+/* Deadlock accounting (I5): sched.nthreads_active, nthreads_blocked, main_exited, ntimers, nio,
+ * nblocking and nblocking_idle change
  * only through these, and the deadlock check (sched/debug/deadlock.c) reads them only through
  * sched_dl_read. seq_cst on both sides: each party changes its own counter, then reads the
  * others' (Dekker), so in the single total order of seq_cst operations the last one to go quiet

@@ -165,6 +165,7 @@ static int pick_cpus(struct topo *topo, bool have_topo, int *cpus, unsigned *ncp
     CPU_ZERO(&allowed);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
         CPU_SET(0, &allowed);
+    sched.allowed = allowed; /* before RINGO_CPUS narrows it: blocking-pool threads (blocking.c) */
     *ncpus = 0;
     if (have_topo) {
         char err[256] = "";
@@ -199,6 +200,10 @@ static void read_sizes(unsigned ncpus)
     sched.stack_guard = (guard + pg - 1) & ~(pg - 1);
     sched.pin = (int)pin;
     sched.ring_entries = user_cfg.ring_entries ? user_cfg.ring_entries : 256;
+    /* the ringo_blocking pool (blocking.c): env only, for the same reason as the guard.
+     * 512 threads and 10 s of idleness before one retires, as Tokio's blocking pool. */
+    sched.blocking_max = (unsigned)env_long("RINGO_BLOCKING_THREADS", 512, 1, 65536);
+    sched.blocking_idle_ms = (unsigned)env_long("RINGO_BLOCKING_IDLE_MS", 10000, 1, 86400000);
 }
 
 /* One global queue and one stack pool per node position. */

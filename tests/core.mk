@@ -7,6 +7,7 @@ CORE_TESTS = \
 	tests/test_park \
 	tests/test_timer \
 	tests/test_sync \
+	tests/test_blocking \
 	tests/stress_sched
 check_PROGRAMS += $(CORE_TESTS)
 TESTS += $(CORE_TESTS)
@@ -28,3 +29,5 @@ tests_stress_sched_LDADD = $(RINGO_TEST_LIBS)
 tests_stress_sched_CFLAGS = $(RINGO_TEST_CFLAGS)
 tests_test_runq_LDADD = $(RINGO_TEST_LIBS)
 tests_test_runq_CFLAGS = $(RINGO_TEST_CFLAGS)
+tests_test_blocking_LDADD = $(RINGO_TEST_LIBS)
+tests_test_blocking_CFLAGS = $(RINGO_TEST_CFLAGS)

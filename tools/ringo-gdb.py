@@ -33,7 +33,7 @@ STATUS_NAMES = {GS_RUNNABLE: "runnable", GS_RUNNING: "running", GS_PARKING: "wai
                 GS_WOKEN: "runnable", GS_PARKED: "waiting"}
 WAIT_REASONS = ["", "chan send", "chan receive", "select", "select (no cases)", "sync.Mutex.Lock",
                 "sync.WaitGroup.Wait", "sleep", "IO wait", "chan send (nil chan)",
-                "chan receive (nil chan)"]  # fallback; read from goroutine.c's wr_names when possible
+                "chan receive (nil chan)", "blocking call"]  # fallback; read from goroutine.c's wr_names when possible
 SAVED_REGS = ["r15", "r14", "r13", "r12", "rbx", "rbp", "rip"]  # at g->sp + 8, + 0x10, ...
 RUNTIME_FILE = re.compile(r"(^|/)(sched|chan|kernel_iface)/[^/]+\.[cS]$")
 RUNTIME_FUNC = re.compile(r"^(sched_|chan_|ringo_|kif_|stk_)|^(switch_to|do_switch|g_entry|g_exit)$")

@@ -3,13 +3,15 @@
  * Deadlock (API.md "Deadlock"): nothing can ever run again when, all at once,
  *   - every worker is on the idle list (it re-checked every queue after announcing, proc.c),
  *   - no attached plain thread is running outside a forever-park (sched.nthreads_active == 0),
- *   - no timer and no I/O is pending (sched.ntimers, sched.nio: I5),
+ *   - no timer, no I/O and no ringo_blocking call is pending (sched.ntimers, sched.nio,
+ *     sched.nblocking: I5),
  *   - the global queue and every run queue are empty,
  * and something is blocked (a live goroutine, or a thread parked forever), and no other thread of
  * the process could still act: a plain thread that has not used ringo *yet* (it computes, then
  * sends on a channel) is as able to wake someone as an attached one. So the final word comes
  * from /proc: every thread of the process (its "Threads:" count) must be a ringo worker
- * ("ringo-w*"), an io_uring kernel worker ("iou-*"), or a thread parked forever in ringo. Only
+ * ("ringo-w*"), an io_uring kernel worker ("iou-*"), a ringo_blocking pool thread with no job
+ * (sched.nblocking_idle: sched/blocking.c B4), or a thread parked forever in ringo. Only
  * then is it a deadlock. A process with some thread ringo does not know about (a library's idle
  * helper thread) is never declared deadlocked: a missed report is a hang, a false one kills a
  * healthy program.
@@ -56,6 +58,7 @@ static enum quiet quiet_state(void)
     if (sched_dl_read(&sched.nthreads_active) != 0 || sc32(&sched.nidle) != sched.nprocs)
         return Q_BUSY;
     if (sched_dl_read(&sched.ntimers) != 0 || sched_dl_read(&sched.nio) != 0 ||
+        sched_dl_read(&sched.nblocking) != 0 ||
         sc32(&sched.gq_len) != 0 || sc32(&sched.nspinning) != 0)
         return Q_BUSY;
     for (unsigned i = 0; i < sched.nprocs; i++) {
@@ -75,14 +78,17 @@ static void count_quiet(pid_t tid, const char *comm, void *n)
 }
 
 /* Threads of ours that never act for the program: workers ("ringo-w*", and the monitor,
- * named alike) and io_uring's kernel workers ("iou-*"). Counted from a listing of
- * /proc/self/task, which can skip live entries while other threads exit (seen on 6.18): a
- * listing that misses some only makes this count smaller, which is the safe direction. */
+ * named alike), io_uring's kernel workers ("iou-*"), and blocking-pool threads with no job
+ * (they act only on a job, and a job keeps sched.nblocking > 0: blocking.c B4). Counted from
+ * a listing of /proc/self/task, which can skip live entries while other threads exit (seen on
+ * 6.18): a listing that misses some only makes this count smaller, which is the safe
+ * direction. A pool thread stops counting itself idle before it leaves /proc, so the idle
+ * count never covers a thread the total no longer has. */
 static long count_quiet_threads(void)
 {
     long n = 0;
     sched_for_each_thread(count_quiet, &n);
-    return n;
+    return n + sched_dl_read(&sched.nblocking_idle);
 }
 
 /* The process's thread count, read in one step by the kernel ("Threads:" in status). */

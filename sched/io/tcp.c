@@ -1,8 +1,11 @@
 /* sched/io/tcp.c — TCP conveniences: ringo_tcp_listen and ringo_tcp_dial.
- * Responsibility: name resolution (getaddrinfo, a blocking libc call: fast for numeric hosts
- * and /etc/hosts), listeners that take IPv4 and IPv6, and a dial that tries each address in
- * turn with ringo_connect and one deadline. getaddrinfo errors map to negative errno.
- * Depends on: the public I/O calls (io.c: ringo_connect, ringo_close).
+ * Responsibility: name resolution (getaddrinfo, a blocking libc call), listeners that take
+ * IPv4 and IPv6, and a dial that tries each address in turn with ringo_connect and one
+ * deadline. getaddrinfo errors map to negative errno. The dial resolves a numeric host in place
+ * (AI_NUMERICHOST never blocks) and any other name through ringo_blocking, so a slow DNS server
+ * parks the goroutine, not its worker (on a plain thread it runs inline).
+ * Depends on: the public I/O calls (io.c: ringo_connect, ringo_close), ringo_blocking
+ * (sched/blocking.c).
  */
 #include "sched/io/io.h"
 #include <errno.h>
@@ -14,7 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int gai_errno(int e)
+/* e: getaddrinfo's result; err: errno right after it, on the thread that called it */
+static int gai_errno(int e, int err)
 {
     switch (e) {
     case EAI_NONAME:
@@ -30,7 +34,7 @@ static int gai_errno(int e)
     case EAI_FAMILY:
         return -EAFNOSUPPORT;
     case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
+        return err ? -err : -EIO;
     default:
         return -EINVAL;
     }
@@ -74,7 +78,7 @@ int ringo_tcp_listen(const char *host, uint16_t port, int backlog)
     struct addrinfo *res;
     int e = getaddrinfo(host, ps, &hints, &res);
     if (e)
-        return gai_errno(e);
+        return gai_errno(e, errno);
     int fd = -EADDRNOTAVAIL;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         fd = listen_on(ai->ai_family, ai->ai_addr, ai->ai_addrlen, backlog);
@@ -85,18 +89,40 @@ int ringo_tcp_listen(const char *host, uint16_t port, int backlog)
     return fd;
 }
 
+/* One getaddrinfo call, made on whatever thread runs it (a blocking-pool thread). */
+struct resolve {
+    const char *host, *port;
+    struct addrinfo hints;
+    struct addrinfo *res;
+    int e, err;  /* getaddrinfo's result, and errno on the thread that ran it */
+};
+
+static void resolve_run(void *p)
+{
+    struct resolve *r = p;
+    r->e = getaddrinfo(r->host, r->port, &r->hints, &r->res);
+    r->err = r->e == EAI_SYSTEM ? errno : 0;
+}
+
 int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
 {
     if (!host)
         return -EINVAL;
     char ps[8];
     snprintf(ps, sizeof ps, "%u", (unsigned)port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *res;
-    /* name resolution is a blocking libc call (fast for numeric hosts and /etc/hosts) */
-    int e = getaddrinfo(host, ps, &hints, &res);
-    if (e)
-        return gai_errno(e);
+    struct resolve rs = { .host = host, .port = ps,
+                          .hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                     .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST } };
+    resolve_run(&rs); /* a numeric address: parsed, never a lookup */
+    if (rs.e == EAI_NONAME) {
+        rs.hints.ai_flags = AI_NUMERICSERV; /* a name: /etc/hosts, DNS... may block */
+        int b = ringo_blocking(resolve_run, &rs);
+        if (b < 0)
+            return b;
+    }
+    if (rs.e)
+        return gai_errno(rs.e, rs.err);
+    struct addrinfo *res = rs.res;
     int r = -ECONNREFUSED;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
