@@ -12,6 +12,15 @@
  *   W4  sched_fastrand differs from one process to the next: workers seed w->rng from the clock
  *       (start.c); plain threads share thread_rng, seeded once per process on first use
  *       (getrandom(2), else clock, pid and an address), lock-free.
+ *   X1  A worker looking for work (spinning, or about to sleep) fires the due timers of every
+ *       other worker, one heap at a time under that heap's tlock (timer.c T3, lock order), and
+ *       runs what they readied: a timer never waits for its owner when someone is idle (Go's
+ *       stealWork checks every P's timers). Issue 11: a 10 ms sleep behind a 500 ms loop.
+ *   X2  A sleeping worker's deadline is the earliest timer of all workers (timers_first_all,
+ *       read after its step-c fence). A timer that becomes the earliest of its heap later is
+ *       followed by a fence and a wakep (timer.c, sched_timer_add): the same StoreLoad recipe as
+ *       work (below), with w->tfirst as the published work, so a sleeper either sees the new
+ *       timer or is woken (or a spinner is, which reads every tfirst before it sleeps).
  *
  * No lost wake-up (the StoreLoad recipe, after Go's proc.go):
  *   Producer of work that only a sleeping worker could run (global queue push from a plain
@@ -23,9 +32,10 @@
  *     a. if spinning: nspinning-- (seq_cst RMW), fence, re-check every queue; found -> go on.
  *     b. push self on the idle list, nidle++ (seq_cst RMW under idle_lock);
  *     c. atomic_thread_fence(seq_cst)                                  -- StoreLoad
- *     d. re-check every queue, own timers and the I/O ring; found -> take self off the list
- *        (or, if a waker already took it, accept the wake), go on;
- *     e. sleep until w->wake != 0 (futex or io_uring FUTEX_WAIT), a timer, or I/O.
+ *     d. re-check every queue, every worker's timers (X2) and the I/O ring; found -> take self
+ *        off the list (or, if a waker already took it, accept the wake), go on;
+ *     e. sleep until w->wake != 0 (futex or io_uring FUTEX_WAIT), the earliest timer of any
+ *        worker (X2), or I/O.
  *   Either the producer's load (3) sees the worker's increment (b) and wakes it, or the
  *   worker's re-check (d) sees the work: both fences are in the single total order of seq_cst
  *   operations, so it cannot happen that both loads miss both stores. The same argument covers
@@ -367,8 +377,33 @@ static void maybe_start_spinning(struct worker *w)
     }
 }
 
-/* A spinning worker looks everywhere for a while: its own I/O and timers, other workers' rings
- * (stealing) and the global queues. Returns a g to run (spinning stopped), or NULL when the
+/* X1: fire the due timers of the other workers (Go's stealWork runs every P's timers), one heap
+ * at a time under its own tlock (never two tlocks at once: timer.c's lock order). We are on g0,
+ * so what they ready goes to our own ring (sched_enqueue_ready). Returns nothing: the caller
+ * looks at its ring. */
+static void run_other_timers(struct worker *w, int64_t now)
+{
+    for (unsigned k = 0; k < sched.nprocs; k++) {
+        struct worker *v = sched.w[k];
+        if (v != w && timers_due(v) <= now)
+            sched_timers_run(v, now); /* rechecks under v->tlock */
+    }
+}
+
+/* X2: the earliest deadline over every worker's heap (peeks), INT64_MAX when none. */
+static int64_t timers_first_all(void)
+{
+    int64_t first = INT64_MAX;
+    for (unsigned k = 0; k < sched.nprocs; k++) {
+        int64_t t = timers_due(sched.w[k]);
+        if (t < first)
+            first = t;
+    }
+    return first;
+}
+
+/* A spinning worker looks everywhere for a while: its own I/O and timers, other workers' timers
+ * (X1), other workers' rings (stealing) and the global queues. Returns a g to run (spinning stopped), or NULL when the
  * spin is over (spinning stopped, step a done). */
 static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
 {
@@ -379,6 +414,7 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
         sched_poller.poll(w);
         if (timers_due(w) <= now)
             sched_timers_run(w, now);
+        run_other_timers(w, now); /* X1: what they ready is on our ring now */
         struct g *g = NULL;
         if (!runq_empty(w))
             g = sched_next_local(w);
@@ -413,6 +449,12 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
  * worker should look for work again (woken: spinning; or it found work in the re-check). */
 static void idle_sleep(struct worker *w)
 {
+    /* X1: due timers of other workers first (a non-spinning worker comes here straight from
+     * findrunnable); what they ready is ours to run */
+    run_other_timers(w, clk_now());
+    if (!runq_empty(w))
+        return;
+
     /* step b: announce */
     pthread_mutex_lock(&sched.idle_lock);
     w->idle = true;
@@ -422,14 +464,16 @@ static void idle_sleep(struct worker *w)
 
     /* step d: re-check */
     sched_poller.flush(w);
-    if (runq_work_anywhere() || sched_poller.poll(w) > 0 || timers_due(w) <= clk_now()) {
+    /* X2: the earliest timer of every worker, read after the fence (the Dekker pair of
+     * sched_timer_add's fence and wakep) */
+    int64_t first = timers_first_all();
+    if (runq_work_anywhere() || sched_poller.poll(w) > 0 || first <= clk_now()) {
         idle_leave(w);
         return;
     }
     sched_debug_hooks.check_deadlock(0);
 
-    /* step e: sleep until woken, the earliest timer, or I/O */
-    int64_t first = timers_due(w);
+    /* step e: sleep until woken, the earliest timer of any worker (X2), or I/O */
     sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
     if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
         atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */

@@ -1,8 +1,9 @@
 /* sched/timer.c — sleeps and deadlines: one binary min-heap of timers per worker.
  *
  * Responsibility: ringo_sleep, and timers owned by parked goroutines (struct timer lives in the parked frame).
- * A goroutine adds its timer to the heap of the worker it runs on; that worker fires it (in its
- * scheduling loop, and its idle sleep ends at its earliest timer).
+ * A goroutine adds its timer to the heap of the worker it runs on. That worker fires it in its
+ * scheduling loop, and so does any other worker that looks for work or sleeps (proc.c X1, X2:
+ * a worker stuck in a long goroutine does not hold up its timers while another is idle).
  *
  * Invariants:
  *   T1  t->idx >= 0 iff t is in t->w's heap; heap and idx change only under t->w->tlock.
@@ -12,9 +13,14 @@
  *   T3  A firing timer decides (claim CAS) and readies its goroutine while holding tlock, so a
  *       goroutine returning from park, which calls sched_timer_del (takes tlock), never leaves
  *       the frame that holds t or the claim word while the firing side still touches them.
+ *   T4  A timer that becomes the earliest of its heap is followed, after tlock is dropped, by a
+ *       seq_cst fence and a wakep (proc.c X2): a worker asleep with a later deadline (or none)
+ *       wakes and sleeps again until the earliest timer of all workers.
  *   w->tfirst mirrors heap[0]->when (INT64_MAX when empty): written under tlock, peeked relaxed.
  * Lock order: a worker's tlock may be held while readying (idle_lock and the global queue locks are taken inside);
- * nothing takes tlock while holding those.
+ * nothing takes tlock while holding those. Any worker may take any worker's tlock (X1), but
+ * never two at once: sched_timers_run readies goroutines, never threads, so nothing under one
+ * tlock reaches another.
  * Depends on: sched.h (the park protocol, run queues), kernel_iface/clock.
  */
 #include "sched/sched.h"
@@ -100,9 +106,16 @@ void sched_timer_add(struct worker *w, struct timer *t)
     w->theap[w->tn] = t;
     t->idx = (int)w->tn++;
     sift_up(w, (unsigned)t->idx);
+    bool earliest = t->idx == 0;
     update_first(w);
     sched_dl_add(&sched.ntimers, 1); /* T2 */
     pthread_mutex_unlock(&w->tlock);
+    if (earliest) {
+        /* T4, step 2 of proc.c's recipe: the tfirst store above before wakep's reads of the
+         * idle and spinning counts; pairs with a sleeper's step-c fence before it reads tfirst */
+        sched_fence_seq_cst();
+        sched_wakep();
+    }
 }
 
 bool sched_timer_del(struct timer *t)

@@ -6,6 +6,13 @@
  * writes its own slot once; afterwards each slot must read exactly 1 (a goroutine lost reads
  * 0, one run twice reads 2). Each run is a fresh child process at 2 workers with a generous
  * hang bound; the test repeats it (20 runs in a plain build).
+ *
+ * Sleeps behind busy workers (issue 11): two loops each spawn a batch of sleepers with random
+ * short deadlines (child first: their timers go to the loop's worker), then compute without
+ * yielding for longer than the sleeps, then sleep a random while, so the workers are kept busy
+ * in turns and most timers are due while their owner computes: another worker fires them.
+ * Every sleeper counts its wake-ups in its own slot and whether it woke before its deadline;
+ * afterwards every slot must read exactly 1 and no wake-up may be early.
  */
 #include <ringo.h>
 #include <setjmp.h>
@@ -138,8 +145,103 @@ static void test_stress_timer_bursts_while_spawning_every_goroutine_once(void **
     }
 }
 
+#define HOG_LOOPS 2
+#define HOG_BATCH 64
+#define HOG_SLEEP_MAX_NS 3000000   /* sleepers: 0..3 ms */
+#define HOG_BUSY_NS 8000000        /* a loop computes 8 ms without yielding */
+static atomic_uint early;
+
+static uint64_t split64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void hog_sleeper(void *p)
+{
+    struct sleeper_arg *a = p;
+    int64_t left = a->deadline - ringo_now();
+    if (left > 0)
+        ringo_sleep(left);
+    if (ringo_now() < a->deadline)
+        atomic_fetch_add(&early, 1);
+    ran(a->slot);
+}
+
+static void hog_loop(void *p)
+{
+    uintptr_t me = (uintptr_t)p;
+    uint64_t rng = me * 7919 + (uint64_t)ringo_now();
+    volatile uint64_t sink = 0; /* own: the two loops compute at once */
+    while (!atomic_load(&stop)) {
+        for (int i = 0; i < HOG_BATCH; i++) {
+            uintptr_t s = new_slot();
+            sargs[s].slot = s;
+            sargs[s].deadline = ringo_now() + (int64_t)(split64(&rng) % HOG_SLEEP_MAX_NS);
+            ringo_go(hog_sleeper, &sargs[s]);
+        }
+        int64_t t0 = ringo_now();
+        while (ringo_now() - t0 < HOG_BUSY_NS)
+            sink++; /* this worker schedules nothing: its due timers wait for another */
+        ringo_sleep((int64_t)(split64(&rng) % HOG_BUSY_NS));
+    }
+    ran(me);
+}
+
+static int child_sleeps_behind_busy_workers(void)
+{
+    slot_ran = calloc(MAX_SLOTS, 1);
+    sargs = calloc(MAX_SLOTS, sizeof *sargs);
+    if (!slot_ran || !sargs)
+        return 5;
+    for (int i = 0; i < HOG_LOOPS; i++)
+        ringo_go(hog_loop, (void *)new_slot());
+    ringo_sleep(run_ns);
+    atomic_store(&stop, 1);
+    ringo_wg_wait(&all_done);
+    unsigned n = atomic_load(&slot_next), bad = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (atomic_load(&slot_ran[i]) != 1) {
+            if (bad++ < 5)
+                fprintf(stderr, "goroutine %u ran %u times\n", i, atomic_load(&slot_ran[i]));
+        }
+    if (bad) {
+        fprintf(stderr, "%u of %u goroutines did not run exactly once\n", bad, n);
+        return 3;
+    }
+    if (atomic_load(&early)) {
+        fprintf(stderr, "%u of %u sleepers woke before their deadline\n", atomic_load(&early), n);
+        return 6;
+    }
+    printf("%u goroutines, each ran once, none early\n", n);
+    return 0;
+}
+
+static void test_stress_sleeps_behind_busy_workers_wake_once_never_early(void **state)
+{
+    (void)state;
+    int runs = (int)(10 * tu_scale());
+    if (runs < 2)
+        runs = 2;
+    const char *env[] = { "RINGO_PROCS=2", "RINGO_PIN=0", NULL };
+    for (int i = 0; i < runs; i++) {
+        struct child_result r;
+        tu_run_child("sleeps_behind_busy", env, 60, &r);
+        if (!r.exited || r.code != 0)
+            fprintf(stderr, "run %d of %d: %s %d\n%s\n", i + 1, runs, r.exited ? "exit" : "signal",
+                    r.exited ? r.code : r.signo, r.out);
+        else if (i == 0)
+            print_message("# %s", r.out);
+        assert_true(r.exited);
+        assert_int_equal(r.code, 0);
+    }
+}
+
 static const struct child_scenario scenarios[] = {
     { "timer_bursts", child_timer_bursts },
+    { "sleeps_behind_busy", child_sleeps_behind_busy_workers },
     { NULL, NULL },
 };
 
@@ -149,6 +251,7 @@ int main(int argc, char **argv)
     tu_maybe_child(argc, argv, scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stress_timer_bursts_while_spawning_every_goroutine_once),
+        cmocka_unit_test(test_stress_sleeps_behind_busy_workers_wake_once_never_early),
     };
     return TU_RUN_GROUP("stress_sched", tests, NULL, NULL);
 }

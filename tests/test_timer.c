@@ -1,4 +1,5 @@
-/* tests/test_timer.c — sleeps: never early, close to on time, and many at once cost about one. */
+/* tests/test_timer.c — sleeps: never early, close to on time, many at once cost about one, and
+ * a sleep on a worker stuck in a long computation is fired by an idle worker (issue 11). */
 #include <ringo.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +8,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include "tests/testutil.h"
+
+/* Sanitizer and valgrind runs cannot honour millisecond latency bounds on a shared machine. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED TU_TSAN
+#endif
 
 static int cmp64(const void *a, const void *b)
 {
@@ -99,13 +113,93 @@ static void test_timer_many_short_sleeps_across_workers(void **state)
     tu_watchdog_disarm();
 }
 
-int main(void)
+/* Issue 11: a 10 ms sleep behind a 500 ms loop on the same worker. A spawns B (child first: B
+ * runs at once on A's worker and parks in its 10 ms sleep there, its timer in that worker's
+ * heap), then A computes 500 ms without yielding. The other worker is idle: it must fire B's
+ * timer, so B resumes long before A ends. */
+#define HOG_NS   500000000LL
+#define NAP_NS   10000000LL
+static struct ringo_waitgroup stuck_wg = RINGO_WAITGROUP_INIT;
+static int64_t nap_asked, nap_woke, hog_end; /* written before wg_done, read after wg_wait */
+static long nap_tid, hog_tid;
+static volatile uint64_t hog_sink;
+
+static void napper(void *p)
 {
+    (void)p;
+    nap_tid = syscall(SYS_gettid);
+    nap_asked = ringo_now() + NAP_NS; /* ringo_sleep's own deadline is at or after this */
+    ringo_sleep(NAP_NS);
+    nap_woke = ringo_now();
+    ringo_wg_done(&stuck_wg);
+}
+
+static void hog(void *p)
+{
+    (void)p;
+    ringo_go(napper, NULL); /* child first: it parks before we come back */
+    hog_tid = syscall(SYS_gettid);
+    int64_t t0 = ringo_now();
+    while (ringo_now() - t0 < HOG_NS)
+        hog_sink++; /* no yield: this worker schedules nothing for 500 ms */
+    hog_end = ringo_now();
+    ringo_wg_done(&stuck_wg);
+}
+
+static int child_sleep_behind_hog(void)
+{
+    ringo_wg_add(&stuck_wg, 2);
+    ringo_go(hog, NULL);
+    ringo_wg_wait(&stuck_wg);
+    if (nap_tid != hog_tid)
+        return 7; /* a thief took the hog off the napper's worker: the case did not arise */
+    int64_t late = nap_woke - nap_asked;
+    printf("sleep of 10 ms behind a 500 ms loop on its worker: woke %.1f ms after its deadline, "
+           "%.1f ms before the loop ended\n", late / 1e6, (hog_end - nap_woke) / 1e6);
+    if (late < 0)
+        return 3; /* early */
+    if (nap_woke > hog_end - 200000000LL)
+        return 4; /* waited for the loop: nobody else fired the timer */
+    /* issue 11: "within 20 ms (limit in the test: 60 ms)"; sanitizer runs only check the above */
+    if (!TU_SANITIZED && !tu_on_valgrind() && late > 60000000LL)
+        return 5;
+    return 0;
+}
+
+static void test_timer_sleep_behind_a_busy_worker_is_fired_by_an_idle_one(void **state)
+{
+    (void)state;
+    /* two workers the OS may run on any CPU (a pinned idle worker could share the hog's CPU) */
+    const char *env[] = { "RINGO_PROCS=2", "RINGO_PIN=0", NULL };
+    struct child_result r;
+    for (int i = 0; i < 10; i++) {
+        tu_run_child("sleep_behind_hog", env, 60, &r);
+        if (!r.exited || r.code != 7)
+            break;
+    }
+    if (r.exited && r.code == 0)
+        print_message("# %s", r.out);
+    else
+        fprintf(stderr, "child: %s %d\n%s\n", r.exited ? "exit" : "signal", r.exited ? r.code : r.signo,
+                r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+static const struct child_scenario scenarios[] = {
+    { "sleep_behind_hog", child_sleep_behind_hog },
+    { NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    tu_maybe_child(argc, argv, scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_sleep_is_never_early_and_close),
         cmocka_unit_test(test_timer_10000_sleepers_finish_in_about_one_sleep),
         cmocka_unit_test(test_timer_sleep_on_plain_thread),
         cmocka_unit_test(test_timer_many_short_sleeps_across_workers),
+        cmocka_unit_test(test_timer_sleep_behind_a_busy_worker_is_fired_by_an_idle_one),
     };
     return TU_RUN_GROUP("timer", tests, NULL, NULL);
 }
