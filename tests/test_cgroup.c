@@ -5,13 +5,17 @@
  *   millicpus and the exact source text for: v2 with the limit at the leaf, a tighter limit at
  *   an ancestor, "max"; v1 quota, v1 -1, v1 over v2; a v1 mount whose root is a nested cgroup
  *   (a container's view) and an escaped mount point; missing files; garbage in every file.
- *   Check the rounding rule (cgroup_default_procs) on its own, and the live machine.
+ *   Check the rounding rule (cgroup_default_procs) on its own, the live machine, and — in
+ *   child processes pointed at a fixture by RINGO_TEST_CGROUP_ROOT — that the runtime's default
+ *   procs follows the limit, that RINGO_DEBUG=topology says where it came from, and that
+ *   RINGO_PROCS wins.
  * Invariants: every expected text is written out literally here; each case builds its tree
  *   from nothing (the previous one is removed first), so cases cannot leak into each other.
- * Depends on: kernel_iface/cgroup, cmocka, tests/testutil.h (TU_RUN_GROUP).
+ * Depends on: kernel_iface/cgroup, the runtime (ringo_procs, in the children), cmocka,
+ *   tests/testutil.h.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* the build passes it already */
+#define _GNU_SOURCE /* CPU_COUNT; the build passes it already */
 #endif
 #include <errno.h>
 #include <ftw.h>
@@ -473,6 +477,82 @@ static void test_cgroup_live_machine(void **state)
 	}
 }
 
+/* ================================================================== the runtime */
+
+static int child_procs(void)
+{
+	printf("procs=%u\n", ringo_procs());
+	return 0;
+}
+
+static unsigned affinity_cpus(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+static void run_procs_child(const char *procs_env, struct child_result *r)
+{
+	char rootenv[4200];
+	const char *env[] = { rootenv, "RINGO_DEBUG=topology", procs_env, NULL };
+
+	snprintf(rootenv, sizeof(rootenv), "RINGO_TEST_CGROUP_ROOT=%s", tmproot);
+	tu_run_child("procs", env, 30, r);
+	if (!r->exited || r->code != 0)
+		fprintf(stderr, "# child output:\n%s\n", r->out);
+	assert_true(r->exited);
+	assert_int_equal(r->code, 0);
+}
+
+static void test_cgroup_runtime_default_procs(void **state)
+{
+	static struct child_result r;
+	char want[64];
+	unsigned ncpus = affinity_cpus();
+
+	(void)state;
+	if (getenv("RINGO_CPUS") || getenv("RINGO_NODES"))
+		skip(); /* the usable CPUs would not be the affinity mask */
+	v2_tree();
+	put("sys/fs/cgroup/a/b/cpu.max", "150000 100000\n");
+
+	run_procs_child("RINGO_PROCS=", &r); /* set but empty: the default */
+	snprintf(want, sizeof(want), "procs=%u\n", cgroup_default_procs(ncpus, 1500));
+	assert_non_null(strstr(r.out, want));
+	if (ncpus >= 2)
+		assert_non_null(strstr(r.out, "procs=2\n"));
+	snprintf(want, sizeof(want), "ringo: procs %u = min(%u usable CPUs, ", ncpus >= 2 ? 2 : ncpus, ncpus);
+	assert_non_null(strstr(r.out, want));
+	assert_non_null(strstr(r.out, "cgroup limit 1.500 CPUs rounded up, at least 2); "
+	                              "cgroup v2 /sys/fs/cgroup/a/b/cpu.max: 150000/100000\n"));
+
+	/* RINGO_PROCS wins, and the cgroup is not consulted */
+	run_procs_child("RINGO_PROCS=3", &r);
+	assert_non_null(strstr(r.out, "procs=3\n"));
+	assert_non_null(strstr(r.out, "ringo: procs 3 from RINGO_PROCS\n"));
+	assert_null(strstr(r.out, "cpu.max"));
+
+	/* no limit: the usable CPUs, and the reason */
+	put("sys/fs/cgroup/a/b/cpu.max", "max 100000\n");
+	run_procs_child("RINGO_PROCS=", &r);
+	snprintf(want, sizeof(want), "procs=%u\n", ncpus);
+	assert_non_null(strstr(r.out, want));
+	snprintf(want, sizeof(want), "ringo: procs %u = usable CPUs; ", ncpus);
+	assert_non_null(strstr(r.out, want));
+	assert_non_null(strstr(r.out, "cgroup v2 /sys/fs/cgroup/a/b: no CPU limit up to /sys/fs/cgroup\n"));
+
+	/* garbage: no limit, with the note, and the runtime starts */
+	put("sys/fs/cgroup/a/b/cpu.max", "1.5\n");
+	run_procs_child("RINGO_PROCS=", &r);
+	snprintf(want, sizeof(want), "procs=%u\n", ncpus);
+	assert_non_null(strstr(r.out, want));
+	assert_non_null(strstr(r.out, "ignored /sys/fs/cgroup/a/b/cpu.max: malformed \"1.5\"\n"));
+}
+
 /* ================================================================== group */
 
 static int tmp_setup(void **state)
@@ -497,7 +577,12 @@ static int tmp_teardown(void **state) /* runs even when a test failed */
 	return 0;
 }
 
-int main(void)
+static const struct child_scenario child_scenarios[] = {
+	{ "procs", child_procs },
+	{ NULL, NULL },
+};
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cgroup_v2_leaf_limit),
@@ -513,7 +598,10 @@ int main(void)
 		cmocka_unit_test(test_cgroup_default_procs_rule),
 		cmocka_unit_test(test_cgroup_root_spelling),
 		cmocka_unit_test(test_cgroup_live_machine),
+		cmocka_unit_test(test_cgroup_runtime_default_procs),
 	};
 
+	tu_maybe_child(argc, argv, child_scenarios);
+	tu_init_self();
 	return TU_RUN_GROUP("cgroup", tests, tmp_setup, tmp_teardown);
 }
