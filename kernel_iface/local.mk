@@ -4,4 +4,5 @@ libringo_internal_la_SOURCES += \
 	%reldir%/futex.c %reldir%/futex.h \
 	%reldir%/stackmem.c %reldir%/stackmem.h \
 	%reldir%/uring.c %reldir%/uring.h \
-	%reldir%/topology.c %reldir%/topology.h
+	%reldir%/topology.c %reldir%/topology.h \
+	%reldir%/cgroup.c %reldir%/cgroup.h

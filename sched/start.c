@@ -1,17 +1,22 @@
 /* sched/start.c — starting the runtime: configuration, environment, topology -> workers.
  *
  * Responsibility: ringo_init / ringo_procs / sched_start; RINGO_* environment parsing; the
- * worker descriptors (one per CPU of the affinity mask, placed on the NUMA policy of
- * kernel_iface/topology) and their threads; the runtime's global state (struct sched).
+ * worker descriptors (by default one per CPU of the affinity mask, fewer under a cgroup CPU
+ * limit, placed on the NUMA policy of kernel_iface/topology) and their threads; the runtime's
+ * global state (struct sched).
  *
  * Invariants:
  *   N1  started_state moves 0 -> 1 (or -errno) once, under start_lock; started_flag mirrors
  *       1 with a release store, so sched_started() readers (acquire) see every sched.* field.
  *   N2  Every worker thread has reached the start barrier, its I/O state and signal stack
  *       ready, before sched_start returns.
- * Depends on: sched.h, kernel_iface (topology, clock, stackmem); proc.c (sched_worker_main).
+ *   N3  The cgroup CPU limit only shapes the default worker count: ringo_config.procs, then
+ *       RINGO_PROCS, win over it, and then the cgroup files are not read at all.
+ * Depends on: sched.h, kernel_iface (topology, cgroup, clock, stackmem); proc.c
+ * (sched_worker_main).
  */
 #include "sched/sched.h"
+#include "kernel_iface/cgroup.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/stackmem.h"
 #include "kernel_iface/topology.h"
@@ -184,10 +189,36 @@ static int pick_cpus(struct topo *topo, bool have_topo, int *cpus, unsigned *ncp
     return 0;
 }
 
+/* Where sched.nprocs came from, for RINGO_DEBUG=topology. */
+static char procs_source[CGROUP_SOURCE_MAX + 160];
+
+/* The default worker count: the usable CPUs, lowered to the cgroup CPU limit (N3).
+ * RINGO_TEST_CGROUP_ROOT is for tests only: a fixture directory that stands for "/" when the
+ * cgroup files are looked up (tests/test_cgroup.c). */
+static unsigned default_procs(unsigned ncpus)
+{
+    char src[CGROUP_SOURCE_MAX];
+    uint64_t milli = cgroup_cpu_limit(getenv("RINGO_TEST_CGROUP_ROOT"), src, sizeof src);
+    unsigned n = cgroup_default_procs(ncpus, milli);
+    if (milli)
+        snprintf(procs_source, sizeof procs_source,
+                 "%u = min(%u usable CPUs, cgroup limit %llu.%03llu CPUs rounded up, at least 2); %s", n, ncpus,
+                 (unsigned long long)(milli / 1000), (unsigned long long)(milli % 1000), src);
+    else
+        snprintf(procs_source, sizeof procs_source, "%u = usable CPUs; %s", n, src);
+    return n;
+}
+
 /* Sizes: struct ringo_config first, then the environment, then the defaults. */
 static void read_sizes(unsigned ncpus)
 {
-    long procs = user_cfg.procs ? (long)user_cfg.procs : env_long("RINGO_PROCS", (long)ncpus, 1, 4096);
+    long procs = user_cfg.procs ? (long)user_cfg.procs : env_long("RINGO_PROCS", 0, 1, 4096);
+    if (user_cfg.procs)
+        snprintf(procs_source, sizeof procs_source, "%ld from ringo_config.procs", procs);
+    else if (procs)
+        snprintf(procs_source, sizeof procs_source, "%ld from RINGO_PROCS", procs);
+    else
+        procs = (long)default_procs(ncpus);
     long stack = user_cfg.stack_size ? (long)user_cfg.stack_size
                                      : env_long("RINGO_STACK_SIZE", 256 * 1024, 16384, 1L << 30);
     long pin = user_cfg.pin != -1 ? user_cfg.pin : env_long("RINGO_PIN", 1, 0, 1);
@@ -293,6 +324,8 @@ static int start_locked(void)
         return -EINVAL;
     }
     read_sizes(ncpus);
+    if (sched.debug & DBG_TOPOLOGY)
+        fprintf(stderr, "ringo: procs %s\n", procs_source);
     int worker_cpus[4096];
     for (unsigned i = 0; i < sched.nprocs; i++)
         worker_cpus[i] = cpus[i % ncpus];
