@@ -7,9 +7,9 @@
  *   other workers' rings (the cancel hand-shake) with no wait left behind and no fd leaked; and
  *   deadlines racing with data: a byte written right at a read's deadline is read exactly once,
  *   by the timed read or by the next one, never lost. And reads with deadlines racing closes of
- *   their fd (issue 11, item 4): each ends with the data, -EBADF, or -ETIMEDOUT only if its
- *   deadline passed before the close was over; on io_uring and (in a child with
- *   RINGO_DISABLE=io_uring) on epoll.
+ *   their fd (issue 11, items 3 and 4), two per fd, often on both workers: each ends with the
+ *   data, -EBADF, or -ETIMEDOUT only if its deadline passed before the close was over; on
+ *   io_uring and (in a child with RINGO_DISABLE=io_uring) on epoll.
  * Invariants: assertions on the main thread only; goroutines count what they saw. alarm() on
  *   every case. Servers bind 127.0.0.1.
  * Depends on: the public API, cmocka.
@@ -278,20 +278,23 @@ static void stress_io_deadline_races_lose_no_byte(void **state)
 
 /* Rounds of RACE_PAIRS socket pairs made up front (no descriptor is created while a round runs,
  * so a closed number is not reused under a reader that starts late: that one sees -EBADF). Each
- * pair: a reader with a deadline, and a goroutine that after a little while perhaps writes a
- * byte, then closes the reader's end. With the close waiting for the reader to leave, a read
- * that ends with -ETIMEDOUT ended before the close returned, so its deadline is before the
- * close's end; the bug (a wait registered after the close cancelled, on a number being closed)
- * shows as -ETIMEDOUT at a deadline long after the close was over. */
+ * pair: two readers with a deadline (spawned apart, so often on both workers: the close must
+ * cancel on every ring holding a read, issue 11 item 3, and only there), and a goroutine that
+ * after a little while perhaps writes a byte, then closes the readers' end. With the close
+ * waiting for the readers to leave, a read that ends with -ETIMEDOUT ended before the close
+ * returned, so its deadline is before the close's end; the bug (a wait registered after the
+ * close cancelled, on a number being closed, or a ring the close did not ask) shows as
+ * -ETIMEDOUT at a deadline long after the close was over. */
 #define RACE_PAIRS 40
 #define RACE_ROUNDS 100
+#define RACE_READERS 2
 
 struct crace {
     int sv[2];
-    int64_t deadline, close_done, read_done;
-    ssize_t r;
+    int64_t deadline[RACE_READERS], close_done, read_done[RACE_READERS];
+    ssize_t r[RACE_READERS];
     int how;
-    _Atomic int reading;  /* the reader is about to call ringo_read; relaxed: a hint for timing */
+    _Atomic int reading;  /* a reader is about to call ringo_read; relaxed: a hint for timing */
     struct ringo_waitgroup closed;
 };
 
@@ -318,34 +321,35 @@ static void crace_closer(struct crace *c)
     ringo_wg_done(&c->closed);
 }
 
-/* Job 2i reads pair i, job 2i+1 closes it: spawned from the main thread, the two often run on
- * different workers at once. */
+/* Job (RACE_READERS + 1) * i + k is reader k of pair i, or (k == RACE_READERS) its closer.
+ * Spawned from the main thread, the three often run on different workers at once. */
 static void crace_reader(void *p, long i)
 {
-    struct crace *c = (struct crace *)p + i / 2;
-    if (i & 1) {
+    struct crace *c = (struct crace *)p + i / (RACE_READERS + 1);
+    int k = (int)(i % (RACE_READERS + 1));
+    if (k == RACE_READERS) {
         crace_closer(c);
         return;
     }
     static const int64_t dls[] = { 1 * MS, 2 * MS, 3 * MS, 50 * MS };
-    c->deadline = ringo_now() + dls[(c->how >> 1) % 4];
-    char b;
+    c->deadline[k] = ringo_now() + dls[((c->how >> 1) + k) % 4];
+    char b = 0;
     atomic_store_explicit(&c->reading, 1, memory_order_relaxed);
-    c->r = ringo_read(c->sv[0], &b, 1, c->deadline);
-    c->read_done = ringo_now();
+    c->r[k] = ringo_read(c->sv[0], &b, 1, c->deadline[k]);
+    c->read_done[k] = ringo_now();
     ringo_wg_wait(&c->closed);
-    int k = CR_BAD;
-    if (c->r == 1 && b == 'd')
-        k = CR_DATA;
-    else if (c->r == -EBADF)
-        k = CR_EBADF;
-    else if (c->r == -ETIMEDOUT && c->read_done >= c->deadline && c->close_done >= c->deadline)
-        k = CR_TIMEDOUT;
+    int kind = CR_BAD;
+    if (c->r[k] == 1 && b == 'd')
+        kind = CR_DATA;
+    else if (c->r[k] == -EBADF)
+        kind = CR_EBADF;
+    else if (c->r[k] == -ETIMEDOUT && c->read_done[k] >= c->deadline[k] && c->close_done >= c->deadline[k])
+        kind = CR_TIMEDOUT;
     else
         note_bad("read %zd: ended %+lld us, close done %+lld us from the deadline",
-                 c->r, (long long)(c->read_done - c->deadline) / 1000,
-                 (long long)(c->close_done - c->deadline) / 1000);
-    atomic_fetch_add_explicit(&cr_count[k], 1, memory_order_relaxed);
+                 c->r[k], (long long)(c->read_done[k] - c->deadline[k]) / 1000,
+                 (long long)(c->close_done - c->deadline[k]) / 1000);
+    atomic_fetch_add_explicit(&cr_count[kind], 1, memory_order_relaxed);
 }
 
 /* Runs the rounds; 0 when every read ended as it may. */
@@ -362,11 +366,11 @@ static int crace_run(long rounds)
             cs[i].how = (int)((rng >> 16) & 63);
             ringo_wg_add(&cs[i].closed, 1);
         }
-        run_n(2 * RACE_PAIRS, crace_reader, cs);
+        run_n((RACE_READERS + 1) * RACE_PAIRS, crace_reader, cs);
         for (int i = 0; i < RACE_PAIRS; i++)
             close(cs[i].sv[1]);
     }
-    printf("# %ld reads: %ld data, %ld -EBADF, %ld -ETIMEDOUT, %ld bad\n", rounds * RACE_PAIRS,
+    printf("# %ld reads: %ld data, %ld -EBADF, %ld -ETIMEDOUT, %ld bad\n", rounds * RACE_PAIRS * RACE_READERS,
            LOAD(cr_count[CR_DATA]), LOAD(cr_count[CR_EBADF]), LOAD(cr_count[CR_TIMEDOUT]),
            LOAD(cr_count[CR_BAD]));
     return LOAD(cr_count[CR_BAD]) != 0;

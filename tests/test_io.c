@@ -43,6 +43,7 @@
 #include "ringo.h"
 #include "tests/ioutil.h"
 #include "tests/testutil.h"
+#include "sched/sched.h" /* sched_cur_worker()->id: which worker a goroutine runs on */
 #include <semaphore.h>
 
 
@@ -785,8 +786,11 @@ static int child_epoll_close_in_eagain_window(void)
     return rc == 0 && cw_r == -EBADF ? 0 : 3;
 }
 
+static int child_close_waits_only_for_its_rings(void); /* below */
+
 static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
+    { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
     { NULL, NULL },
 };
 
@@ -796,6 +800,101 @@ static void test_io_epoll_close_between_eagain_and_registration(void **state)
     static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
     struct child_result r;
     tu_run_child("epoll_close_in_eagain_window", env, 60, &r);
+    print_message("# exited %d code %d signal %d: %s", r.exited, r.code, r.signo, r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+
+/* ================================================================== close waits only for its fd's rings
+ *
+ * Issue 11, item 3: ringo_close sent a cancel request to every io_uring worker and parked until
+ * each acknowledged, so a worker blocked in a plain system call (or computing) held up closes of
+ * fds it never touched. Here a goroutine blocks one worker (B) in usleep(2) for a second; on the
+ * other worker (A) a goroutine reads pipe P (parks in A's ring), and another closes P. Only A
+ * holds an operation on P: the close must return, and the read end with -EBADF, long before B
+ * is back. A child with RINGO_PROCS=2 RINGO_PIN=0, so both workers exist and are not pinned. */
+#define NB_BLOCK (1 * SEC * (SLOW > 1 ? 3 : 1))  /* B's plain block */
+#define NB_LIMIT (60 * MS * SLOW)                /* the close and the read, from the close's start */
+static _Atomic int nb_blocker = -1; /* B's id once it is about to block; relaxed + main's poll */
+static _Atomic int nb_bad;          /* a goroutine ran where the scenario did not put it */
+static int nb_pipe[2];
+static ssize_t nb_r;
+static int nb_rc;
+static int64_t nb_t_close, nb_close_took, nb_read_end;
+static struct ringo_waitgroup nb_wg = RINGO_WAITGROUP_INIT;
+
+static int nb_worker_id(void)
+{
+    struct worker *w = sched_cur_worker();
+    return w ? (int)w->id : -1;
+}
+
+static void nb_block(void *p)
+{
+    (void)p;
+    /* relaxed: main only polls for it; what B does afterwards is a plain usleep */
+    atomic_store_explicit(&nb_blocker, nb_worker_id(), memory_order_relaxed);
+    usleep((useconds_t)(NB_BLOCK / 1000)); /* blocks the worker itself, not just the goroutine */
+    ringo_wg_done(&nb_wg);
+}
+
+static void nb_reader(void *p)
+{
+    (void)p;
+    if (nb_worker_id() == atomic_load_explicit(&nb_blocker, memory_order_relaxed))
+        atomic_store_explicit(&nb_bad, 1, memory_order_relaxed);
+    char c;
+    nb_r = ringo_read(nb_pipe[0], &c, 1, ringo_now() + 10 * SEC);
+    nb_read_end = ringo_now();
+    ringo_wg_done(&nb_wg);
+}
+
+static void nb_closer(void *p)
+{
+    (void)p;
+    if (nb_worker_id() == atomic_load_explicit(&nb_blocker, memory_order_relaxed))
+        atomic_store_explicit(&nb_bad, 1, memory_order_relaxed);
+    ringo_go(nb_reader, NULL); /* runs first, on this worker, and parks in its ring */
+    ringo_sleep(5 * MS);
+    nb_t_close = ringo_now();
+    nb_rc = ringo_close(nb_pipe[0]);
+    nb_close_took = ringo_now() - nb_t_close;
+    ringo_wg_done(&nb_wg);
+}
+
+static int child_close_waits_only_for_its_rings(void)
+{
+    struct ringo_config cfg = { .procs = 0, .pin = -1 }; /* 0, -1: from RINGO_PROCS, RINGO_PIN */
+    if (ringo_init(&cfg) != 0 || ringo_procs() != 2 || pipe2(nb_pipe, O_CLOEXEC) != 0)
+        return 2;
+    ringo_wg_add(&nb_wg, 3);
+    int64_t t0 = ringo_now();
+    if (ringo_go(nb_block, NULL) <= 0)
+        return 2;
+    while (atomic_load_explicit(&nb_blocker, memory_order_relaxed) < 0)
+        usleep(1000);
+    /* from this plain thread: the global queue, and only the other worker is free to take it */
+    if (ringo_go(nb_closer, NULL) <= 0)
+        return 2;
+    ringo_wg_wait(&nb_wg);
+    int64_t read_took = nb_read_end - nb_t_close;
+    printf("blocker on worker %d; close %d after %lld ms; read %zd %lld ms after the close began"
+           " (block %lld ms, limit %lld ms, all done after %lld ms)\n",
+           atomic_load_explicit(&nb_blocker, memory_order_relaxed), nb_rc, (long long)(nb_close_took / MS),
+           nb_r, (long long)(read_took / MS), (long long)(NB_BLOCK / MS), (long long)(NB_LIMIT / MS),
+           (long long)((ringo_now() - t0) / MS));
+    close(nb_pipe[1]);
+    if (atomic_load_explicit(&nb_bad, memory_order_relaxed))
+        return 4; /* the scenario did not come about: not the property under test */
+    return nb_rc == 0 && nb_r == -EBADF && nb_close_took < NB_LIMIT && read_took < NB_LIMIT ? 0 : 3;
+}
+
+static void test_io_close_waits_only_for_rings_holding_the_fd(void **state)
+{
+    (void)state;
+    static const char *const env[] = { "RINGO_PROCS=2", "RINGO_PIN=0", NULL };
+    struct child_result r;
+    tu_run_child("close_waits_only_for_its_rings", env, 60, &r);
     print_message("# exited %d code %d signal %d: %s", r.exited, r.code, r.signo, r.out);
     assert_true(r.exited);
     assert_int_equal(r.code, 0);
@@ -1291,6 +1390,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_1000_blocked_pipe_readers_do_not_hold_workers),
         cmocka_unit_test(test_io_close_ends_waits_on_the_fd),
         cmocka_unit_test(test_io_epoll_close_between_eagain_and_registration),
+        cmocka_unit_test(test_io_close_waits_only_for_rings_holding_the_fd),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),
         cmocka_unit_test(test_io_plain_thread_calls),

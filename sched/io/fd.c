@@ -12,20 +12,43 @@
  *   (F3) and CLOSING stays set until it left. Ending the waits: epoll workers directly (under
  *   their lock, -EBADF);
  *   the closer's own io_uring ring directly (it is the owner thread); every other io_uring
- *   worker through a cancel request in its list plus a kick: the owner issues
- *   IORING_OP_ASYNC_CANCEL(IORING_ASYNC_CANCEL_FD|ALL) — rings are SINGLE_ISSUER — and
- *   acknowledges; the closer parks until the last acknowledgement (the cancel must reach the
- *   kernel while the fd still names the file), then closes. Cancelled calls return -EBADF.
- *   Both sides RMW the same word, so one of them sees the other (no fence needed).
+ *   worker whose bit is set in the fd's rings mask (F4) through a cancel request in its list
+ *   plus a kick: the owner issues IORING_OP_ASYNC_CANCEL(IORING_ASYNC_CANCEL_FD|ALL) — rings
+ *   are SINGLE_ISSUER — and acknowledges; the closer parks until the last acknowledgement (the
+ *   cancel must reach the kernel while the fd still names the file), then closes. Cancelled
+ *   calls return -EBADF. A worker that never held an operation on the fd, or whose last one
+ *   completed, gets no request, so a worker stuck in a plain system call (or computing) delays
+ *   only closes of fds it has operations on (issue 11, item 3). With more than FD_RING_BITS
+ *   workers the mask is not kept and every io_uring worker gets a request.
+ *
+ * The rings mask (F4): worker W sets its bit (seq_cst fetch_or) when its count of ops on the fd
+ *   goes 0 -> 1, before the F3 re-check and the SQE; it clears it (relaxed fetch_and) when the
+ *   last of them is reaped; the counts live in W's own table (poll_uring.c). The closer sets
+ *   CLOSING (seq_cst fetch_or on the word), then reads the mask (seq_cst load). The two sides
+ *   write one location each and read the other's — the store-buffering (Dekker) pattern, which
+ *   relaxed or acquire/release orders do not settle (on x86 the StoreLoad pair may reorder; on
+ *   AArch64 too): so all four are seq_cst and lie in the single total order S. If W's bit-set
+ *   precedes the closer's mask load in S, the load reads it or a later value of the mask; a
+ *   later value without W's bit is a clear by W, which W makes only after reaping every op it
+ *   had on the fd (the op completed: nothing to cancel). Otherwise the mask load precedes the
+ *   bit-set, so the fetch_or of CLOSING precedes W's re-check (a seq_cst load, sequenced after
+ *   the bit-set) in S, and the re-check reads it or a later value, all with CLOSING (F1 below):
+ *   W returns -EBADF without an SQE. When the count was already above 0 (no RMW), the bit-set
+ *   of W's first op on the fd, sequenced before this re-check, plays its part, and the bit
+ *   stays set until the count is 0 again. A closer that sees the bit queues its request under
+ *   W's list lock; W processes it on the owner thread either before the re-check (the lock
+ *   orders the closer's fetch_or before it: CLOSING is seen) or after the SQE is filled (the
+ *   cancel is submitted after it and finds it). An op that completes between the mask load and
+ *   the cancel is harmless: the cancel finds nothing, and W acknowledges all the same.
  *
  * Memory orders on the fd word (the fast path stays one relaxed/release RMW per side):
  *   fd_enter's add is relaxed: RMWs of one word are totally ordered, so either the add sees
- *     CLOSING or the closer's fetch_or sees the count. The F3 re-checks are relaxed loads: the
- *     closer's fetch_or is sequenced before its cancel's lock release (epoll c.lock; io_uring
- *     the cancel list's lock, or the same thread), the re-check after that lock's acquisition,
- *     so coherence makes it read the fetch_or or a later value; and every later value still has
- *     CLOSING, since the closer clears it only after reading the count 0, which needs our own
- *     fd_leave (sequenced after the re-check) first.
+ *     CLOSING or the closer's fetch_or sees the count. The epoll F3 re-check is a relaxed load:
+ *     the closer's fetch_or is sequenced before its cancel's lock release (epoll c.lock), the
+ *     re-check after that lock's acquisition, so coherence makes it read the fetch_or or a
+ *     later value; and every later value still has CLOSING, since the closer clears it only
+ *     after reading the count 0, which needs our own fd_leave (sequenced after the re-check)
+ *     first. The io_uring re-check is seq_cst (fd_ring_enter, the Dekker pair above).
  *   fd_leave's sub is release and the drain's load acquire: what a call did on the fd (its
  *     system calls included) happens before the closer's close(2). The wake-up of a parked
  *     closer goes through drain_lock (lost-wake-up argument at fd_drain).
@@ -35,14 +58,20 @@
  *       on that fd; CLOSING is set only by ringo_close, and cleared by it after the count
  *       drained to 0, before close(2).
  *   F2  A closer that found calls in progress returns only after every worker that may hold an
- *       operation on the fd has ended it (epoll: directly; io_uring: cancel + acknowledgement)
- *       and every call counted in the word has left (the drain), unless some worker has no I/O
- *       backend (its calls block their thread and no cancel reaches them: no drain then).
+ *       operation on the fd has ended it (epoll: directly; io_uring: cancel + acknowledgement,
+ *       from the workers in the rings mask, F4) and every call counted in the word has left
+ *       (the drain), unless some worker has no I/O backend (its calls block their thread and no
+ *       cancel reaches them: no drain then).
  *   F3  A counted call never starts a wait once the closer's cancel for that worker has run: it
  *       re-checks CLOSING (fd_closing) where the cancel would have found it — epoll: under the
  *       worker's c.lock, with its record linked; io_uring: on the owner thread, just before
- *       filling its SQE — and returns -EBADF instead.
- * Depends on: sched.h (park protocol, deadlock accounting), sched/io/io.h (backends' cancel).
+ *       filling its SQE (fd_ring_enter) — and returns -EBADF instead.
+ *   F4  With at most FD_RING_BITS workers, bit W of an fd's rings mask is set from before io_uring
+ *       worker W's re-check for its first op on the fd until W reaped the last one; only W
+ *       writes it. A closer sends cancel requests to the workers whose bit it read after setting
+ *       CLOSING.
+ * Depends on: sched.h (park protocol, deadlock accounting), sched/io/io.h (backends' cancel),
+ *   poll_uring.c (calls fd_ring_enter/fd_ring_leave as F4 says).
  */
 #include "sched/io/io.h"
 #include <errno.h>
@@ -57,22 +86,22 @@
 #define FD_NOPS 0x7fffffffu
 
 /* Chunks are allocated on first use and never freed; the top level is zero pages until used. */
-static _Atomic(_Atomic uint32_t *) fdtop[FD_TOP];
+static _Atomic(struct fd_slot *) fdtop[FD_TOP];
 
-static _Atomic uint32_t *fd_word(int fd, bool create)
+static struct fd_slot *fd_slot_of(int fd, bool create)
 {
     unsigned hi = (unsigned)fd >> FD_CHUNK_BITS, lo = (unsigned)fd & (FD_CHUNK - 1);
     if (hi >= FD_TOP)
         return NULL;
     /* acquire: pairs with the CAS release below (the chunk's zeroes are visible) */
-    _Atomic uint32_t *chunk = atomic_load_explicit(&fdtop[hi], memory_order_acquire);
+    struct fd_slot *chunk = atomic_load_explicit(&fdtop[hi], memory_order_acquire);
     if (!chunk) {
         if (!create)
             return NULL;
-        _Atomic uint32_t *fresh = calloc(FD_CHUNK, sizeof *fresh);
+        struct fd_slot *fresh = calloc(FD_CHUNK, sizeof *fresh);
         if (!fresh)
             return NULL; /* untracked: this call cannot be ended by ringo_close */
-        _Atomic uint32_t *exp = NULL;
+        struct fd_slot *exp = NULL;
         if (atomic_compare_exchange_strong_explicit(&fdtop[hi], &exp, fresh, memory_order_acq_rel,
                                                     memory_order_acquire)) {
             chunk = fresh;
@@ -87,7 +116,7 @@ static _Atomic uint32_t *fd_word(int fd, bool create)
 /* Closers parked in fd_drain (on their stacks), found by the fd word; under drain_lock. */
 struct fd_drainer {
     struct fd_drainer *next;
-    _Atomic uint32_t *word;
+    struct fd_slot *slot;
     struct g *g;
 };
 static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -95,13 +124,13 @@ static struct fd_drainer *drainers;
 
 /* The last call left a word with CLOSING set: ready the closers draining it (if they parked
  * already; one that has not yet will read the count 0 under drain_lock). */
-static void fd_wake_drainers(_Atomic uint32_t *word)
+static void fd_wake_drainers(struct fd_slot *slot)
 {
     struct fd_drainer *list = NULL;
     pthread_mutex_lock(&drain_lock);
     for (struct fd_drainer **pp = &drainers; *pp;) {
         struct fd_drainer *d = *pp;
-        if (d->word == word) {
+        if (d->slot == slot) {
             *pp = d->next;
             d->next = list;
             list = d;
@@ -120,41 +149,59 @@ static void fd_wake_drainers(_Atomic uint32_t *word)
 
 /* One call leaves. release: what it did on the fd happens before a draining closer's close(2)
  * (the acquire load in fd_drain, or drain_lock and the ready). */
-static void fd_put(_Atomic uint32_t *word)
+static void fd_put(struct fd_slot *slot)
 {
-    uint32_t old = atomic_fetch_sub_explicit(word, 1, memory_order_release);
+    uint32_t old = atomic_fetch_sub_explicit(&slot->word, 1, memory_order_release);
     if (unlikely(old == (FD_CLOSING | 1)))
-        fd_wake_drainers(word);
+        fd_wake_drainers(slot);
 }
 
-int fd_enter(int fd, _Atomic uint32_t **wordp)
+int fd_enter(int fd, struct fd_slot **slotp)
 {
-    _Atomic uint32_t *word = fd_word(fd, true);
-    *wordp = word;
-    if (!word)
+    struct fd_slot *slot = fd_slot_of(fd, true);
+    *slotp = slot;
+    if (!slot)
         return 0;
     /* relaxed: RMWs of one word are totally ordered, so either this add sees CLOSING or the
      * closer's fetch_or sees our count; the cancel request itself travels under a lock */
-    uint32_t old = atomic_fetch_add_explicit(word, 1, memory_order_relaxed);
+    uint32_t old = atomic_fetch_add_explicit(&slot->word, 1, memory_order_relaxed);
     if (old & FD_CLOSING) {
-        fd_put(word); /* may be the last one a draining closer waits for */
-        *wordp = NULL;
+        fd_put(slot); /* may be the last one a draining closer waits for */
+        *slotp = NULL;
         return -EBADF;
     }
     return 0;
 }
 
-void fd_leave(_Atomic uint32_t *word)
+void fd_leave(struct fd_slot *slot)
 {
-    if (word)
-        fd_put(word);
+    if (slot)
+        fd_put(slot);
 }
 
-bool fd_closing(_Atomic uint32_t *word)
+bool fd_closing(struct fd_slot *slot)
 {
-    /* relaxed: the caller holds (or runs after, on the same thread) the lock the closer's
-     * cancel took after setting CLOSING, and CLOSING stays set while we are counted (top) */
-    return word && (atomic_load_explicit(word, memory_order_relaxed) & FD_CLOSING);
+    /* relaxed: the caller holds the lock the closer's cancel took after setting CLOSING, and
+     * CLOSING stays set while we are counted (top) */
+    return slot && (atomic_load_explicit(&slot->word, memory_order_relaxed) & FD_CLOSING);
+}
+
+bool fd_ring_enter(struct fd_slot *slot, unsigned wid, bool first)
+{
+    if (!slot)
+        return false;
+    if (first) /* seq_cst: the Dekker pair with ringo_close's fetch_or and mask load (top) */
+        atomic_fetch_or_explicit(&slot->rings, (uint64_t)1 << wid, memory_order_seq_cst);
+    /* seq_cst: the other half of the pair: after our bit-set (this op's or the first one's) */
+    return atomic_load_explicit(&slot->word, memory_order_seq_cst) & FD_CLOSING;
+}
+
+void fd_ring_leave(struct fd_slot *slot, unsigned wid)
+{
+    /* relaxed: a closer that reads the cleared bit needs nothing from us (our ops completed;
+     * their callers' fd_leave orders their effects before its close(2)); a later bit-set of
+     * ours is a seq_cst RMW again */
+    atomic_fetch_and_explicit(&slot->rings, ~((uint64_t)1 << wid), memory_order_relaxed);
 }
 
 /* Test hook (tests/test_io.c): called by a ringo_close that waits for the calls in progress on
@@ -182,11 +229,20 @@ void io_closewait_ack(struct io_closewait *cw)
     }
 }
 
-/* End every goroutine wait on fd (see "Close" at the top). fd is still open. */
-static void cancel_everywhere(int fd)
+/* Whether worker i gets a cancel request, from the rings mask the closer read (F4). */
+static inline bool wants_request(uint64_t rings, unsigned i)
+{
+    return i >= FD_RING_BITS || ((rings >> i) & 1);
+}
+
+/* End every goroutine wait on fd (see "Close" at the top). fd is still open; CLOSING is set. */
+static void cancel_everywhere(int fd, struct fd_slot *slot)
 {
     if (!sched_started())
         return;
+    /* seq_cst: after ringo_close's seq_cst fetch_or of CLOSING, the Dekker pair of F4 (top) */
+    uint64_t rings = fd_rings_tracked() ? atomic_load_explicit(&slot->rings, memory_order_seq_cst)
+                                        : ~(uint64_t)0;
     struct worker *me = sched_cur_worker();
     bool on_owner = sched_cur_g(me) != NULL; /* a goroutine on me: may use me's ring itself */
     unsigned nremote = 0;
@@ -199,7 +255,7 @@ static void cancel_everywhere(int fd)
             epoll_be_cancel_fd(v, fd);
         else if (v == me && on_owner)
             uring_be_cancel_fd(v, fd);
-        else
+        else if (wants_request(rings, i))
             nremote++;
     }
     if (nremote == 0)
@@ -220,7 +276,7 @@ static void cancel_everywhere(int fd)
     for (unsigned i = 0; i < sched.nprocs; i++) {
         struct worker *v = sched.w[i];
         struct io_common *c = v->io;
-        if (!c || c->kind != IOK_URING || (v == me && on_owner))
+        if (!c || c->kind != IOK_URING || (v == me && on_owner) || !wants_request(rings, i))
             continue;
         struct io_cancelreq *r = &reqs[k++];
         r->fd = fd;
@@ -242,16 +298,16 @@ static void cancel_everywhere(int fd)
  * leaving last with CLOSING set takes drain_lock after its sub; we read the count under
  * drain_lock after queueing ourselves: either our read comes after its critical section (and
  * so after its sub: we read 0) or it finds us queued and readies us. */
-static void fd_drain(int fd, _Atomic uint32_t *word)
+static void fd_drain(int fd, struct fd_slot *slot)
 {
     for (unsigned i = 0; i < sched.nprocs; i++)
         if (!sched.w[i]->io)
             return; /* F2: a worker without a backend blocks in calls nothing can end */
     struct g *self = sched_self();
-    struct fd_drainer me = { .next = NULL, .word = word, .g = self };
+    struct fd_drainer me = { .next = NULL, .slot = slot, .g = self };
     pthread_mutex_lock(&drain_lock);
     /* acquire: pairs with fd_put's release (the last call's sub, or an RMW after it) */
-    if (!(atomic_load_explicit(word, memory_order_acquire) & FD_NOPS)) {
+    if (!(atomic_load_explicit(&slot->word, memory_order_acquire) & FD_NOPS)) {
         pthread_mutex_unlock(&drain_lock);
         return;
     }
@@ -269,18 +325,20 @@ int ringo_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
-    _Atomic uint32_t *word = fd_word(fd, false); /* no chunk: no call ever waited on this fd */
+    struct fd_slot *slot = fd_slot_of(fd, false); /* no chunk: no call ever waited on this fd */
     /* relaxed peek: a call that starts after it races with this close as it would with close(2) */
-    if (word && (atomic_load_explicit(word, memory_order_relaxed) & FD_NOPS)) {
-        uint32_t old = atomic_fetch_or_explicit(word, FD_CLOSING, memory_order_relaxed); /* see fd_enter */
+    if (slot && (atomic_load_explicit(&slot->word, memory_order_relaxed) & FD_NOPS)) {
+        /* seq_cst: fd_enter's add needs only the one word's RMW order, but the rings mask read
+         * in cancel_everywhere needs this in the single total order (the Dekker pair, top) */
+        uint32_t old = atomic_fetch_or_explicit(&slot->word, FD_CLOSING, memory_order_seq_cst);
         if ((old & FD_NOPS) && sched_started()) {
-            cancel_everywhere(fd);
-            fd_drain(fd, word); /* F2: no call may still be on its way to a wait on fd */
+            cancel_everywhere(fd, slot);
+            fd_drain(fd, slot); /* F2: no call may still be on its way to a wait on fd */
         }
         /* clear before close(2): once closed, the number may be reused at once (an accept on
          * another worker), and its new calls must not see CLOSING */
         if (!(old & FD_CLOSING))
-            atomic_fetch_and_explicit(word, ~FD_CLOSING, memory_order_relaxed);
+            atomic_fetch_and_explicit(&slot->word, ~FD_CLOSING, memory_order_relaxed);
     }
     int r = close(fd);
     int err = errno;

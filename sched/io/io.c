@@ -318,7 +318,7 @@ static int wait_ready(const struct io_args *a, short ev, struct g *self)
     struct io_common *c = w->io;
     if (!c || c->kind != IOK_EPOLL)
         return IO_RETRY;
-    return epoll_be_wait(w, self, a->fd, a->fdword, (uint32_t)(unsigned short)ev, a->deadline);
+    return epoll_be_wait(w, self, a->fd, a->fdslot, (uint32_t)(unsigned short)ev, a->deadline);
 }
 
 static int connect_ready(const struct io_args *a, struct g *self)
@@ -437,10 +437,10 @@ static ssize_t io_call(struct io_args *a)
     struct g *self = sched_cur_g(w);
     if (!self || !w->io)
         return plain_call(a);
-    _Atomic uint32_t *word;
-    if (fd_enter(a->fd, &word) < 0)
+    struct fd_slot *slot;
+    if (fd_enter(a->fd, &slot) < 0)
         return -EBADF; /* being closed */
-    a->fdword = word;
+    a->fdslot = slot;
     ssize_t r;
     for (;;) {
         w = sched_cur_worker(); /* I4 */
@@ -466,7 +466,7 @@ static ssize_t io_call(struct io_args *a)
         }
         ringo_yield(); /* no SQE to be had right now, or moved between backends */
     }
-    fd_leave(word);
+    fd_leave(slot);
     return r;
 }
 

@@ -33,7 +33,7 @@ struct io_args {
     socklen_t caddrlen;            /* CONNECT */
     short events;                  /* POLL */
     int64_t deadline;              /* absolute, CLOCK_MONOTONIC ns; -1 none */
-    _Atomic uint32_t *fdword;      /* fd.c's word for fd (goroutine calls), NULL: untracked */
+    struct fd_slot *fdslot;        /* fd.c's table entry for fd (goroutine calls), NULL: untracked */
 };
 
 /* Linux never moves more than this in one read/write (MAX_RW_COUNT); io_uring's len is 32-bit. */
@@ -70,14 +70,35 @@ struct io_common {
     _Atomic uint64_t st_completed;
 };
 
-/* ---- fd.c: every goroutine I/O call brackets its backend call with these (F1). fd_enter
- * returns -EBADF when a ringo_close of fd is in progress; *wordp is NULL when untracked. */
-int  fd_enter(int fd, _Atomic uint32_t **wordp);
-void fd_leave(_Atomic uint32_t *word);
-/* F3: whether a ringo_close of the word's fd is in progress. Call it where the closer's cancel
- * would find the wait (epoll: under the worker's c.lock; io_uring: on the owner thread before
- * filling the SQE); true: return -EBADF without waiting. NULL word: false. */
-bool fd_closing(_Atomic uint32_t *word);
+/* ---- fd.c: the fd table (one entry per fd number, allocated in chunks, never freed). */
+struct fd_slot {
+    _Atomic uint32_t word;         /* FD_NOPS count | FD_CLOSING (fd.c, F1) */
+    uint32_t unused;
+    /* io_uring workers (bit = worker id) that may hold an operation on the fd; each bit is set
+     * and cleared by its worker only (F4). Unused with more than FD_RING_BITS workers. */
+    _Atomic uint64_t rings;
+};
+#define FD_RING_BITS 64
+/* Every goroutine I/O call brackets its backend call with these (F1). fd_enter returns -EBADF
+ * when a ringo_close of fd is in progress; *slotp is NULL when untracked. */
+int  fd_enter(int fd, struct fd_slot **slotp);
+void fd_leave(struct fd_slot *slot);
+/* F3: whether a ringo_close of the slot's fd is in progress. Call it where the closer's cancel
+ * would find the wait (epoll: under the worker's c.lock; io_uring: fd_ring_enter instead);
+ * true: return -EBADF without waiting. NULL slot: false. */
+bool fd_closing(struct fd_slot *slot);
+/* io_uring owner w, just before filling an SQE on the slot's fd (F4): first = this worker's
+ * count of operations on the fd went from 0 to 1 (set its bit in rings), then the F3 re-check.
+ * True: a close is in progress; return -EBADF (after fd_ring_leave if first). NULL slot: false. */
+bool fd_ring_enter(struct fd_slot *slot, unsigned wid, bool first);
+/* io_uring owner: its last operation on the fd has completed (count back to 0): clear its bit. */
+void fd_ring_leave(struct fd_slot *slot, unsigned wid);
+/* Whether workers set and read the rings masks (sched.nprocs <= FD_RING_BITS); else a closer
+ * sends its cancel request to every io_uring worker. Constant once the scheduler started. */
+static inline bool fd_rings_tracked(void)
+{
+    return sched.nprocs <= FD_RING_BITS;
+}
 
 /* ---- io.c, for the backends */
 void io_kick(struct worker *w);                 /* sched_poller.kick */
@@ -108,9 +129,9 @@ void epoll_be_sleep(struct worker *w, int64_t deadline);
 void epoll_be_ring(struct worker *w);
 /* Park self until fd is ready for events (EPOLL* == POLL* bits), the deadline passes
  * (-ETIMEDOUT) or ringo_close ends the wait (-EBADF; also when a close of fd is in progress,
- * fdword's CLOSING: F3). -EPERM: fd cannot be polled (a regular file): the caller may simply
+ * fdslot's CLOSING: F3). -EPERM: fd cannot be polled (a regular file): the caller may simply
  * block. */
-int  epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fdword, uint32_t events,
+int  epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fdslot, uint32_t events,
                    int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
 uint32_t epoll_be_nwait(struct worker *w);           /* any thread; relaxed snapshot */

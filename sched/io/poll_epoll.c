@@ -154,7 +154,7 @@ static void unlink_rec(struct epoll_be *b, struct epslot *s, struct epwait *rec)
  * about to register its wait, so a test can hold it in exactly that window. NULL otherwise. */
 void (*sched_test_hook_epoll_before_register)(int fd);
 
-int epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fdword, uint32_t events,
+int epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fdslot, uint32_t events,
                   int64_t deadline)
 {
     struct epoll_be *b = be_of(w);
@@ -171,7 +171,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, _Atomic uint32_t *fd
      * CLOSING before taking c.lock, and keeps it until we leave: do not register (the closer
      * waits for us, then closes; registering would wait on a number about to be closed and
      * reused). A close that cancels after our unlock finds our record (E1). */
-    if (fd_closing(fdword)) {
+    if (fd_closing(fdslot)) {
         pthread_mutex_unlock(&b->c.lock);
         return -EBADF;
     }

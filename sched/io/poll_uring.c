@@ -25,13 +25,20 @@
  *   U6  With DEFER_TASKRUN, completions exist only after the owner enters with GETEVENTS; the
  *       kernel raises IORING_SQ_TASKRUN (TASKRUN_FLAG) when there is such work, so poll enters
  *       only then, or to submit: no syscall when nothing is pending.
+ *   U7  fdc (owner only) maps each fd with ops of this ring not yet reaped to their number (an
+ *       op counts from just before its F3 re-check until its final CQE is reaped); its bit in
+ *       the fd's rings mask is set while the number is above 0 (fd.c F4: a 0 -> 1 step calls
+ *       fd_ring_enter with first, the step back to 0 fd_ring_leave). Open addressing, linear
+ *       probing, at most half full; memory: twice the peak number of distinct fds with ops in
+ *       flight here, times 8 bytes (it shrinks again when an eighth full).
  *
  * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
  *   of that worker switching out); uring_be_ring from any thread.
  * Depends on: sched/io/io.h, kernel_iface/uring, kernel_iface/futex, sched.h (park protocol),
- *   sched/io/fd.c (fd_closing: the close re-check before an SQE, F3).
+ *   sched/io/fd.c (fd_ring_enter/fd_ring_leave: the close re-check before an SQE, F3, and the
+ *   rings mask, F4).
  */
 #include "sched/io/io.h"
 #include "kernel_iface/clock.h"
@@ -53,7 +60,14 @@ struct uring_req {
     int32_t res;                  /* the op's CQE res */
     int32_t tres;                 /* the link timeout's CQE res (deadline only) */
     uint32_t pending;             /* CQEs still due (U2); the owner worker only */
+    int fd;                       /* counted in fdc when slot != NULL (U7) */
+    struct fd_slot *slot;
     struct __kernel_timespec ts;  /* LINK_TIMEOUT reads it at submission */
+};
+
+struct fdc_ent {
+    int fd;                       /* -1: empty */
+    uint32_t n;                   /* ops of this ring on fd not yet reaped (U7) */
 };
 
 struct uring_be {
@@ -67,11 +81,94 @@ struct uring_be {
     bool defer;
     int efd;                      /* eventfd doorbell (no FUTEX_WAIT); -1 otherwise */
     uint64_t efd_buf;             /* the eventfd READ's target */
+    unsigned wid;                 /* the owner's worker id: its bit in rings masks (U7) */
+    struct fdc_ent *fdc;          /* own: U7; NULL until the first tracked op */
+    unsigned fdc_cap, fdc_used;   /* own: a power of 2 (or 0), entries in use */
 };
 
 static inline struct uring_be *be_of(struct worker *w)
 {
     return (struct uring_be *)w->io;
+}
+
+/* ---- fdc: the owner's count of unreaped ops per fd (U7) */
+#define FDC_MIN 16u
+
+static inline unsigned fdc_home(int fd, unsigned cap)
+{
+    uint32_t h = (uint32_t)fd * 0x9e3779b1u; /* Fibonacci hashing: the high bits mix best */
+    return (unsigned)(h ^ (h >> 16)) & (cap - 1);
+}
+
+/* Rehash into cap entries; false (table unchanged) without memory. */
+static bool fdc_resize(struct uring_be *b, unsigned cap)
+{
+    struct fdc_ent *t = malloc(cap * sizeof *t);
+    if (!t)
+        return false;
+    for (unsigned i = 0; i < cap; i++)
+        t[i].fd = -1;
+    for (unsigned i = 0; i < b->fdc_cap; i++) {
+        if (b->fdc[i].fd < 0)
+            continue;
+        unsigned j = fdc_home(b->fdc[i].fd, cap);
+        while (t[j].fd >= 0)
+            j = (j + 1) & (cap - 1);
+        t[j] = b->fdc[i];
+    }
+    free(b->fdc);
+    b->fdc = t;
+    b->fdc_cap = cap;
+    return true;
+}
+
+/* The entry of fd, inserted (n = 0) if absent; NULL without memory for it. */
+static struct fdc_ent *fdc_get(struct uring_be *b, int fd)
+{
+    if ((b->fdc_used + 1) * 2 > b->fdc_cap && !fdc_resize(b, b->fdc_cap ? b->fdc_cap * 2 : FDC_MIN) &&
+        b->fdc_used + 1 >= b->fdc_cap)
+        return NULL; /* cannot grow and no free entry would be left for probing to stop at */
+    unsigned mask = b->fdc_cap - 1, i = fdc_home(fd, b->fdc_cap);
+    while (b->fdc[i].fd >= 0 && b->fdc[i].fd != fd)
+        i = (i + 1) & mask;
+    if (b->fdc[i].fd < 0) {
+        b->fdc[i].fd = fd;
+        b->fdc[i].n = 0;
+        b->fdc_used++;
+    }
+    return &b->fdc[i];
+}
+
+/* One op on fd is gone (reaped, or never submitted); true when it was the last one. */
+static bool fdc_put(struct uring_be *b, int fd)
+{
+    unsigned mask = b->fdc_cap - 1, i = fdc_home(fd, b->fdc_cap);
+    while (b->fdc[i].fd != fd)
+        i = (i + 1) & mask; /* present: counted ops keep their entry */
+    if (--b->fdc[i].n != 0)
+        return false;
+    /* delete by backward shift: move up every later entry of the run whose home does not lie
+     * cyclically in (i, j], so no lookup meets a hole before its key */
+    for (unsigned j = (i + 1) & mask; b->fdc[j].fd >= 0; j = (j + 1) & mask) {
+        unsigned h = fdc_home(b->fdc[j].fd, b->fdc_cap);
+        bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+        if (!stays) {
+            b->fdc[i] = b->fdc[j];
+            i = j;
+        }
+    }
+    b->fdc[i].fd = -1;
+    b->fdc_used--;
+    if (b->fdc_cap > 4 * FDC_MIN && b->fdc_used * 8 < b->fdc_cap)
+        (void)fdc_resize(b, b->fdc_cap / 2); /* keep memory near the current need (U7) */
+    return true;
+}
+
+/* The op's final CQE was reaped: uncount it (U7). */
+static inline void fdc_done(struct uring_be *b, struct uring_req *req)
+{
+    if (req->slot && fdc_put(b, req->fd))
+        fd_ring_leave(req->slot, b->wid);
 }
 
 int uring_be_init(struct worker *w, const struct kif_uring_caps *caps)
@@ -89,6 +186,7 @@ int uring_be_init(struct worker *w, const struct kif_uring_caps *caps)
         return r;
     }
     b->c.kind = IOK_URING;
+    b->wid = w->id;
     atomic_store_explicit(&b->c.bell, 1, memory_order_relaxed); /* awake; published by the start barrier */
     pthread_mutex_init(&b->c.lock, NULL);
     b->futex = caps->futex_wait;
@@ -139,6 +237,7 @@ static int reap(struct uring_be *b)
             req->res = cqe->res;
         if (--req->pending == 0) {
             b->inflight--;
+            fdc_done(b, req);
             struct g *g = req->g; /* the last touch of req (U2): g may run and return at once */
             sched_ready(g);
             nready++;
@@ -326,11 +425,25 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
         if (io_uring_sq_space_left(&b->ring) < need)
             return IO_RETRY;
     }
+    /* U7, F4: count the op on fd first; the 0 -> 1 step publishes our bit in the rings mask
+     * before the re-check, so a closer either sees the bit (and sends us its cancel) or this
+     * re-check sees CLOSING (fd.c top: the Dekker pair) */
+    req.slot = fd_rings_tracked() ? a->fdslot : NULL;
+    req.fd = a->fd;
+    bool first = false;
+    if (req.slot) {
+        struct fdc_ent *e = fdc_get(b, a->fd);
+        if (!e)
+            return -ENOMEM;
+        first = e->n++ == 0;
+    }
     /* F3: on the owner thread, so after any cancel this ring processed (a later one is queued
      * after our SQE and cancels it): a close in progress has ended, or will end, every other
      * wait on fd, and waits for us to leave */
-    if (fd_closing(a->fdword))
+    if (fd_ring_enter(a->fdslot, b->wid, first)) {
+        fdc_done(b, &req);
         return -EBADF;
+    }
     req.g = self;
     req.res = 0;
     req.tres = 0;
