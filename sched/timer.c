@@ -140,10 +140,8 @@ int64_t sched_timers_run(struct worker *w, int64_t now)
     while (w->tn && w->theap[0]->when <= now) {
         struct timer *t = w->theap[0];
         heap_remove(w, 0);
-        uint32_t zero = 0;
-        /* T3: decide and ready under tlock. acq_rel on the claim: whoever wins owns the wake-up */
-        if (!t->claim || atomic_compare_exchange_strong_explicit(t->claim, &zero, t->claim_val,
-                                                                memory_order_acq_rel, memory_order_acquire))
+        /* T3: decide and ready under tlock; whoever wins the claim owns the wake-up */
+        if (!t->claim || sched_claim(t->claim, t->claim_val))
             sched_ready(t->g);
         sched_dl_add(&sched.ntimers, -1); /* T2: after the ready */
     }

@@ -236,10 +236,8 @@ static void end_all_waits(struct epoll_be *b, struct epslot *s, int err, struct 
     while (!dlist_empty(&s->waiters)) {
         struct epwait *rec = dlist_entry(s->waiters.first, struct epwait, node);
         unlink_rec(b, s, rec);
-        uint32_t z = 0;
-        /* acq_rel: pairs with the timer's claim CAS; the loser leaves the record alone */
-        if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
-                                                    memory_order_relaxed)) {
+        /* the one claim (sched_claim): pairs with the timer's; the loser leaves the record alone */
+        if (sched_claim(&rec->claim, CLAIM_IO)) {
             rec->err = err;
             dlist_push_back(ready, &rec->node);
         }
@@ -266,10 +264,8 @@ static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
             continue;
         }
         unlink_rec(b, s, rec);
-        uint32_t z = 0;
-        /* acq_rel: pairs with the timer's claim CAS; the loser leaves the record alone */
-        if (atomic_compare_exchange_strong_explicit(&rec->claim, &z, CLAIM_IO, memory_order_acq_rel,
-                                                    memory_order_relaxed)) {
+        /* the one claim (sched_claim): pairs with the timer's; the loser leaves the record alone */
+        if (sched_claim(&rec->claim, CLAIM_IO)) {
             rec->revents = rev;
             dlist_push_back(&ready, &rec->node);
         }
