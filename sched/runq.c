@@ -20,6 +20,8 @@
  *   Q5  Nothing is pushed on a ring while a global queue's lock is held: a full ring spills
  *       into a global queue (runq_push_slow), which may be the one locked. A batch taken from a
  *       global queue is sized to the ring's room and pushed after the unlock.
+ *   Q6  A batch taken from a global queue into a ring wakes an idle worker once it is in the
+ *       ring (the batch was invisible to thieves in between).
  *
  * Contexts: push/pop/runnext_put on the owner worker; steal and the global queues anywhere.
  * Depends on: sched.h; proc.c for sched_global_push (a wake-up) when a ring overflows.
@@ -229,6 +231,14 @@ static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
         bool ok = runq_push(w, batch[i]);
         SCHED_CHECK(ok, "worker %u: global batch of %u overflowed a ring with room %u", w->id, n - 1, room);
         (void)ok;
+    }
+    if (n > 1) {
+        /* Q6: between our unlock and these pushes the batch was on no queue: a worker that
+         * looked then (gq_len 0, our ring empty) may have gone to sleep, and we are about to
+         * run `first` for as long as it likes. Work a sleeper could run appeared: the recipe's
+         * producer side (proc.c), pushes -> StoreLoad -> wake one. */
+        sched_fence_seq_cst();
+        sched_wakep();
     }
     return first;
 }

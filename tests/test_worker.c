@@ -403,12 +403,56 @@ static void test_worker_cpu_bound_work_spreads_over_workers(void **state)
     assert_true(st.steals > 0);
 }
 
+/* ------------------------------------------------------------------ a batch from the global queue
+ * Two goroutines spawned from a plain thread, each spinning until the other has started: they
+ * can only finish on two workers at once. A worker that takes both from the global queue in
+ * one batch runs the first and must let an idle worker steal the second: the batch was on no
+ * queue between the global queue's unlock and the ring push, and a worker that looked then
+ * went to sleep (CI's TSan run of test_debug hung on this). Rounds of fresh pairs. */
+static _Atomic int pair_arrived;
+static void pair_spinner(void *wg)
+{
+    int me = atomic_fetch_add_explicit(&pair_arrived, 1, memory_order_relaxed);
+    int round_end = (me / 2 + 1) * 2; /* the pair's second arrival */
+    while (atomic_load_explicit(&pair_arrived, memory_order_relaxed) < round_end)
+        ;
+    ringo_wg_done(wg);
+}
+static int child_pair_from_global_queue(void)
+{
+    int rounds = (int)(400 * tu_scale());
+    if (rounds < 20)
+        rounds = 20;
+    for (int r = 0; r < rounds; r++) {
+        struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+        ringo_wg_add(&wg, 2);
+        ringo_go(pair_spinner, &wg);
+        ringo_go(pair_spinner, &wg);
+        ringo_wg_wait(&wg);
+        /* let both workers go idle before the next pair (the window is at a worker's wake-up) */
+        usleep(200);
+    }
+    return 0;
+}
+
+static void test_worker_batch_from_global_queue_wakes_an_idle_worker(void **state)
+{
+    (void)state;
+    struct child_result r;
+    const char *env[] = { "RINGO_PROCS=2", NULL };
+    tu_run_child("pair_global", env, 60, &r);
+    if (!r.exited || r.code != 0)
+        fail_msg("exited=%d code=%d signal=%d (killed after 60 s: a pair never ran at once)\n%s", r.exited,
+                 r.code, r.signo, r.out);
+}
+
 static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
     { "global_fair", child_global_queue_fair },
     { "runnext_fair", child_runnext_fair },
     { "global_batch", child_global_queue_batch },
+    { "pair_global", child_pair_from_global_queue },
     { NULL, NULL },
 };
 
@@ -423,6 +467,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_global_queue_runs_while_local_busy),
         cmocka_unit_test(test_worker_runnext_ping_pong_lets_the_ring_run),
         cmocka_unit_test(test_worker_global_queue_batch_while_ring_never_empty),
+        cmocka_unit_test(test_worker_batch_from_global_queue_wakes_an_idle_worker),
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
     };
