@@ -386,6 +386,11 @@ static void test_worker_cpu_bound_work_spreads_over_workers(void **state)
     (void)state;
     if (ringo_procs() < 2)
         skip();
+    /* valgrind runs one thread at a time, so whether the idle worker gets to look while the busy
+     * one computes is up to valgrind's time slices (it failed 1 of 3 memcheck runs); the plain
+     * and sanitizer runs check the spreading */
+    if (tu_on_valgrind())
+        skip();
     for (int i = 0; i < 64; i++)
         atomic_store(&seen_worker[i], 0);
     struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
