@@ -49,17 +49,21 @@
  * the next goroutine from, in order:
  *   F1  Every 64th schedule (w->schedtick), first: its due timers fire, its I/O completions are
  *       reaped (both ready goroutines into this worker's runnext/ring), and the global queues
- *       (own node first) give a batch: len/nprocs + 1, at most half a ring and at most the ring's
- *       room + 1 (Go's globrunqget). The first of the batch runs now, the rest join the ring's
- *       tail. Bound: a goroutine in a global queue with L ahead of it runs within about
- *       64 * (L / batch + 1) schedules plus the batches queued ahead of it in the ring, however
- *       busy the ring is (a batch of one every 64 made that 64 * L: p99 203 ms at 1,000
- *       connections).
- *   F2  runnext, unless it was taken RUNNEXT_CAP (3) times in a row and the ring has work: then
+ *       (own node first) give a batch: len/nprocs + 1, at most GQ_TICK_BATCH (8) and at most
+ *       the ring's room + 1. The first of the batch runs now, the rest join the ring's tail.
+ *       Bound: a goroutine in a global queue with L ahead of it runs within about
+ *       64 * (L / 8 + 1) schedules plus the batches queued ahead of it in the ring, however busy
+ *       the ring is (a batch of one every 64, Go's choice, made that 64 * L: p99 203 ms at 1,000
+ *       connections). Not more than 8: an unbounded batch (half a ring) made skynet (B6, one
+ *       worker) 2.6x slower by pulling spilled goroutines back into a full ring only to spill
+ *       them again, and broke its depth-first order.
+ *   F2  runnext, unless it was taken RUNNEXT_CAP (64) times in a row and the ring has work: then
  *       the ring's head first. A pick from the ring or a global queue resets the count. Bound:
- *       the ring's head waits at most RUNNEXT_CAP runnext picks (Tokio's LIFO cap; Go lets runnext
- *       inherit the time slice and preempts after 10 ms). A ping-pong alone on a worker keeps
- *       runnext every time: the ring is empty.
+ *       the ring's head waits at most RUNNEXT_CAP runnext picks (Tokio caps LIFO picks at 3; Go
+ *       lets runnext inherit the time slice and preempts after 10 ms). 64 picks are a few
+ *       microseconds of ping-pong; a cap of 3 made skynet (B6, one worker) 2x slower, as it
+ *       turned the depth-first spawn tree breadth-first (more stacks alive at once). A
+ *       ping-pong alone on a worker keeps runnext every time: the ring is empty.
  *   F3  the ring's head (FIFO: yields, I/O completions and timers reaped on g0, kicked-out
  *       runnext goroutines, stolen batches).
  *   F4  the global queues: a batch as in F1 (the ring is empty, so up to half a ring).
@@ -258,9 +262,10 @@ static int64_t timers_due(struct worker *w)
     return atomic_load_explicit(&w->tfirst, memory_order_relaxed); /* peek; sched_timers_run rechecks under tlock */
 }
 
-/* F2 (top): runnext is taken at most this many times in a row while the ring has work
- * (Tokio's MAX_LIFO_POLLS_PER_TICK). */
-#define RUNNEXT_CAP 3
+/* F2 (top): runnext is taken at most this many times in a row while the ring has work. */
+#define RUNNEXT_CAP 64
+/* F1 (top): the most the every-64th-schedule look takes from a global queue. */
+#define GQ_TICK_BATCH 8
 
 /* The next goroutine this worker can run without sleeping or stealing: the policy at the top. */
 struct g *sched_next_local(struct worker *w)
@@ -270,11 +275,11 @@ struct g *sched_next_local(struct worker *w)
     struct g *g;
     if (unlikely((tick & 63) == 0)) {
         /* F1: timers, I/O completions and the global queue get a turn even when the local
-         * queue never empties; the global queue gives a batch the size of the ring's room */
+         * queue never empties; the global queue gives a batch of up to GQ_TICK_BATCH */
         if (timers_due(w) != INT64_MAX)
             sched_timers_run(w, clk_now());
         sched_poller.poll(w);
-        g = global_get(w, 0);
+        g = global_get(w, GQ_TICK_BATCH);
         if (g) {
             w->runnext_streak = 0;
             return g;
