@@ -100,11 +100,34 @@ static void spawn_loop(void *p)
     ran((uintptr_t)p);
 }
 
-static int child_timer_bursts(void)
+/* The slot tables of one child run; 0, or 5 without memory. */
+static int slots_alloc(void)
 {
     slot_ran = calloc(MAX_SLOTS, 1);
     sargs = calloc(MAX_SLOTS, sizeof *sargs);
-    if (!slot_ran || !sargs)
+    return slot_ran && sargs ? 0 : 5;
+}
+
+/* Every slot handed out ran exactly once: 0, else 3 with the first few named. Sets *np. */
+static int slots_each_once(unsigned *np)
+{
+    unsigned n = atomic_load(&slot_next), bad = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (atomic_load(&slot_ran[i]) != 1) {
+            if (bad++ < 5)
+                fprintf(stderr, "goroutine %u ran %u times\n", i, atomic_load(&slot_ran[i]));
+        }
+    *np = n;
+    if (bad) {
+        fprintf(stderr, "%u of %u goroutines did not run exactly once\n", bad, n);
+        return 3;
+    }
+    return 0;
+}
+
+static int child_timer_bursts(void)
+{
+    if (slots_alloc() != 0)
         return 5;
     for (int i = 0; i < BURSTERS; i++)
         ringo_go(burster, (void *)new_slot());
@@ -113,16 +136,9 @@ static int child_timer_bursts(void)
     ringo_sleep(run_ns);
     atomic_store(&stop, 1);
     ringo_wg_wait(&all_done);
-    unsigned n = atomic_load(&slot_next), bad = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (atomic_load(&slot_ran[i]) != 1) {
-            if (bad++ < 5)
-                fprintf(stderr, "goroutine %u ran %u times\n", i, atomic_load(&slot_ran[i]));
-        }
-    if (bad) {
-        fprintf(stderr, "%u of %u goroutines did not run exactly once\n", bad, n);
+    unsigned n;
+    if (slots_each_once(&n) != 0)
         return 3;
-    }
     printf("%u goroutines, each ran once\n", n);
     return 0;
 }
@@ -192,25 +208,16 @@ static void hog_loop(void *p)
 
 static int child_sleeps_behind_busy_workers(void)
 {
-    slot_ran = calloc(MAX_SLOTS, 1);
-    sargs = calloc(MAX_SLOTS, sizeof *sargs);
-    if (!slot_ran || !sargs)
+    if (slots_alloc() != 0)
         return 5;
     for (int i = 0; i < HOG_LOOPS; i++)
         ringo_go(hog_loop, (void *)new_slot());
     ringo_sleep(run_ns);
     atomic_store(&stop, 1);
     ringo_wg_wait(&all_done);
-    unsigned n = atomic_load(&slot_next), bad = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (atomic_load(&slot_ran[i]) != 1) {
-            if (bad++ < 5)
-                fprintf(stderr, "goroutine %u ran %u times\n", i, atomic_load(&slot_ran[i]));
-        }
-    if (bad) {
-        fprintf(stderr, "%u of %u goroutines did not run exactly once\n", bad, n);
+    unsigned n;
+    if (slots_each_once(&n) != 0)
         return 3;
-    }
     if (atomic_load(&early)) {
         fprintf(stderr, "%u of %u sleepers woke before their deadline\n", atomic_load(&early), n);
         return 6;
