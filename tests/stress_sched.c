@@ -143,22 +143,31 @@ static int child_timer_bursts(void)
     return 0;
 }
 
-static void test_stress_timer_bursts_while_spawning_every_goroutine_once(void **state)
+/* Run the child `name` `base` times (scaled, at least twice), each a fresh process at 2
+ * workers bounded at 60 s; every run must exit 0. The first run's output is shown. */
+static void run_child_runs(const char *name, const char *const *env, int base)
 {
-    (void)state;
-    int runs = (int)(20 * tu_scale());
+    int runs = (int)(base * tu_scale());
     if (runs < 2)
         runs = 2;
-    const char *env[] = { "RINGO_PROCS=2", NULL };
     for (int i = 0; i < runs; i++) {
         struct child_result r;
-        tu_run_child("timer_bursts", env, 60, &r);
+        tu_run_child(name, env, 60, &r);
         if (!r.exited || r.code != 0)
             fprintf(stderr, "run %d of %d: %s %d\n%s\n", i + 1, runs, r.exited ? "exit" : "signal",
                     r.exited ? r.code : r.signo, r.out);
+        else if (i == 0)
+            print_message("# %s", r.out);
         assert_true(r.exited);
         assert_int_equal(r.code, 0);
     }
+}
+
+static void test_stress_timer_bursts_while_spawning_every_goroutine_once(void **state)
+{
+    (void)state;
+    const char *env[] = { "RINGO_PROCS=2", NULL };
+    run_child_runs("timer_bursts", env, 20);
 }
 
 #define HOG_LOOPS 2
@@ -229,21 +238,8 @@ static int child_sleeps_behind_busy_workers(void)
 static void test_stress_sleeps_behind_busy_workers_wake_once_never_early(void **state)
 {
     (void)state;
-    int runs = (int)(10 * tu_scale());
-    if (runs < 2)
-        runs = 2;
     const char *env[] = { "RINGO_PROCS=2", "RINGO_PIN=0", NULL };
-    for (int i = 0; i < runs; i++) {
-        struct child_result r;
-        tu_run_child("sleeps_behind_busy", env, 60, &r);
-        if (!r.exited || r.code != 0)
-            fprintf(stderr, "run %d of %d: %s %d\n%s\n", i + 1, runs, r.exited ? "exit" : "signal",
-                    r.exited ? r.code : r.signo, r.out);
-        else if (i == 0)
-            print_message("# %s", r.out);
-        assert_true(r.exited);
-        assert_int_equal(r.code, 0);
-    }
+    run_child_runs("sleeps_behind_busy", env, 10);
 }
 
 static const struct child_scenario scenarios[] = {
