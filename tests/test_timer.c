@@ -11,17 +11,6 @@
 #include <sys/syscall.h>
 #include "tests/testutil.h"
 
-/* Sanitizer and valgrind runs cannot honour millisecond latency bounds on a shared machine. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TU_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TU_SANITIZED 1
-#endif
-#endif
-#ifndef TU_SANITIZED
-#define TU_SANITIZED TU_TSAN
-#endif
 
 static int cmp64(const void *a, const void *b)
 {

@@ -257,6 +257,19 @@ static inline char *tu_dump_string(void)
  * need more skip under it (the plain and ASan runs cover them). */
 #define TU_TSAN_MAX_ALIVE 7000
 
+/* Sanitizer runs cannot honour millisecond latency bounds on a shared machine (valgrind:
+ * tu_on_valgrind). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED TU_TSAN
+#endif
+
 /* ------------------------------------------------------------------ valgrind */
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
