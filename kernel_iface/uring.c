@@ -2,14 +2,20 @@
  *
  * Responsibility: ring setup along the fallback chain, operation probing, the futex SQE,
  *   submit/wait wrappers.
- * Invariants: a ring is touched by the thread that created it only (SINGLE_ISSUER, and
- *   DEFER_TASKRUN runs completions only for that thread); kif_uring_probe leaves nothing open.
+ * Invariants: without want->shared a ring is touched by the thread that created it only
+ *   (SINGLE_ISSUER, and DEFER_TASKRUN runs completions only for that thread); with it, by any
+ *   thread, one at a time (the caller's lock). kif_uring_probe leaves nothing open.
  * Fallback chain (each step is tried when the previous one is refused with -EINVAL, i.e. the
  *   kernel is too old for a flag):
  *     1. SUBMIT_ALL | SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG   (6.1)
  *     2. SUBMIT_ALL | SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG    (6.0)
  *     3. SUBMIT_ALL | COOP_TASKRUN | TASKRUN_FLAG                    (5.19)
- *     4. plain
+ *     4. SUBMIT_ALL                                                   (5.18)
+ *     5. plain
+ *   Shared rings (want->shared) start at step 4: a completion is posted by task work on the
+ *   submitting thread, and only the default task work (an IPI, TWA_SIGNAL) runs it while that
+ *   thread computes or sleeps in a system call; COOP and DEFER wait for it to enter the kernel
+ *   for the ring, which a stuck thread never does.
  *   each with CQSIZE when the kernel takes it. Any other error (ENOSYS: no io_uring; EPERM:
  *   kernel.io_uring_disabled or a seccomp filter; ENOMEM) ends the chain: no io_uring at all.
  * Depends on: liburing, kernel_iface/clock.
@@ -91,13 +97,14 @@ int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *ca
               IORING_SETUP_TASKRUN_FLAG, false, true, true, "coop_taskrun" },
         { IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, false, true, true,
           "coop_taskrun" },
+        { IORING_SETUP_SUBMIT_ALL, false, false, false, "submit_all" },
         { 0, false, false, false, "plain" },
     };
     memset(caps, 0, sizeof *caps);
     struct io_uring_params p;
     int r = -EINVAL;
     size_t i;
-    for (i = want->defer_taskrun ? 0 : 1; i < sizeof chain / sizeof chain[0]; i++) {
+    for (i = want->shared ? 3 : want->defer_taskrun ? 0 : 1; i < sizeof chain / sizeof chain[0]; i++) {
         r = try_setup(chain[i].flags | IORING_SETUP_CQSIZE, &p);
         if (r == -EINVAL) {
             r = try_setup(chain[i].flags, &p);
@@ -117,6 +124,7 @@ int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *ca
     caps->defer_taskrun = chain[i].defer;
     caps->coop_taskrun = chain[i].coop;
     caps->taskrun_flag = chain[i].flag;
+    caps->shared = want->shared;
 
     /* Operations ringo cannot do without (all in 5.6, LINK_TIMEOUT and ASYNC_CANCEL included). */
     struct io_uring ring;
@@ -189,7 +197,8 @@ int kif_uring_init(struct io_uring *ring, unsigned sq_entries, unsigned cq_entri
     int r = io_uring_queue_init_params(sq_entries, ring, &p);
     if (r < 0)
         return r;
-    (void)io_uring_register_ring_fd(ring); /* 5.18+: saves an fd lookup per enter; optional */
+    if (!caps->shared) /* a registration is per thread: a shared ring is entered by its fd */
+        (void)io_uring_register_ring_fd(ring); /* 5.18+: saves an fd lookup per enter; optional */
     return 0;
 }
 

@@ -19,6 +19,9 @@
 struct kif_uring_want {
     bool defer_taskrun;    /* try SINGLE_ISSUER | DEFER_TASKRUN first */
     bool futex_wait;       /* probe IORING_OP_FUTEX_WAIT */
+    bool shared;           /* rings any thread may submit to and reap (the sysmon's rescue of a
+                              stuck worker): no SINGLE_ISSUER, DEFER_TASKRUN or COOP_TASKRUN, and
+                              no registered ring fd (a registration is per thread) */
 };
 
 /* What the kernel offers. Filled once by kif_uring_probe. */
@@ -28,6 +31,7 @@ struct kif_uring_caps {
     bool defer_taskrun;    /* completions run only when the owner enters with GETEVENTS */
     bool coop_taskrun;     /* completions run at the owner's next kernel entry */
     bool taskrun_flag;     /* the kernel raises IORING_SQ_TASKRUN when task work is pending */
+    bool shared;           /* rings were made for want->shared: any thread may enter them */
     bool futex_wait;       /* IORING_OP_FUTEX_WAIT works (Linux 6.7+) */
     bool cancel_fd;        /* IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD|ALL works (5.19+) */
     char why[128];         /* why a feature (or io_uring itself) is unavailable; for RINGO_DEBUG */

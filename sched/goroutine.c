@@ -225,7 +225,7 @@ size_t ringo_num_goroutines(void)
     if (!sched_started())
         return 0;
     int64_t n = atomic_load_explicit(&sched.thread_spawned, memory_order_relaxed);
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    for (unsigned i = 0, nw = sched_nworkers(); i < nw; i++) {
         n += (int64_t)atomic_load_explicit(&sched.w[i]->st_spawned, memory_order_relaxed);
         n -= (int64_t)atomic_load_explicit(&sched.w[i]->st_exited, memory_order_relaxed);
     }

@@ -14,4 +14,5 @@ libringo_internal_la_SOURCES += \
 	%reldir%/park.c \
 	%reldir%/timer.c \
 	%reldir%/sync.c \
-	%reldir%/blocking.c
+	%reldir%/blocking.c \
+	%reldir%/sysmon.c

@@ -16,6 +16,7 @@
  *   P3  kick(w) may be called from any thread after w->wake = 1 was stored; it ends a sleep that
  *       is in progress or makes the next one return at once (no lost wake-up: sched/io/io.c,
  *       "Doorbell").
+ *   P4  rescue(w) (below) may run on another thread while w's thread is stuck in a goroutine.
  * Depends on: sched.h.
  */
 #ifndef RINGO_SCHED_POLLER_H
@@ -30,6 +31,11 @@ struct poller {
     void (*kick)(struct worker *w);                    /* P3 */
     /* operations waiting on w right now (a racy snapshot, for schedtrace) */
     uint64_t (*waiting)(struct worker *w);
+    /* P4: on the sysmon thread, for a worker w whose thread is stuck in a goroutine: submit
+     * its batched operations and reap its completions, readying their goroutines (into the
+     * global queue); returns how many. Does nothing (0) when w's owner is using its backend,
+     * or when the backend cannot be shared (RINGO_DISABLE=ring_handoff). */
+    int  (*rescue)(struct worker *w);
     /* totals over all workers (stats only) */
     void (*stats)(uint64_t *submitted, uint64_t *completed);
 };

@@ -184,7 +184,8 @@ uint32_t sched_fastrand(void)
     return (uint32_t)(x >> 32);
 }
 
-static void wakep_node(int node);
+static bool wakep_node(int node);
+static void wake_locked(struct worker *v);
 void sched_global_push(struct g *g)
 {
     struct worker *w = sched_cur_worker();
@@ -203,13 +204,15 @@ static void worker_kick(struct worker *v)
     sched_poller.kick(v); /* P3: futex wake, or whatever the worker's sleep waits on */
 }
 
-/* Wake one idle worker, the nearest to node (policy.wake_order: same node first). */
-static void wakep_node(int node)
+/* Wake one idle worker, the nearest to node (policy.wake_order: same node first). True when a
+ * worker is spinning or was woken: someone will look for the work. */
+static bool wakep_node(int node)
 {
     /* seq_cst loads: step 3 of the recipe (the caller fenced after publishing, if it must) */
-    if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) != 0 ||
-        atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == 0)
-        return;
+    if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) != 0)
+        return true;
+    if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == 0)
+        return false;
     pthread_mutex_lock(&sched.idle_lock);
     struct worker *v = NULL;
     if (atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) == 0) { /* re-read under idle_lock */
@@ -223,11 +226,24 @@ static void wakep_node(int node)
                 if (sched.w[k]->idle)
                     v = sched.w[k];
         }
+        /* then the extra workers allowed to take work (sysmon.c S2): the others only give
+         * theirs away, waking them would not run it */
+        for (unsigned k = sched.nprocs, n = sched_nworkers(); k < n && !v; k++)
+            if (sched.w[k]->idle && sched_extra_allowed(sched.w[k]))
+                v = sched.w[k];
     }
     if (!v) {
         pthread_mutex_unlock(&sched.idle_lock);
-        return;
+        /* seq_cst, as above: someone may have started spinning meanwhile */
+        return atomic_load_explicit(&sched.nspinning, memory_order_seq_cst) != 0;
     }
+    wake_locked(v);
+    return true;
+}
+
+/* Under idle_lock, v idle: take it off the list and wake it as a spinning worker (W2). */
+static void wake_locked(struct worker *v)
+{
     v->idle = false;
     /* seq_cst: the counters are the sleepers' half of the recipe (steps b-d read them) */
     atomic_fetch_sub_explicit(&sched.nidle, 1, memory_order_seq_cst);     /* W1 */
@@ -237,12 +253,26 @@ static void wakep_node(int node)
     worker_kick(v);
 }
 
+void sched_wake_worker(struct worker *v)
+{
+    pthread_mutex_lock(&sched.idle_lock);
+    if (v->idle)
+        wake_locked(v); /* unlocks */
+    else
+        pthread_mutex_unlock(&sched.idle_lock); /* awake: it looks for work before it sleeps */
+}
+
 void sched_wakep(void)
 {
     if (atomic_load_explicit(&sched.nidle, memory_order_relaxed) == 0) /* cheap exit; wakep_node re-reads */
         return;
     struct worker *w = sched_cur_worker();
     wakep_node(w ? (int)w->node : sched_thread_node());
+}
+
+bool sched_wakep_any(void)
+{
+    return wakep_node(sched_thread_node());
 }
 
 /* Stop spinning after finding work; if we were the last spinner, start another so that a
@@ -270,6 +300,8 @@ static int64_t timers_due(struct worker *w)
 /* The next goroutine this worker can run without sleeping or stealing: the policy at the top. */
 struct g *sched_next_local(struct worker *w)
 {
+    if (unlikely(w->extra) && !sched_extra_allowed(w))
+        return NULL; /* findrunnable gives the local work away (extra_retire) */
     uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed) + 1; /* own */
     atomic_store_explicit(&w->schedtick, tick, memory_order_relaxed);
     struct g *g;
@@ -333,9 +365,14 @@ struct steal_seen {
 
 static struct g *try_steal(struct worker *w, struct steal_seen *seen, int64_t now)
 {
-    for (unsigned k = 0; k + 1 < sched.nprocs; k++) {
-        unsigned vi = w->steal_order[k];
+    /* the regular workers in w's order (nearest first; an extra worker's order has them all),
+     * then the extra workers */
+    unsigned nreg = w->extra ? sched.nprocs : sched.nprocs - 1, n = sched_nworkers();
+    for (unsigned k = 0; k < nreg + (n - sched.nprocs); k++) {
+        unsigned vi = k < nreg ? w->steal_order[k] : sched.nprocs + (k - nreg);
         struct worker *v = sched.w[vi];
+        if (v == w)
+            continue;
         uint32_t tick = atomic_load_explicit(&v->schedtick, memory_order_relaxed); /* heuristic only */
         if (tick != seen[vi].tick) {
             seen[vi].tick = tick;
@@ -371,10 +408,11 @@ static bool idle_leave(struct worker *w)
 /* Start spinning if few enough workers spin already (only some do at once, as in Go). */
 static void maybe_start_spinning(struct worker *w)
 {
-    if (w->spinning || sched.nprocs < 2)
+    unsigned n = sched_nworkers();
+    if (w->spinning || n < 2)
         return;
     /* relaxed: only a heuristic of how many spin (Go's "half the busy Ps") */
-    uint32_t busy = sched.nprocs - atomic_load_explicit(&sched.nidle, memory_order_relaxed);
+    uint32_t busy = n - atomic_load_explicit(&sched.nidle, memory_order_relaxed);
     if (2 * atomic_load_explicit(&sched.nspinning, memory_order_relaxed) < busy) {
         w->spinning = true;
         /* seq_cst: a producer that sees nspinning > 0 skips its wake-up (step 3) */
@@ -388,7 +426,7 @@ static void maybe_start_spinning(struct worker *w)
  * looks at its ring. */
 static void run_other_timers(struct worker *w, int64_t now)
 {
-    for (unsigned k = 0; k < sched.nprocs; k++) {
+    for (unsigned k = 0, n = sched_nworkers(); k < n; k++) {
         struct worker *v = sched.w[k];
         if (v != w && timers_due(v) <= now)
             sched_timers_run(v, now); /* rechecks under v->tlock */
@@ -399,7 +437,7 @@ static void run_other_timers(struct worker *w, int64_t now)
 static int64_t timers_first_all(void)
 {
     int64_t first = INT64_MAX;
-    for (unsigned k = 0; k < sched.nprocs; k++) {
+    for (unsigned k = 0, n = sched_nworkers(); k < n; k++) {
         int64_t t = timers_due(sched.w[k]);
         if (t < first)
             first = t;
@@ -486,14 +524,71 @@ static void idle_sleep(struct worker *w)
     } else {
         idle_leave(w);
     }
+    sched_sysmon_kick(); /* S5: nidle fell (ours or the waker's decrement) before this */
+}
+
+/* An extra worker that may not take work (sysmon.c S2): give the local work to the global queue,
+ * then sleep on the idle list until allowed again (the sysmon wakes it) or until its own timers
+ * or I/O have more to give away. Never spins, steals or takes from a global queue: extra workers
+ * add threads only while workers are stuck. */
+static void extra_retire(struct worker *w)
+{
+    sched_poller.poll(w);                     /* its I/O readies into its ring (g0) */
+    if (timers_due(w) <= clk_now())
+        sched_timers_run(w, clk_now());
+    struct g *gs[RUNQ_SIZE + 1];
+    uint32_t n = 0;
+    /* acquire: pairs with the release of whoever stored runnext (the owner: us) */
+    struct g *g = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+    if (g)
+        gs[n++] = g;
+    while (n < RUNQ_SIZE + 1 && (g = runq_pop(w)))
+        gs[n++] = g;
+    if (n) {
+        gq_push_list(&sched.gq[w->node], gs, n);
+        sched_fence_seq_cst(); /* step 2 of the recipe: the push before wakep's counter reads */
+        wakep_node((int)w->node);
+        return;
+    }
+    pthread_mutex_lock(&sched.idle_lock);
+    w->idle = true;
+    atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b */
+    pthread_mutex_unlock(&sched.idle_lock);
+    sched_fence_seq_cst(); /* step c: against the sysmon's extra_allowed store + wake (S2) */
+    sched_poller.flush(w);
+    if (!sched_extra_allowed(w) && runq_empty(w) && sched_poller.poll(w) == 0 && timers_due(w) > clk_now()) {
+        sched_debug_hooks.check_deadlock(0);
+        int64_t first = timers_due(w);
+        sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
+    }
+    if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with the waker's release */
+        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
+        w->spinning = true; /* W2 */
+    } else {
+        idle_leave(w);
+    }
+    sched_sysmon_kick();
 }
 
 /* The scheduling loop's question "what next?" on g0: local work, then spinning, then sleep. */
 static struct g *findrunnable(struct worker *w)
 {
-    struct steal_seen seen[sched.nprocs];
+    struct steal_seen seen[sched.nw_max];
     memset(seen, 0, sizeof seen);
     for (;;) {
+        if (unlikely(w->extra) && !sched_extra_allowed(w)) {
+            if (w->spinning) {
+                /* step a: a producer that saw us spinning did not wake anyone; we may not take
+                 * its work, so whoever can must be woken (the test_sync hang: all asleep with
+                 * goroutines in a global queue) */
+                stop_spinning(w, false);
+                sched_fence_seq_cst();
+                if (runq_work_anywhere())
+                    wakep_node((int)w->node);
+            }
+            extra_retire(w);
+            continue;
+        }
         struct g *g = sched_next_local(w);
         if (g) {
             stop_spinning(w, true);
@@ -551,7 +646,10 @@ void *sched_worker_main(void *arg)
 #endif
     sched_altstack_init(w);
     sched_poller.init(w);
-    pthread_barrier_wait(&sched_start_barrier);
+    if (w->extra)
+        sched_extra_started(w);   /* sysmon.c S4: published, then it runs */
+    else
+        pthread_barrier_wait(&sched_start_barrier);
     for (;;) {
         struct g *g = findrunnable(w);
         sched_run_from_g0(w, g);

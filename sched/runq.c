@@ -271,7 +271,7 @@ bool runq_work_anywhere(void)
 {
     if (atomic_load_explicit(&sched.gq_len, memory_order_relaxed) != 0)
         return true;
-    for (unsigned i = 0; i < sched.nprocs; i++)
+    for (unsigned i = 0, n = sched_nworkers(); i < n; i++)
         if (!runq_empty(sched.w[i]))
             return true;
     return false;

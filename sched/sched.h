@@ -205,6 +205,7 @@ struct worker {
     _Atomic uint32_t wake;        /* futex word: 0 asleep/announced, 1 woken */
     bool spinning;                /* own: counted in sched.nspinning */
     bool idle;                    /* idle (asleep or about to be); under sched.idle_lock */
+    bool extra;                   /* an extra worker (id >= nprocs, sysmon.c); constant */
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
@@ -214,7 +215,14 @@ struct worker {
 
 /* ------------------------------------------------------------------ global state */
 struct sched {
-    unsigned nprocs;
+    unsigned nprocs;              /* regular workers: w[0 .. nprocs-1], made at start */
+    /* Workers that exist: the regular ones, then the extra ones the sysmon made (sysmon.c),
+     * w[nprocs .. nw-1]. Only grows, up to nw_max; read it with sched_nworkers(). */
+    _Atomic uint32_t nw;
+    unsigned nw_max;              /* nprocs + the most extra workers; w has nw_max entries */
+    /* Extra workers w[nprocs .. nprocs+extra_allowed-1] may take work from anywhere: as many
+     * as there are stuck workers (sysmon.c S2). The others only give their local work away. */
+    _Atomic uint32_t extra_allowed;
     struct worker **w;
     size_t stack_usable;          /* usable bytes per goroutine stack */
     size_t stack_guard;           /* guard bytes below each stack (RINGO_STACK_GUARD), page multiple */
@@ -283,6 +291,13 @@ struct sched {
 };
 extern struct sched sched;
 
+/* The workers that exist (regular and extra): acquire pairs with the release publication of
+ * an extra worker (sysmon.c S4), so w[0 .. n-1] are fully made. */
+static inline unsigned sched_nworkers(void)
+{
+    return atomic_load_explicit(&sched.nw, memory_order_acquire);
+}
+
 /* How the main thread left while the process lives on (sched.main_exited, park.c). Returning
  * from main() is not one of them: that is exit(). */
 enum main_exit { MAIN_RUNNING = 0, MAIN_PTHREAD_EXIT = 1, MAIN_RINGO_EXIT = 2 };
@@ -322,7 +337,7 @@ extern _Atomic int sched_fence_word;
 
 
 /* RINGO_DISABLE bits */
-enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8 };
+enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8, DIS_RING_HANDOFF = 16 };
 /* RINGO_DEBUG bits */
 enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16, DBG_HOG = 32 };
 
@@ -368,6 +383,8 @@ struct g *sched_next_local(struct worker *w);
 /* Make g runnable: runnext of the current worker, or the global queue from a plain thread. */
 void sched_enqueue_ready(struct g *g);
 void sched_wakep(void);
+/* From a plain thread, after a fence: wake an idle worker; true when one was woken or one spins. */
+bool sched_wakep_any(void);
 void sched_global_push(struct g *g);
 uint32_t sched_fastrand(void);
 
@@ -375,6 +392,21 @@ uint32_t sched_fastrand(void);
 bool sched_test_runq_push(struct worker *w, struct g *g);
 struct g *sched_test_runq_pop(struct worker *w);
 struct g *sched_test_runq_steal(struct worker *thief, struct worker *victim);
+
+/* ------------------------------------------------------------------ the sysmon (sysmon.c) */
+void sched_sysmon_start(void);                /* start.c, once the workers run */
+void sched_sysmon_kick(void);                 /* a worker left its idle sleep (proc.c) */
+/* An extra worker may take work from anywhere (a relaxed read: sysmon.c S2). */
+static inline bool sched_extra_allowed(const struct worker *w)
+{
+    return w->id - sched.nprocs < atomic_load_explicit(&sched.extra_allowed, memory_order_relaxed);
+}
+/* Take v off the idle list and wake it, if it is idle there (proc.c; the sysmon's activation). */
+void sched_wake_worker(struct worker *v);
+/* start.c: make extra worker number sched.nw and start its thread; 0 or -errno. The thread
+ * calls sched_extra_started once its I/O backend is set up (sysmon.c S4). */
+int  sched_extra_new(void);
+void sched_extra_started(struct worker *w);
 
 /* ------------------------------------------------------------------ goroutines (goroutine.c) */
 void sched_g_free(struct worker *w, struct g *g);   /* after the switch-out of a dead g */

@@ -157,9 +157,10 @@ static void detect_valgrind(void)
 /* RINGO_DISABLE and RINGO_DEBUG: first, everything after may depend on them. */
 static void read_flags(void)
 {
-    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun" };
+    static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
+                                             "ring_handoff" };
     static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
-    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 4);
+    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
     sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
 }
 
@@ -256,27 +257,75 @@ static int make_nodes(const struct topo_policy *pol, bool have_pol)
 }
 
 /* The worker descriptors: CPU, node, steal order (nearest first), timers. */
+/* One worker descriptor, id i: zeroed, its rng seeded, a steal order of n victims, timers. */
+static struct worker *new_worker(unsigned i, unsigned n)
+{
+    struct worker *w;
+    if (posix_memalign((void **)&w, CACHELINE, sizeof *w) != 0)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    w->id = i;
+    w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)clk_now();
+    w->steal_order = calloc(n ? n : 1, sizeof(unsigned));
+    if (!w->steal_order) {
+        free(w);
+        return NULL;
+    }
+    sched_timers_init(w);
+    return w;
+}
+
+/* The most extra workers (sysmon.c): one per regular worker, as each stuck one gets one. */
+static unsigned extra_max(void)
+{
+    return sched.nprocs;
+}
+
 static int make_workers(const int *worker_cpus, const struct topo_policy *pol, bool have_pol)
 {
-    sched.w = calloc(sched.nprocs, sizeof *sched.w);
+    sched.nw_max = sched.nprocs + extra_max();
+    sched.w = calloc(sched.nw_max, sizeof *sched.w);
     if (!sched.w)
         return -ENOMEM;
     for (unsigned i = 0; i < sched.nprocs; i++) {
-        struct worker *w;
-        if (posix_memalign((void **)&w, CACHELINE, sizeof *w) != 0)
+        struct worker *w = new_worker(i, sched.nprocs - 1);
+        if (!w)
             return -ENOMEM;
-        memset(w, 0, sizeof *w);
-        w->id = i;
         w->cpu = sched.pin ? worker_cpus[i] : -1;
         w->node = have_pol ? pol->worker_node[i] : 0;
-        w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ (uint64_t)clk_now();
-        w->steal_order = calloc(sched.nprocs > 1 ? sched.nprocs - 1 : 1, sizeof(unsigned));
-        if (!w->steal_order)
-            return -ENOMEM;
         for (unsigned k = 0; k + 1 < sched.nprocs; k++)
             w->steal_order[k] = have_pol ? pol->steal_order[i * (sched.nprocs - 1) + k] : (i + 1 + k) % sched.nprocs;
-        sched_timers_init(w);
         sched.w[i] = w;
+    }
+    /* relaxed: the threads that read it are created after this (pthread_create orders it) */
+    atomic_store_explicit(&sched.nw, sched.nprocs, memory_order_relaxed);
+    return 0;
+}
+
+int sched_extra_new(void)
+{
+    unsigned i = sched_nworkers();
+    if (i >= sched.nw_max)
+        return -EAGAIN;
+    struct worker *w = new_worker(i, sched.nprocs);
+    if (!w)
+        return -ENOMEM;
+    w->extra = true;
+    w->cpu = -1; /* not pinned: it stands in for a worker whose thread holds that worker's CPU */
+    w->node = 0;
+    for (unsigned k = 0; k < sched.nprocs; k++)
+        w->steal_order[k] = k;
+    sched.w[i] = w; /* published by sysmon.c S4 (the release store of sched.nw) */
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&w->thread, &a, sched_worker_main, w);
+    pthread_attr_destroy(&a);
+    if (r != 0) {
+        sched.w[i] = NULL;
+        free(w->steal_order);
+        free(w);
+        return -r;
     }
     return 0;
 }
@@ -351,6 +400,7 @@ static int start_locked(void)
 
     sched_segv_install();
     start_threads();
+    sched_sysmon_start();
     sched_main_watch(); /* started on main: main's pthread_exit is seen (park.c) */
     if (sched.debug & DBG_STATS)
         atexit(sched_debug_hooks.at_exit);

@@ -16,6 +16,6 @@ EXTRA_%canon_reldir%_test_io_DEPENDENCIES = examples/http_server examples/echo_s
 %canon_reldir%_stress_io_SOURCES = %reldir%/stress_io.c %reldir%/ioutil.h
 %canon_reldir%_stress_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_stress_io_LDADD = $(RINGO_TEST_LIBS)
-IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh
+IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh %reldir%/io_nohandoff.sh
 TESTS += $(IO_TESTS) $(IO_FALLBACK_TESTS)
 dist_check_SCRIPTS += $(IO_FALLBACK_TESTS)

@@ -1,5 +1,7 @@
 #!/bin/sh
-# tests/io_nodefer.sh — tests/test_io with RINGO_DISABLE=defer_taskrun (a forced fallback; see sched/io/io.c).
-RINGO_DISABLE=defer_taskrun
+# tests/io_nodefer.sh — tests/test_io on rings owned by their thread alone and without
+# DEFER_TASKRUN: RINGO_DISABLE=ring_handoff,defer_taskrun gives COOP_TASKRUN rings (a forced
+# fallback; see sched/io/io.c and kernel_iface/uring.c's chain).
+RINGO_DISABLE=ring_handoff,defer_taskrun
 export RINGO_DISABLE
 exec "${top_builddir:-.}/tests/test_io" "$@"

@@ -55,13 +55,17 @@ enum quiet {
 
 static enum quiet quiet_state(void)
 {
-    if (sched_dl_read(&sched.nthreads_active) != 0 || sc32(&sched.nidle) != sched.nprocs)
+    /* nidle before nw (sysmon.c S4): an extra worker published after our read of nw ran
+     * nothing before it, and its work came from a queue we look at below */
+    uint32_t nidle = sc32(&sched.nidle);
+    unsigned nw = sc32(&sched.nw);
+    if (sched_dl_read(&sched.nthreads_active) != 0 || nidle != nw)
         return Q_BUSY;
     if (sched_dl_read(&sched.ntimers) != 0 || sched_dl_read(&sched.nio) != 0 ||
         sched_dl_read(&sched.nblocking) != 0 ||
         sc32(&sched.gq_len) != 0 || sc32(&sched.nspinning) != 0)
         return Q_BUSY;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    for (unsigned i = 0; i < nw; i++) {
         struct worker *w = sched.w[i];
         if (sc32(&w->rq.head) != sc32(&w->rq.tail) ||
             atomic_load_explicit(&w->runnext, memory_order_seq_cst))

@@ -123,7 +123,7 @@ static void print_frames(int fd, const uintptr_t *pcs, size_t n, bool first_is_p
 /* Which worker runs g right now, or -1 (racy: w->curg is the owner's plain field). */
 RACY_READER static int running_on(struct g *g)
 {
-    for (unsigned i = 0; i < sched.nprocs; i++)
+    for (unsigned i = 0, n = sched_nworkers(); i < n; i++)
         if (((volatile struct worker *)sched.w[i])->curg == g)
             return (int)i;
     return -1;

@@ -16,7 +16,7 @@ void ringo_stats_get(struct ringo_stats *out)
     out->goroutines = ringo_num_goroutines();
     out->spawned = (uint64_t)atomic_load_explicit(&sched.thread_spawned, memory_order_relaxed);
     out->wakeups = atomic_load_explicit(&sched.thread_wakeups, memory_order_relaxed);
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    for (unsigned i = 0, n = sched_nworkers(); i < n; i++) {
         struct worker *w = sched.w[i];
         out->spawned += atomic_load_explicit(&w->st_spawned, memory_order_relaxed);   /* stats only */
         out->switches += atomic_load_explicit(&w->st_switches, memory_order_relaxed);

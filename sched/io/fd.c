@@ -246,7 +246,8 @@ static void cancel_everywhere(int fd, struct fd_slot *slot)
     struct worker *me = sched_cur_worker();
     bool on_owner = sched_cur_g(me) != NULL; /* a goroutine on me: may use me's ring itself */
     unsigned nremote = 0;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    unsigned nw = sched_nworkers();
+    for (unsigned i = 0; i < nw; i++) {
         struct worker *v = sched.w[i];
         struct io_common *c = v->io;
         if (!c)
@@ -273,7 +274,7 @@ static void cancel_everywhere(int fd, struct fd_slot *slot)
     sched_park_prepare(self, WR_IO); /* forever: a plain thread's deadlock accounting needs it set now */
     sched_dl_add(&sched.nio, 1); /* I5: we wait on other rings */
     unsigned k = 0;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    for (unsigned i = 0; i < nw; i++) {
         struct worker *v = sched.w[i];
         struct io_common *c = v->io;
         if (!c || c->kind != IOK_URING || (v == me && on_owner) || !wants_request(rings, i))
@@ -300,7 +301,7 @@ static void cancel_everywhere(int fd, struct fd_slot *slot)
  * so after its sub: we read 0) or it finds us queued and readies us. */
 static void fd_drain(int fd, struct fd_slot *slot)
 {
-    for (unsigned i = 0; i < sched.nprocs; i++)
+    for (unsigned i = 0, nw = sched_nworkers(); i < nw; i++)
         if (!sched.w[i]->io)
             return; /* F2: a worker without a backend blocks in calls nothing can end */
     struct g *self = sched_self();

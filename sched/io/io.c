@@ -86,6 +86,7 @@ static void io_probe(void)
         struct kif_uring_want want = {
             .defer_taskrun = !(sched.disable & DIS_DEFER_TASKRUN),
             .futex_wait = !(sched.disable & DIS_FUTEX_URING),
+            .shared = !(sched.disable & DIS_RING_HANDOFF),
         };
         if (kif_uring_probe(&want, &caps) == 0)
             backend = IOK_URING;
@@ -96,7 +97,7 @@ static void io_probe(void)
     if (backend == IOK_URING)
         fprintf(stderr, "ringo: I/O backend: io_uring (%s, idle wake by %s%s%s)\n",
                 caps.defer_taskrun ? "single_issuer+defer_taskrun"
-                                   : caps.coop_taskrun ? "coop_taskrun" : "plain",
+                                   : caps.coop_taskrun ? "coop_taskrun" : caps.shared ? "shared" : "plain",
                 caps.futex_wait ? "IORING_OP_FUTEX_WAIT" : "eventfd", caps.futex_wait ? "" : ": ", caps.futex_wait ? "" : why);
     else
         fprintf(stderr, "ringo: I/O backend: epoll (%s)\n", why);
@@ -150,6 +151,14 @@ static void io_sleep(struct worker *w, int64_t deadline)
         epoll_be_sleep(w, deadline);
 }
 
+static int io_rescue(struct worker *w)
+{
+    struct io_common *c = w->io;
+    if (!c)
+        return 0;
+    return c->kind == IOK_URING ? uring_be_rescue(w) : epoll_be_rescue(w);
+}
+
 void io_kick(struct worker *w)
 {
     struct io_common *c = w->io;
@@ -185,7 +194,7 @@ static void io_stats(uint64_t *submitted, uint64_t *completed)
     *completed = 0;
     if (!sched_started())
         return;
-    for (unsigned i = 0; i < sched.nprocs; i++) {
+    for (unsigned i = 0, n = sched_nworkers(); i < n; i++) {
         struct io_common *c = sched.w[i]->io;
         if (!c)
             continue;
@@ -213,6 +222,7 @@ const struct poller sched_poller = {
     .flush = io_flush,
     .sleep = io_sleep,
     .kick = io_kick,
+    .rescue = io_rescue,
     .waiting = io_waiting,
     .stats = io_stats,
 };

@@ -87,17 +87,18 @@ void fd_leave(struct fd_slot *slot);
  * would find the wait (epoll: under the worker's c.lock; io_uring: fd_ring_enter instead);
  * true: return -EBADF without waiting. NULL slot: false. */
 bool fd_closing(struct fd_slot *slot);
-/* io_uring owner w, just before filling an SQE on the slot's fd (F4): first = this worker's
+/* io_uring owner w (under its ring lock), just before filling an SQE on the slot's fd (F4): first = this worker's
  * count of operations on the fd went from 0 to 1 (set its bit in rings), then the F3 re-check.
  * True: a close is in progress; return -EBADF (after fd_ring_leave if first). NULL slot: false. */
 bool fd_ring_enter(struct fd_slot *slot, unsigned wid, bool first);
 /* io_uring owner: its last operation on the fd has completed (count back to 0): clear its bit. */
 void fd_ring_leave(struct fd_slot *slot, unsigned wid);
-/* Whether workers set and read the rings masks (sched.nprocs <= FD_RING_BITS); else a closer
- * sends its cancel request to every io_uring worker. Constant once the scheduler started. */
+/* Whether workers set and read the rings masks (every worker that may exist, extra ones
+ * included, has a bit: sched.nw_max <= FD_RING_BITS); else a closer sends its cancel request
+ * to every io_uring worker. Constant once the scheduler started. */
 static inline bool fd_rings_tracked(void)
 {
-    return sched.nprocs <= FD_RING_BITS;
+    return sched.nw_max <= FD_RING_BITS;
 }
 
 /* ---- io.c, for the backends */
@@ -121,6 +122,7 @@ void uring_be_sleep(struct worker *w, int64_t deadline);
 void uring_be_ring(struct worker *w);           /* the doorbell's kernel half (any thread) */
 ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a);
 void uring_be_cancel_fd(struct worker *w, int fd);  /* owner thread only */
+int  uring_be_rescue(struct worker *w);         /* the sysmon, for a stuck worker (U1) */
 
 /* ---- poll_epoll.c */
 int  epoll_be_init(struct worker *w);
@@ -135,6 +137,7 @@ int  epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fds
                    int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */
 uint32_t epoll_be_nwait(struct worker *w);           /* any thread; relaxed snapshot */
+int  epoll_be_rescue(struct worker *w);              /* the sysmon, for a stuck worker (E4) */
 
 /* ---- poll_none.c: a worker without a backend sleeps on w->wake alone */
 void none_sleep(struct worker *w, int64_t deadline);

@@ -20,10 +20,14 @@
  *       for the waiters left). A waiter whose events are not armed arms them; so does the first
  *       waiter of an empty slot (MOD, or ADD when the fd was closed and reused meanwhile).
  *       Events armed for waiters that left (deadline) may fire once more: harmless.
- *   E4  Only the owner calls epoll_wait on its instance (poll and sleep); events collected by
- *       the sleep are dispatched by the next poll.
- * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; ring and cancel_fd from any
- *   thread.
+ *   E4  The owner calls epoll_wait on its instance (poll and sleep) into its own ev buffer;
+ *       events collected by the sleep are dispatched by the next poll. The one other caller is
+ *       the sysmon, for a worker it found stuck in a goroutine (epoll_be_rescue, issue 11 item
+ *       3): it collects into a buffer of its own and dispatches under c.lock like the owner, so
+ *       a stuck owner's waiters are readied (into the global queue). The kernel hands each
+ *       EPOLLONESHOT event to one of the two; dispatch re-arms for the waiters left either way.
+ * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; rescue on the sysmon; ring
+ *   and cancel_fd from any thread.
  * Depends on: sched/io/io.h, sched.h (park protocol, timers through sched_park's deadline),
  *   sched/list.h (the waiter lists), sched/io/fd.c (fd_closing: the close re-check, F3).
  */
@@ -244,7 +248,7 @@ static void end_all_waits(struct epoll_be *b, struct epslot *s, int err, struct 
     }
 }
 
-/* Owner: one readiness event for fd. */
+/* Owner or the sysmon's rescue (E4): one readiness event for fd. */
 static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
 {
     struct dlist ready = DLIST_INIT;
@@ -310,6 +314,21 @@ int epoll_be_poll(struct worker *w)
         b->evi = 0;
         n += dispatch_events(b);
     }
+    return n;
+}
+
+int epoll_be_rescue(struct worker *w)
+{
+    struct epoll_be *b = be_of(w);
+    /* relaxed peek: a waiter linked just now is the owner's own business once it returns */
+    if (atomic_load_explicit(&b->nwait, memory_order_relaxed) == 0)
+        return 0;
+    struct epoll_event ev[EP_NEV];
+    int k = epoll_wait(b->epfd, ev, EP_NEV, 0);
+    int n = 0;
+    for (int i = 0; i < k; i++)
+        if (ev[i].data.u64 != EP_BELL) /* the doorbell is the owner's: left for its next sleep */
+            n += dispatch(b, (int)ev[i].data.u64, ev[i].events);
     return n;
 }
 

@@ -6,9 +6,20 @@
  *   io_uring_enter(GETEVENTS) that also waits on the doorbell (a FUTEX_WAIT, or an eventfd READ).
  *
  * Invariants:
- *   U1  Only the owner thread touches its ring (SINGLE_ISSUER, DEFER_TASKRUN): goroutines fill
- *       SQEs on the worker they run on, and only that worker reaps. Other threads reach a ring
- *       only through the doorbell and the cancel list (struct io_common).
+ *   U1  A ring and the fields marked "ring" below are touched only under b->lock. The owner
+ *       thread takes it for every session with its ring (goroutines fill SQEs on the worker they
+ *       run on; the worker submits, reaps and sleeps, holding it across the sleep's enter). The
+ *       one other taker is the sysmon (sched/sysmon.c), with a trylock, and only for a worker it
+ *       found stuck (a goroutine has kept it for 10 ms): uring_be_rescue submits what waits in
+ *       the SQ, runs the cancel list and reaps, readying the owners into the global queue, so
+ *       I/O never waits for a thread that computes or blocks (issue 11, item 3). A trylock that
+ *       fails means the owner is using its ring: it is not stuck. Shared rings need the flags
+ *       of kernel_iface/uring.c's step 4 (no SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN, no
+ *       registered ring fd); with RINGO_DISABLE=ring_handoff rings keep those flags, only the
+ *       owner thread ever takes the lock, and the rescue does nothing. The lock costs one CAS
+ *       and one store per session, uncontended: B8/B9 measurements are in README.md.
+ *       Other threads reach a ring otherwise only through the doorbell and the cancel list
+ *       (struct io_common).
  *   U2  A uring_req stays valid until every CQE of its SQEs is reaped: 1 for a lone op, 2 for
  *       an op with a linked IORING_OP_LINK_TIMEOUT. req->pending counts them down, and the
  *       goroutine is readied only at zero, so the record on its stack never goes away under
@@ -35,12 +46,13 @@
  * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
- *   of that worker switching out); uring_be_ring from any thread.
+ *   of that worker switching out); uring_be_rescue on the sysmon; uring_be_ring from any thread.
  * Depends on: sched/io/io.h, kernel_iface/uring, kernel_iface/futex, sched.h (park protocol),
  *   sched/io/fd.c (fd_ring_enter/fd_ring_leave: the close re-check before an SQE, F3, and the
  *   rings mask, F4).
  */
 #include "sched/io/io.h"
+#include "sched/spinlock.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/futex.h"
 #include "kernel_iface/uring.h"
@@ -72,18 +84,20 @@ struct fdc_ent {
 
 struct uring_be {
     struct io_common c;           /* first: w->io points here */
-    struct io_uring ring;         /* U1 */
-    unsigned unsub;               /* own: SQEs filled but not yet submitted */
-    unsigned inflight;            /* own: ops (not timeouts) whose final CQE is not reaped yet */
-    bool bell_armed;              /* own: the doorbell wait is in the ring */
+    _Atomic uint32_t lock;        /* U1: sched/spinlock.h */
+    struct io_uring ring;         /* ring (U1) */
+    unsigned unsub;               /* ring: SQEs filled but not yet submitted */
+    unsigned inflight;            /* ring: ops (not timeouts) whose final CQE is not reaped yet */
+    bool bell_armed;              /* ring: the doorbell wait is in the ring */
+    bool shared;                  /* the sysmon may take the lock (U1); constant */
     bool futex;                   /* doorbell = FUTEX_WAIT on c.bell (else eventfd READ) */
     bool taskrun_flag;            /* the kernel flags pending task work (U6) */
     bool defer;
     int efd;                      /* eventfd doorbell (no FUTEX_WAIT); -1 otherwise */
     uint64_t efd_buf;             /* the eventfd READ's target */
     unsigned wid;                 /* the owner's worker id: its bit in rings masks (U7) */
-    struct fdc_ent *fdc;          /* own: U7; NULL until the first tracked op */
-    unsigned fdc_cap, fdc_used;   /* own: a power of 2 (or 0), entries in use */
+    struct fdc_ent *fdc;          /* ring: U7; NULL until the first tracked op */
+    unsigned fdc_cap, fdc_used;   /* ring: a power of 2 (or 0), entries in use */
 };
 
 static inline struct uring_be *be_of(struct worker *w)
@@ -192,6 +206,7 @@ int uring_be_init(struct worker *w, const struct kif_uring_caps *caps)
     b->futex = caps->futex_wait;
     b->taskrun_flag = caps->taskrun_flag;
     b->defer = caps->defer_taskrun;
+    b->shared = caps->shared;
     b->efd = -1;
     if (!b->futex) {
         b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -292,8 +307,10 @@ static void flush_cancels(struct uring_be *b)
 void uring_be_cancel_fd(struct worker *w, int fd)
 {
     struct uring_be *b = be_of(w);
+    spin_lock(&b->lock);
     if (prep_cancel(b, fd))
         flush_cancels(b);
+    spin_unlock(&b->lock);
 }
 
 static void process_cancels(struct uring_be *b)
@@ -311,34 +328,66 @@ static void process_cancels(struct uring_be *b)
     }
 }
 
-int uring_be_poll(struct worker *w)
+/* poll's work, under the lock: cancels, submission, completions (U6). */
+static int poll_locked(struct uring_be *b)
 {
-    struct uring_be *b = be_of(w);
     /* relaxed peek: the sleep re-checks with seq_cst after resetting the doorbell */
     if (unlikely(atomic_load_explicit(&b->c.ncancel, memory_order_relaxed) != 0))
         process_cancels(b);
     if (b->unsub) {
         submit(b, true);
     } else if (b->inflight || b->bell_armed) {
-        if (b->taskrun_flag ? kif_uring_needs_enter(&b->ring)
-                            : (b->defer && io_uring_cq_ready(&b->ring) == 0))
-            submit(b, true); /* U6: run the deferred completions */
+        if (b->taskrun_flag || !b->defer ? kif_uring_needs_enter(&b->ring)
+                                         : io_uring_cq_ready(&b->ring) == 0)
+            submit(b, true); /* U6: run the deferred completions, or flush a CQ overflow */
     }
     if (io_uring_cq_ready(&b->ring) == 0)
         return 0;
     return reap(b);
 }
 
+int uring_be_poll(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    spin_lock(&b->lock);
+    int n = poll_locked(b);
+    spin_unlock(&b->lock);
+    return n;
+}
+
+int uring_be_rescue(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    if (!b->shared || !spin_trylock(&b->lock))
+        return 0; /* U1: not a shared ring, or its owner is using it (so it is not stuck) */
+    /* on the sysmon thread: reap's sched_ready puts the owners on the global queue and wakes
+     * a worker (sched_enqueue_ready from a plain thread) */
+    int n = poll_locked(b);
+    spin_unlock(&b->lock);
+    return n;
+}
+
 void uring_be_flush(struct worker *w)
 {
     struct uring_be *b = be_of(w);
+    spin_lock(&b->lock);
     if (b->unsub)
         submit(b, false);
+    spin_unlock(&b->lock);
 }
+
+static void sleep_locked(struct worker *w, struct uring_be *b, int64_t deadline);
 
 void uring_be_sleep(struct worker *w, int64_t deadline)
 {
     struct uring_be *b = be_of(w);
+    spin_lock(&b->lock); /* held across the enter: a sleeping owner is not stuck (U1) */
+    sleep_locked(w, b, deadline);
+    spin_unlock(&b->lock);
+}
+
+static void sleep_locked(struct worker *w, struct uring_be *b, int64_t deadline)
+{
     if (io_uring_cq_ready(&b->ring) != 0)
         return; /* completions to reap first */
     if (io_bell_reset_and_check(w, &b->c)) {
@@ -414,59 +463,19 @@ static void prep_op(struct io_uring_sqe *sqe, const struct io_args *a)
     }
 }
 
+static ssize_t fill_locked(struct uring_be *b, struct g *self, const struct io_args *a, struct uring_req *rq,
+                           unsigned need);
+
 ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
 {
     struct uring_be *b = be_of(w);
     struct uring_req req;
     unsigned need = a->deadline >= 0 ? 2 : 1;
-    if (io_uring_sq_space_left(&b->ring) < need) {
-        /* submit only: reaping or cancel processing here could run before our SQE exists */
-        submit(b, false);
-        if (io_uring_sq_space_left(&b->ring) < need)
-            return IO_RETRY;
-    }
-    /* U7, F4: count the op on fd first; the 0 -> 1 step publishes our bit in the rings mask
-     * before the re-check, so a closer either sees the bit (and sends us its cancel) or this
-     * re-check sees CLOSING (fd.c top: the Dekker pair) */
-    req.slot = fd_rings_tracked() ? a->fdslot : NULL;
-    req.fd = a->fd;
-    bool first = false;
-    if (req.slot) {
-        struct fdc_ent *e = fdc_get(b, a->fd);
-        if (!e)
-            return -ENOMEM;
-        first = e->n++ == 0;
-    }
-    /* F3: on the owner thread, so after any cancel this ring processed (a later one is queued
-     * after our SQE and cancels it): a close in progress has ended, or will end, every other
-     * wait on fd, and waits for us to leave */
-    if (fd_ring_enter(a->fdslot, b->wid, first)) {
-        fdc_done(b, &req);
-        return -EBADF;
-    }
-    req.g = self;
-    req.res = 0;
-    req.tres = 0;
-    req.pending = need;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
-    prep_op(sqe, a);
-    sqe->user_data = (uint64_t)(uintptr_t)&req;
-    if (a->deadline >= 0) {
-        /* both SQEs go to the kernel in the same submit: nothing submits between these gets */
-        sqe->flags |= IOSQE_IO_LINK;
-        req.ts.tv_sec = a->deadline / 1000000000LL;
-        req.ts.tv_nsec = a->deadline % 1000000000LL;
-        struct io_uring_sqe *t = io_uring_get_sqe(&b->ring);
-        io_uring_prep_link_timeout(t, &req.ts, IORING_TIMEOUT_ABS);
-        t->user_data = (uint64_t)(uintptr_t)&req | 1;
-    }
-    b->unsub += need;
-    b->inflight++;
-    sched_stat_add(&b->c.st_submitted, 1);
-    sched_park_prepare(self, WR_IO); /* only this worker reaps (U1), and not before we park */
-    sched_dl_add(&sched.nio, 1); /* U3: before submission */
-    if (b->unsub >= URING_BATCH)
-        submit(b, false);
+    spin_lock(&b->lock); /* U1: until our SQEs are in the ring (never across the park) */
+    ssize_t r = fill_locked(b, self, a, &req, need);
+    spin_unlock(&b->lock);
+    if (r != 0)
+        return r;
     sched_park(self, -1, NULL, 0);
     /* resumed, perhaps on another worker (I4): only req is read from here on */
     if (req.res == -ECANCELED || req.res == -EINTR) {
@@ -476,4 +485,61 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
             return -EBADF; /* cancelled by ringo_close */
     }
     return req.res;
+}
+
+/* uring_be_do's part under the lock: the SQE(s) of req, or IO_RETRY / -errno (nothing filled). */
+static ssize_t fill_locked(struct uring_be *b, struct g *self, const struct io_args *a, struct uring_req *rq,
+                           unsigned need)
+{
+    if (io_uring_sq_space_left(&b->ring) < need) {
+        /* submit only: reaping or cancel processing here could run before our SQE exists */
+        submit(b, false);
+        if (io_uring_sq_space_left(&b->ring) < need)
+            return IO_RETRY;
+    }
+    /* U7, F4: count the op on fd first; the 0 -> 1 step publishes our bit in the rings mask
+     * before the re-check, so a closer either sees the bit (and sends us its cancel) or this
+     * re-check sees CLOSING (fd.c top: the Dekker pair) */
+    rq->slot = fd_rings_tracked() ? a->fdslot : NULL;
+    rq->fd = a->fd;
+    bool first = false;
+    if (rq->slot) {
+        struct fdc_ent *e = fdc_get(b, a->fd);
+        if (!e)
+            return -ENOMEM;
+        first = e->n++ == 0;
+    }
+    /* F3: under the ring lock, so after any cancel this ring processed (a later one is queued
+     * after our SQE and cancels it): a close in progress has ended, or will end, every other
+     * wait on fd, and waits for us to leave */
+    if (fd_ring_enter(a->fdslot, b->wid, first)) {
+        fdc_done(b, rq);
+        return -EBADF;
+    }
+    rq->g = self;
+    rq->res = 0;
+    rq->tres = 0;
+    rq->pending = need;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+    prep_op(sqe, a);
+    sqe->user_data = (uint64_t)(uintptr_t)rq;
+    if (a->deadline >= 0) {
+        /* both SQEs go to the kernel in the same submit: nothing submits between these gets */
+        sqe->flags |= IOSQE_IO_LINK;
+        rq->ts.tv_sec = a->deadline / 1000000000LL;
+        rq->ts.tv_nsec = a->deadline % 1000000000LL;
+        struct io_uring_sqe *t = io_uring_get_sqe(&b->ring);
+        io_uring_prep_link_timeout(t, &rq->ts, IORING_TIMEOUT_ABS);
+        t->user_data = (uint64_t)(uintptr_t)rq | 1;
+    }
+    b->unsub += need;
+    b->inflight++;
+    sched_stat_add(&b->c.st_submitted, 1);
+    /* before the SQE can complete: a reaper (this worker, or the sysmon, U1) that finds us
+     * still PARKING leaves the enqueue to our switch-out (park.c) */
+    sched_park_prepare(self, WR_IO);
+    sched_dl_add(&sched.nio, 1); /* U3: before submission */
+    if (b->unsub >= URING_BATCH)
+        submit(b, false);
+    return 0;
 }

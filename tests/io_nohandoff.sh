@@ -1,0 +1,7 @@
+#!/bin/sh
+# tests/io_nohandoff.sh — tests/test_io with RINGO_DISABLE=ring_handoff: rings owned by their
+# thread alone (SINGLE_ISSUER + DEFER_TASKRUN), which the sysmon never rescues (a forced
+# configuration; see sched/io/poll_uring.c U1).
+RINGO_DISABLE=ring_handoff
+export RINGO_DISABLE
+exec "${top_builddir:-.}/tests/test_io" "$@"
