@@ -8,6 +8,7 @@ CORE_TESTS = \
 	%reldir%/test_timer \
 	%reldir%/test_sync \
 	%reldir%/test_blocking \
+	%reldir%/test_handoff \
 	%reldir%/stress_sched
 check_PROGRAMS += $(CORE_TESTS)
 TESTS += $(CORE_TESTS)
@@ -31,3 +32,5 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_runq_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_blocking_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_blocking_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_test_handoff_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_handoff_CFLAGS = $(RINGO_TEST_CFLAGS)
