@@ -1,13 +1,18 @@
 /* chan/select.c — ringo_select: wait on several channel operations, take exactly one.
  *
  * Responsibility: ringo_select's cases, timeout and fairness (the first ready case in a random
- * order); its waiters share one claim word, which the deadline competes for too.
+ * order), a lock-free first pass over the buffered cases; its waiters share one claim word,
+ * which the deadline competes for too.
  *
- * Shape. Lock every distinct channel (address order) and try each case in random order; if none
- * is ready, count ourselves on every channel and look once more (C3); then queue one sudog per
+ * Shape. First, without any lock, walk the cases in the random poll order and try each
+ * buffered one with the channel's own lock-free fast path (ring_push / ring_pop with fast =
+ * true, as ringo_chan_try_send / try_recv do); the first that proceeds is the select's case
+ * (S2). When none can be decided that way, the locked path runs as it always did: lock every
+ * distinct channel (address order) and try each case in the same random order; if none is
+ * ready, count ourselves on every channel and look once more (C3); then queue one sudog per
  * case in the same random order (S1), park until a claimer (or the deadline) wins the claim
  * word, and withdraw from every channel where a case is still counted (C6). A case woken with
- * RETRY starts over (C4).
+ * RETRY starts over (C4), first pass included.
  *
  * Invariants.
  *   S1  Fairness: each call draws one uniformly random permutation of its cases (the poll
@@ -15,11 +20,28 @@
  *       when several cases wait in the same queue (one channel, same direction) the one a later
  *       partner completes is uniformly random too (Go builds its enqueue order from pollorder).
  *       Only the locks go in address order.
- *   Relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken in
- *   ascending address order, released in reverse.
+ *   S2  The lock-free first pass changes no outcome the locked path could not have produced.
+ *       (a) What it does is exactly a fast-path send or receive: a push whose CAS expects
+ *           RWAIT clear, a pop whose CAS expects SWAIT clear (ring.c). So it never overtakes a
+ *           queued waiter on the other side (DIVERT sends that case to the locked path), C3's
+ *           argument covers it unchanged, and C1 holds (the CAS is the linearisation point).
+ *           It queues nothing and counts nothing, so it has nothing to withdraw (C6), and
+ *           after a success it does not touch that channel again.
+ *       (b) Fairness (S1): it walks the same random poll order and stops at the first case
+ *           that may be ready. A case it cannot decide without the lock (unbuffered, DIVERT,
+ *           closed, a push or pop still in its cell) ends the pass with no effect, and the
+ *           locked path starts over in the same order; only cases seen not ready (nil, open
+ *           and empty, full) are skipped. So the case chosen is still the first ready one in
+ *           a uniformly random permutation, i.e. uniform among the ready ones, and a closed
+ *           (always ready) case is never passed over for a later buffered one.
+ *       (c) Closed: a send's ring_push reports CLOSED itself (-EPIPE, final: the bit never
+ *           clears, as in chan_send's fast path); a receive that finds the ring empty and the
+ *           channel closed goes to the locked path, which drains it or reports closed (C5).
+ *   Relied on: C3 (ring.c), C4 and C6 (chan.h), C5 (chan.c), the lock order (chan.h): locks
+ *   taken in ascending address order, released in reverse.
  * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand), sched/list.h
  * (queueing the cases), sched/spinlock.h (channel locks), chan/chan.h: chan.c (the locked
- * attempt, uncount, wake list) and ring.c (the waiter counts).
+ * attempt, uncount, wake list) and ring.c (the fast-path push and pop, the waiter counts).
  */
 #include "chan/chan.h"
 #include "sched/list.h"
@@ -146,6 +168,71 @@ static int poll_pass(struct sel *s, _Atomic uint32_t *claim, bool buffered_only,
     return -1;
 }
 
+/* ------------------------------------------------------------------ pass 0: no lock (S2) */
+enum { FAST_NOT_READY, FAST_DONE, FAST_LOCKED };
+
+/* One case without any lock: a buffered case tries the fast path of ringo_chan_try_send /
+ * ringo_chan_try_recv, ring_push / ring_pop with fast = true, which refuses (DIVERT) while
+ * anyone waits on the other side (C3). FAST_DONE: the case proceeded, its result set, and its
+ * channel is not touched again (the fast path's promise: a program may free it now).
+ * FAST_NOT_READY: it cannot proceed now (a nil channel; an open ring seen empty, a ring seen
+ * full). FAST_LOCKED: it may be ready, but only the locked path can tell or do it: an unbuffered
+ * channel, a waiter on the other side (DIVERT), a closed ring, or a push / pop still in its cell
+ * (the locked path waits those out, so it counts them as ready). */
+static int fast_case(struct ringo_case *k)
+{
+    struct ringo_chan *c = k->chan;
+    if (!c)
+        return FAST_NOT_READY;
+    if (!c->cap)
+        return FAST_LOCKED;
+    if (k->op == RINGO_SEND) {
+        int p = ring_push(c, k->elem, true);
+        if (p == 1 || p == -EPIPE) {
+            /* -EPIPE is final as in chan_send's fast path: CLOSED never clears (C5) */
+            k->result = p == 1 ? 0 : -EPIPE;
+            return FAST_DONE;
+        }
+        if (p == DIVERT)
+            return FAST_LOCKED;
+        /* full, or a pop still freeing its cell (ring_push_wait would wait for it) */
+        return ring_len_raw(c) < (int64_t)c->cap ? FAST_LOCKED : FAST_NOT_READY;
+    }
+    int p = ring_pop(c, k->elem, true);
+    if (p == 1) {
+        k->result = 1;
+        return FAST_DONE;
+    }
+    if (p == DIVERT)
+        return FAST_LOCKED;
+    /* Seen empty: open and drained (not ready), closed (ready: the locked path drains what is
+     * left or reports closed, C5), or a push still writing its cell (ring_pop_wait would wait
+     * for it). acquire: the deq_pos load stays after it, so a race makes e - d smaller, never
+     * larger than it was when we read e. */
+    uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_acquire);
+    if (e & CLOSED_BIT)
+        return FAST_LOCKED;
+    /* relaxed: only compared with e; any value it returns is no older than e's */
+    uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
+    return (int64_t)((e & POS_MASK) - (d & POS_MASK)) > 0 ? FAST_LOCKED : FAST_NOT_READY;
+}
+
+/* Pass 0 (S2): the cases in the poll order, no lock taken. Returns the index of the case that
+ * proceeded, or -1: the locked path must run, because a case that came before any fast-path
+ * success may be ready (FAST_LOCKED), or because no case was ready. */
+static int fast_pass(struct sel *s)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = s->order[k];
+        int r = fast_case(&s->cases[i]);
+        if (r == FAST_DONE)
+            return (int)i;
+        if (r == FAST_LOCKED)
+            return -1; /* S2: never skip a case that may be ready */
+    }
+    return -1;
+}
+
 /* Count (inc) or uncount every case on its channel; every channel locked. */
 static void count_all(struct sel *s, bool inc)
 {
@@ -209,6 +296,11 @@ static void withdraw(struct sel *s)
 static int select_once(struct sel *s)
 {
     struct sudog *wake = NULL;
+    /* pass 0 (S2): the first case of the poll order that can proceed without a lock, as long
+     * as no case before it might be ready; else the locked passes below decide, unchanged */
+    int done = fast_pass(s);
+    if (done >= 0)
+        return done;
     collect_chans(s);
 
     /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
@@ -216,7 +308,7 @@ static int select_once(struct sel *s)
     /* this round's; the sudogs point at it until withdraw. Initialised, not stored: published
      * by the unlock that publishes the sudogs */
     _Atomic uint32_t claim = 0;
-    int done = poll_pass(s, &claim, false, &wake);
+    done = poll_pass(s, &claim, false, &wake);
     if (done >= 0) {
         unlock_all(s->chans, s->nch);
         chan_wake_list(wake);
