@@ -16,10 +16,12 @@
  *
  * Invariants.
  *   S1  Fairness: each call draws one uniformly random permutation of its cases (the poll
- *       order). Ready cases are tried in it, and a blocked select queues its waiters in it, so
- *       when several cases wait in the same queue (one channel, same direction) the one a later
- *       partner completes is uniformly random too (Go builds its enqueue order from pollorder).
- *       Only the locks go in address order.
+ *       order; drawn lazily, a forward Fisher-Yates shuffle: position 0 at the start, the rest
+ *       once the first pass goes past it or the locked path runs, the same uniform permutation
+ *       either way). Ready cases are tried in it, and a blocked select queues its waiters in
+ *       it, so when several cases wait in the same queue (one channel, same direction) the one
+ *       a later partner completes is uniformly random too (Go builds its enqueue order from
+ *       pollorder). Only the locks go in address order.
  *   S2  The lock-free first pass changes no outcome the locked path could not have produced.
  *       (a) What it does is exactly a fast-path send or receive: a push whose CAS expects
  *           RWAIT clear, a pop whose CAS expects SWAIT clear (ring.c). So it never overtakes a
@@ -62,6 +64,7 @@ struct sel {
     size_t n;
     int64_t deadline;             /* -1 none, 0 poll only (Go's default:), else ringo_now() clock */
     uint16_t *order;              /* a random permutation of the case indexes: the poll order */
+    size_t nshuf;                 /* order[0 .. nshuf) drawn; the rest by order_draw_rest */
     struct ringo_chan **chans;    /* distinct channels in ascending address: the lock order */
     size_t nch;
     struct sudog *sg;             /* sg[i] waits for cases[i] */
@@ -105,6 +108,66 @@ static void sel_free(struct sel *s)
         free(s->sg);
 }
 
+/* j uniform in [0, b), 1 <= b <= 2^16, exactly: Lemire's multiply-shift with its rejection
+ * ("Fast random integer generation in an interval", 2019). m = x * b for a uniform 32-bit x;
+ * j = m >> 32 comes from floor or ceil(2^32 / b) values of x, and the extra ones are those whose
+ * low half is below 2^32 mod b. The division computing that only runs when the low half < b. */
+static uint32_t rand_below(uint32_t b)
+{
+    uint64_t m = (uint64_t)sched_fastrand() * b;
+    if ((uint32_t)m < b) {
+        uint32_t t = -b % b; /* 2^32 mod b */
+        while ((uint32_t)m < t)
+            m = (uint64_t)sched_fastrand() * b;
+    }
+    return (uint32_t)(m >> 32);
+}
+
+/* The poll order (S1) is a forward Fisher-Yates shuffle drawn lazily: position k gets a
+ * uniformly random one of the cases in order[k..n-1], the ones not placed yet. sel_init draws
+ * position 0 only (one sched_fastrand, no division), which is all a first pass that succeeds
+ * at once needs; this draws the rest, positions s->nshuf to n - 1. Whatever the first pass saw
+ * at the positions before, the permutation is the same uniformly random one.
+ * The remaining steps come in batches whose bounds multiply to P <= 2^16, each batch from one
+ * 32-bit sched_fastrand x (Lemire's method batched, as in Brackett-Rozinsky and Lemire,
+ * "Batched ranged random integer generation", 2024): for each step m = x * bound, j = m >> 32,
+ * x = m mod 2^32 (the digits of x * P / 2^32 in mixed radix). Each tuple of j then comes from
+ * floor or ceil(2^32 / P) values of x, the extra ones exactly those whose final x is below
+ * 2^32 mod P: rejecting them makes the batch exactly uniform. A retry happens with probability
+ * < P / 2^32 <= 2^-16, and the threshold's division runs only when the final x < P. */
+static void order_draw_rest(struct sel *s)
+{
+    uint16_t *o = s->order;
+    size_t n = s->n;
+    for (size_t i = s->nshuf; i + 1 < n;) {
+        size_t e = i; /* this batch: steps i .. e-1, step k's bound n - k */
+        uint32_t prod = 1;
+        while (e + 1 < n && e - i < 16 && (uint64_t)prod * (n - e) <= (1u << 16)) {
+            prod *= (uint32_t)(n - e); /* n - i <= 2^16, so e > i */
+            e++;
+        }
+        uint16_t j[16];
+        for (;;) {
+            uint32_t x = sched_fastrand();
+            for (size_t k = i; k < e; k++) {
+                uint64_t m = (uint64_t)x * (n - k);
+                j[k - i] = (uint16_t)(m >> 32);
+                x = (uint32_t)m;
+            }
+            if (x >= prod || x >= (uint32_t)-prod % prod) /* -prod % prod == 2^32 mod prod */
+                break;
+        }
+        for (size_t k = i; k < e; k++) {
+            size_t t = k + j[k - i];
+            uint16_t v = o[k];
+            o[k] = o[t];
+            o[t] = v;
+        }
+        i = e;
+    }
+    s->nshuf = n;
+}
+
 /* The scratch arrays and the poll order. 0, or -ENOMEM. */
 static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t deadline)
 {
@@ -119,13 +182,16 @@ static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t d
         sel_free(s);
         return -ENOMEM;
     }
-    /* random poll order: the first ready case in a uniformly random permutation is uniform
-     * among the ready ones */
-    for (size_t i = 0; i < n; i++) {
-        size_t j = n > 1 ? sched_fastrand() % (i + 1) : 0;
-        s->order[i] = s->order[j];
-        s->order[j] = (uint16_t)i;
+    /* random poll order (S1): the first ready case in a uniformly random permutation is
+     * uniform among the ready ones. Position 0 now, the rest when needed (order_draw_rest) */
+    for (size_t i = 0; i < n; i++)
+        s->order[i] = (uint16_t)i;
+    if (n > 1) {
+        size_t j = rand_below((uint32_t)n);
+        s->order[0] = (uint16_t)j;
+        s->order[j] = 0;
     }
+    s->nshuf = n > 1 ? 1 : n;
     return 0;
 }
 
@@ -223,6 +289,8 @@ static int fast_case(struct ringo_case *k)
 static int fast_pass(struct sel *s)
 {
     for (size_t k = 0; k < s->n; k++) {
+        if (k == s->nshuf)
+            order_draw_rest(s);
         size_t i = s->order[k];
         int r = fast_case(&s->cases[i]);
         if (r == FAST_DONE)
@@ -301,6 +369,7 @@ static int select_once(struct sel *s)
     int done = fast_pass(s);
     if (done >= 0)
         return done;
+    order_draw_rest(s); /* the whole poll order, for the locked passes and the enqueue (S1) */
     collect_chans(s);
 
     /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
