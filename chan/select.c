@@ -35,7 +35,9 @@
  *           locked path starts over in the same order; only cases seen not ready (nil, open
  *           and empty, full) are skipped. So the case chosen is still the first ready one in
  *           a uniformly random permutation, i.e. uniform among the ready ones, and a closed
- *           (always ready) case is never passed over for a later buffered one.
+ *           (always ready) case is never passed over for a later buffered one. Each case is
+ *           seen at its own instant, as in the locked path, where the rings also change
+ *           under fast-path operations that take no lock.
  *       (c) Closed: a send's ring_push reports CLOSED itself (-EPIPE, final: the bit never
  *           clears, as in chan_send's fast path); a receive that finds the ring empty and the
  *           channel closed goes to the locked path, which drains it or reports closed (C5).
