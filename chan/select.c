@@ -1,25 +1,51 @@
 /* chan/select.c — ringo_select: wait on several channel operations, take exactly one.
  *
  * Responsibility: ringo_select's cases, timeout and fairness (the first ready case in a random
- * order); its waiters share one claim word, which the deadline competes for too.
+ * order), a lock-free first pass over the buffered cases; its waiters share one claim word,
+ * which the deadline competes for too.
  *
- * Shape. Lock every distinct channel (address order) and try each case in random order; if none
- * is ready, count ourselves on every channel and look once more (C3); then queue one sudog per
+ * Shape. First, without any lock, walk the cases in the random poll order and try each
+ * buffered one with the channel's own lock-free fast path (ring_push / ring_pop with fast =
+ * true, as ringo_chan_try_send / try_recv do); the first that proceeds is the select's case
+ * (S2). When none can be decided that way, the locked path runs as it always did: lock every
+ * distinct channel (address order) and try each case in the same random order; if none is
+ * ready, count ourselves on every channel and look once more (C3); then queue one sudog per
  * case in the same random order (S1), park until a claimer (or the deadline) wins the claim
  * word, and withdraw from every channel where a case is still counted (C6). A case woken with
- * RETRY starts over (C4).
+ * RETRY starts over (C4), first pass included.
  *
  * Invariants.
  *   S1  Fairness: each call draws one uniformly random permutation of its cases (the poll
- *       order). Ready cases are tried in it, and a blocked select queues its waiters in it, so
- *       when several cases wait in the same queue (one channel, same direction) the one a later
- *       partner completes is uniformly random too (Go builds its enqueue order from pollorder).
- *       Only the locks go in address order.
- *   Relied on: C3 (ring.c), C4 and C6 (chan.h), the lock order (chan.h): locks taken in
- *   ascending address order, released in reverse.
+ *       order; drawn lazily, a forward Fisher-Yates shuffle: position 0 at the start, the rest
+ *       once the first pass goes past it or the locked path runs, the same uniform permutation
+ *       either way). Ready cases are tried in it, and a blocked select queues its waiters in
+ *       it, so when several cases wait in the same queue (one channel, same direction) the one
+ *       a later partner completes is uniformly random too (Go builds its enqueue order from
+ *       pollorder). Only the locks go in address order.
+ *   S2  The lock-free first pass changes no outcome the locked path could not have produced.
+ *       (a) What it does is exactly a fast-path send or receive: a push whose CAS expects
+ *           RWAIT clear, a pop whose CAS expects SWAIT clear (ring.c). So it never overtakes a
+ *           queued waiter on the other side (DIVERT sends that case to the locked path), C3's
+ *           argument covers it unchanged, and C1 holds (the CAS is the linearisation point).
+ *           It queues nothing and counts nothing, so it has nothing to withdraw (C6), and
+ *           after a success it does not touch that channel again.
+ *       (b) Fairness (S1): it walks the same random poll order and stops at the first case
+ *           that may be ready. A case it cannot decide without the lock (unbuffered, DIVERT,
+ *           closed, a push or pop still in its cell) ends the pass with no effect, and the
+ *           locked path starts over in the same order; only cases seen not ready (nil, open
+ *           and empty, full) are skipped. So the case chosen is still the first ready one in
+ *           a uniformly random permutation, i.e. uniform among the ready ones, and a closed
+ *           (always ready) case is never passed over for a later buffered one. Each case is
+ *           seen at its own instant, as in the locked path, where the rings also change
+ *           under fast-path operations that take no lock.
+ *       (c) Closed: a send's ring_push reports CLOSED itself (-EPIPE, final: the bit never
+ *           clears, as in chan_send's fast path); a receive that finds the ring empty and the
+ *           channel closed goes to the locked path, which drains it or reports closed (C5).
+ *   Relied on: C3 (ring.c), C4 and C6 (chan.h), C5 (chan.c), the lock order (chan.h): locks
+ *   taken in ascending address order, released in reverse.
  * Depends on: sched/sched.h (park protocol with a deadline, sched_fastrand), sched/list.h
  * (queueing the cases), sched/spinlock.h (channel locks), chan/chan.h: chan.c (the locked
- * attempt, uncount, wake list) and ring.c (the waiter counts).
+ * attempt, uncount, wake list) and ring.c (the fast-path push and pop, the waiter counts).
  */
 #include "chan/chan.h"
 #include "sched/list.h"
@@ -40,6 +66,7 @@ struct sel {
     size_t n;
     int64_t deadline;             /* -1 none, 0 poll only (Go's default:), else ringo_now() clock */
     uint16_t *order;              /* a random permutation of the case indexes: the poll order */
+    size_t nshuf;                 /* order[0 .. nshuf) drawn; the rest by order_draw_rest */
     struct ringo_chan **chans;    /* distinct channels in ascending address: the lock order */
     size_t nch;
     struct sudog *sg;             /* sg[i] waits for cases[i] */
@@ -83,6 +110,66 @@ static void sel_free(struct sel *s)
         free(s->sg);
 }
 
+/* j uniform in [0, b), 1 <= b <= 2^16, exactly: Lemire's multiply-shift with its rejection
+ * ("Fast random integer generation in an interval", 2019). m = x * b for a uniform 32-bit x;
+ * j = m >> 32 comes from floor or ceil(2^32 / b) values of x, and the extra ones are those whose
+ * low half is below 2^32 mod b. The division computing that only runs when the low half < b. */
+static uint32_t rand_below(uint32_t b)
+{
+    uint64_t m = (uint64_t)sched_fastrand() * b;
+    if ((uint32_t)m < b) {
+        uint32_t t = -b % b; /* 2^32 mod b */
+        while ((uint32_t)m < t)
+            m = (uint64_t)sched_fastrand() * b;
+    }
+    return (uint32_t)(m >> 32);
+}
+
+/* The poll order (S1) is a forward Fisher-Yates shuffle drawn lazily: position k gets a
+ * uniformly random one of the cases in order[k..n-1], the ones not placed yet. sel_init draws
+ * position 0 only (one sched_fastrand, no division), which is all a first pass that succeeds
+ * at once needs; this draws the rest, positions s->nshuf to n - 1. Whatever the first pass saw
+ * at the positions before, the permutation is the same uniformly random one.
+ * The remaining steps come in batches whose bounds multiply to P <= 2^16, each batch from one
+ * 32-bit sched_fastrand x (Lemire's method batched, as in Brackett-Rozinsky and Lemire,
+ * "Batched ranged random integer generation", 2024): for each step m = x * bound, j = m >> 32,
+ * x = m mod 2^32 (the digits of x * P / 2^32 in mixed radix). Each tuple of j then comes from
+ * floor or ceil(2^32 / P) values of x, the extra ones exactly those whose final x is below
+ * 2^32 mod P: rejecting them makes the batch exactly uniform. A retry happens with probability
+ * < P / 2^32 <= 2^-16, and the threshold's division runs only when the final x < P. */
+static void order_draw_rest(struct sel *s)
+{
+    uint16_t *o = s->order;
+    size_t n = s->n;
+    for (size_t i = s->nshuf; i + 1 < n;) {
+        size_t e = i; /* this batch: steps i .. e-1, step k's bound n - k */
+        uint32_t prod = 1;
+        while (e + 1 < n && e - i < 16 && (uint64_t)prod * (n - e) <= (1u << 16)) {
+            prod *= (uint32_t)(n - e); /* n - i <= 2^16, so e > i */
+            e++;
+        }
+        uint16_t j[16];
+        for (;;) {
+            uint32_t x = sched_fastrand();
+            for (size_t k = i; k < e; k++) {
+                uint64_t m = (uint64_t)x * (n - k);
+                j[k - i] = (uint16_t)(m >> 32);
+                x = (uint32_t)m;
+            }
+            if (x >= prod || x >= (uint32_t)-prod % prod) /* -prod % prod == 2^32 mod prod */
+                break;
+        }
+        for (size_t k = i; k < e; k++) {
+            size_t t = k + j[k - i];
+            uint16_t v = o[k];
+            o[k] = o[t];
+            o[t] = v;
+        }
+        i = e;
+    }
+    s->nshuf = n;
+}
+
 /* The scratch arrays and the poll order. 0, or -ENOMEM. */
 static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t deadline)
 {
@@ -97,13 +184,16 @@ static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t d
         sel_free(s);
         return -ENOMEM;
     }
-    /* random poll order: the first ready case in a uniformly random permutation is uniform
-     * among the ready ones */
-    for (size_t i = 0; i < n; i++) {
-        size_t j = n > 1 ? sched_fastrand() % (i + 1) : 0;
-        s->order[i] = s->order[j];
-        s->order[j] = (uint16_t)i;
+    /* random poll order (S1): the first ready case in a uniformly random permutation is
+     * uniform among the ready ones. Position 0 now, the rest when needed (order_draw_rest) */
+    for (size_t i = 0; i < n; i++)
+        s->order[i] = (uint16_t)i;
+    if (n > 1) {
+        size_t j = rand_below((uint32_t)n);
+        s->order[0] = (uint16_t)j;
+        s->order[j] = 0;
     }
+    s->nshuf = n > 1 ? 1 : n;
     return 0;
 }
 
@@ -142,6 +232,73 @@ static int poll_pass(struct sel *s, _Atomic uint32_t *claim, bool buffered_only,
             s->cases[i].result = res;
             return (int)i;
         }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ pass 0: no lock (S2) */
+enum { FAST_NOT_READY, FAST_DONE, FAST_LOCKED };
+
+/* One case without any lock: a buffered case tries the fast path of ringo_chan_try_send /
+ * ringo_chan_try_recv, ring_push / ring_pop with fast = true, which refuses (DIVERT) while
+ * anyone waits on the other side (C3). FAST_DONE: the case proceeded, its result set, and its
+ * channel is not touched again (the fast path's promise: a program may free it now).
+ * FAST_NOT_READY: it cannot proceed now (a nil channel; an open ring seen empty, a ring seen
+ * full). FAST_LOCKED: it may be ready, but only the locked path can tell or do it: an unbuffered
+ * channel, a waiter on the other side (DIVERT), a closed ring, or a push / pop still in its cell
+ * (the locked path waits those out, so it counts them as ready). */
+static int fast_case(struct ringo_case *k)
+{
+    struct ringo_chan *c = k->chan;
+    if (!c)
+        return FAST_NOT_READY;
+    if (!c->cap)
+        return FAST_LOCKED;
+    if (k->op == RINGO_SEND) {
+        int p = ring_push(c, k->elem, true);
+        if (p == 1 || p == -EPIPE) {
+            /* -EPIPE is final as in chan_send's fast path: CLOSED never clears (C5) */
+            k->result = p == 1 ? 0 : -EPIPE;
+            return FAST_DONE;
+        }
+        if (p == DIVERT)
+            return FAST_LOCKED;
+        /* full, or a pop still freeing its cell (ring_push_wait would wait for it) */
+        return ring_len_raw(c) < (int64_t)c->cap ? FAST_LOCKED : FAST_NOT_READY;
+    }
+    int p = ring_pop(c, k->elem, true);
+    if (p == 1) {
+        k->result = 1;
+        return FAST_DONE;
+    }
+    if (p == DIVERT)
+        return FAST_LOCKED;
+    /* Seen empty: open and drained (not ready), closed (ready: the locked path drains what is
+     * left or reports closed, C5), or a push still writing its cell (ring_pop_wait would wait
+     * for it). acquire: the deq_pos load stays after it, so a race makes e - d smaller, never
+     * larger than it was when we read e. */
+    uint64_t e = atomic_load_explicit(&c->enq_pos, memory_order_acquire);
+    if (e & CLOSED_BIT)
+        return FAST_LOCKED;
+    /* relaxed: only compared with e; any value it returns is no older than e's */
+    uint64_t d = atomic_load_explicit(&c->deq_pos, memory_order_relaxed);
+    return (int64_t)((e & POS_MASK) - (d & POS_MASK)) > 0 ? FAST_LOCKED : FAST_NOT_READY;
+}
+
+/* Pass 0 (S2): the cases in the poll order, no lock taken. Returns the index of the case that
+ * proceeded, or -1: the locked path must run, because a case that came before any fast-path
+ * success may be ready (FAST_LOCKED), or because no case was ready. */
+static int fast_pass(struct sel *s)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        if (k == s->nshuf)
+            order_draw_rest(s);
+        size_t i = s->order[k];
+        int r = fast_case(&s->cases[i]);
+        if (r == FAST_DONE)
+            return (int)i;
+        if (r == FAST_LOCKED)
+            return -1; /* S2: never skip a case that may be ready */
     }
     return -1;
 }
@@ -209,6 +366,12 @@ static void withdraw(struct sel *s)
 static int select_once(struct sel *s)
 {
     struct sudog *wake = NULL;
+    /* pass 0 (S2): the first case of the poll order that can proceed without a lock, as long
+     * as no case before it might be ready; else the locked passes below decide, unchanged */
+    int done = fast_pass(s);
+    if (done >= 0)
+        return done;
+    order_draw_rest(s); /* the whole poll order, for the locked passes and the enqueue (S1) */
     collect_chans(s);
 
     /* pass 1 (and the re-check of C3/C4): everything locked, try each case in random order */
@@ -216,7 +379,7 @@ static int select_once(struct sel *s)
     /* this round's; the sudogs point at it until withdraw. Initialised, not stored: published
      * by the unlock that publishes the sudogs */
     _Atomic uint32_t claim = 0;
-    int done = poll_pass(s, &claim, false, &wake);
+    done = poll_pass(s, &claim, false, &wake);
     if (done >= 0) {
         unlock_all(s->chans, s->nch);
         chan_wake_list(wake);

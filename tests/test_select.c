@@ -1015,6 +1015,285 @@ static void test_select_blocked_select_choice_is_random(void **state)
         fail_msg("%d of 8 configurations: one case won all but a tenth of %d rounds", unfair, RSEL_ROUNDS);
 }
 
+/* ------------------------------------------------------------------ the lock-free first pass */
+
+/* The first pass (select.c S2) takes a buffered case without a lock, and must not prefer it
+ * over a ready case only the locked path can take. Ready cases of every kind at once, each
+ * kept ready; over 2,000 selects each kind must come up about 1/N of the time. A first pass
+ * that skipped what it cannot do lock-free would never (or hardly ever) return the closed
+ * cases, nor the full channel whose sender is parked (its pop is refused: DIVERT). */
+struct feeder {
+    ringo_chan *c;
+    struct ringo_waitgroup *wg;
+};
+static void feed_until_closed(void *p)
+{
+    struct feeder *f = p;
+    int v = 0;
+    while (ringo_chan_send(f->c, &v) == 0)
+        v++;
+    ringo_wg_done(f->wg);
+}
+
+#define FAIR_ROUNDS 2000
+static void check_spread(const char *what, const long *hits, int n, long rounds)
+{
+    double want = (double)rounds / n;
+    print_message("# %s:", what);
+    for (int i = 0; i < n; i++)
+        print_message(" %ld", hits[i]);
+    print_message("\n");
+    for (int i = 0; i < n; i++)
+        if (hits[i] < 0.6 * want || hits[i] > 1.4 * want)
+            fail_msg("%s: case %d chosen %ld of %ld times (want %.0f +- 40 %%)", what, i, hits[i], rounds, want);
+}
+
+static void test_select_first_pass_keeps_every_ready_case_fair(void **state)
+{
+    (void)state;
+    /* 1. six ready buffered cases, all within the first pass: its walk is the random order */
+    {
+        ringo_chan *ch[6];
+        int v = 3, x[6];
+        struct ringo_case cs[6];
+        for (int i = 0; i < 6; i++) {
+            ch[i] = ringo_chan_make(sizeof(int), 4);
+            for (int k = 0; k < 2; k++)
+                assert_int_equal(ringo_chan_send(ch[i], &v), 0);
+            cs[i] = (struct ringo_case){ ch[i], i & 1 ? RINGO_SEND : RINGO_RECV, i & 1 ? &v : &x[i], 99 };
+        }
+        long hits[6] = { 0 };
+        for (long r = 0; r < FAIR_ROUNDS; r++) {
+            int k = ringo_select(cs, 6, r & 1 ? 0 : -1);
+            assert_true(k >= 0 && k < 6);
+            assert_int_equal(cs[k].result, k & 1 ? 0 : 1);
+            hits[k]++;
+            for (int i = 0; i < 6; i++) /* exactly one case proceeded */
+                if (ringo_chan_len(ch[i]) != (i != k ? 2u : k & 1 ? 3u : 1u))
+                    fail_msg("round %ld: case %d returned, channel %d holds %zu", r, k, i, ringo_chan_len(ch[i]));
+            if (k & 1) /* ready again */
+                assert_int_equal(ringo_chan_recv(ch[k], NULL), 1);
+            else
+                assert_int_equal(ringo_chan_send(ch[k], &v), 0);
+        }
+        check_spread("six buffered cases", hits, 6, FAIR_ROUNDS);
+        for (int i = 0; i < 6; i++)
+            assert_int_equal(ringo_chan_free(ch[i]), 0);
+    }
+
+    /* 2. six kinds of ready case, and a nil one (never) */
+    ringo_chan *r = ringo_chan_make(sizeof(int), 4);  /* 0 recv: holds 2, fast pop */
+    ringo_chan *s = ringo_chan_make(sizeof(int), 4);  /* 1 send: holds 2, fast push */
+    ringo_chan *cb = ringo_chan_make(sizeof(int), 4); /* 2 recv: closed and drained: locked path */
+    ringo_chan *cu = ringo_chan_make(sizeof(int), 0); /* 3 recv: unbuffered, closed: locked path */
+    ringo_chan *f = ringo_chan_make(sizeof(int), 1);  /* 4 recv: full, its sender parked: DIVERT */
+    ringo_chan *cs2 = ringo_chan_make(sizeof(int), 4); /* 5 send: closed, -EPIPE from the push */
+    int v = 7, x[7] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(ringo_chan_send(r, &v), 0);
+        assert_int_equal(ringo_chan_send(s, &v), 0);
+    }
+    assert_int_equal(ringo_chan_close(cb), 0);
+    assert_int_equal(ringo_chan_close(cu), 0);
+    assert_int_equal(ringo_chan_close(cs2), 0);
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct feeder fd = { f, &wg };
+    tu_watchdog_arm("first pass fairness", 60);
+    ringo_wg_add(&wg, 1);
+    spawn(G, feed_until_closed, &fd);
+    wait_blocked("chan send", 1); /* f is full and its sender parked */
+    struct ringo_case cs[] = {
+        { r, RINGO_RECV, &x[0], 99 },  { s, RINGO_SEND, &v, 99 },    { cb, RINGO_RECV, &x[2], 99 },
+        { cu, RINGO_RECV, &x[3], 99 }, { f, RINGO_RECV, &x[4], 99 }, { cs2, RINGO_SEND, &v, 99 },
+        { NULL, RINGO_RECV, &x[6], 99 },
+    };
+    static const int want_res[] = { 1, 0, 0, 0, 1, -EPIPE };
+    long hits[6] = { 0 };
+    int next_fed = 0;
+    for (long round = 0; round < FAIR_ROUNDS; round++) {
+        x[2] = x[3] = 5;
+        int k = ringo_select(cs, 7, round & 1 ? 0 : -1);
+        if (k < 0 || k > 5) {
+            fail_msg("round %ld: select returned %d", round, k);
+            return;
+        }
+        if (cs[k].result != want_res[k])
+            fail_msg("round %ld: case %d result %d, want %d", round, k, cs[k].result, want_res[k]);
+        hits[k]++;
+        switch (k) {
+        case 0: /* ready again */
+            assert_int_equal(ringo_chan_send(r, &v), 0);
+            break;
+        case 1:
+            assert_int_equal(ringo_chan_recv(s, NULL), 1);
+            break;
+        case 2:
+        case 3:
+            assert_int_equal(x[k], 0); /* closed: the zero value */
+            break;
+        case 4:
+            assert_int_equal(x[4], next_fed++); /* the feeder's values in order */
+            for (int spin = 0; ringo_chan_len(f) != 1; spin++) /* full again */
+                sched_yield();
+            break;
+        }
+    }
+    assert_int_equal(x[6], 0); /* the nil case never wrote */
+    assert_int_equal(ringo_chan_close(f), 0);
+    ringo_wg_wait(&wg);
+    tu_watchdog_disarm();
+    check_spread("six kinds of ready case", hits, 6, FAIR_ROUNDS);
+    assert_int_equal(ringo_chan_len(r), 2);
+    assert_int_equal(ringo_chan_len(s), 2);
+    ringo_chan *all[] = { r, s, cb, cu, f, cs2 };
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(ringo_chan_free(all[i]), 0);
+}
+
+/* Exactly once through the first pass, under contention: 4 buffered channels (caps 1, 2, 8,
+ * 64), 2 producers per channel (one ringo_chan_send, one select-send whose other case is never
+ * ready; some of its selects poll first), 4 consumers selecting over all four channels (half of
+ * their selects poll), in a child with 2 workers. Every value is received exactly once (a seen
+ * count per value, the count and the sum), FIFO per producer; each channel is closed by the
+ * last of its producers, a closed case becomes nil. A first pass that broke C3 would hang
+ * (watchdog), one that broke C1 would lose or duplicate values. */
+#define FP_NCH 4
+#define FP_NPROD (2 * FP_NCH)
+#define FP_NCONS 4
+struct fpstress {
+    ringo_chan *ch[FP_NCH];
+    ringo_chan *idle;             /* never sent to: a case that is never ready */
+    uint64_t per;
+    atomic_uchar *seen[FP_NPROD];
+    atomic_int left[FP_NCH];
+    atomic_ulong count, sum;
+    atomic_long polls_empty;      /* polling selects that found nothing (-EAGAIN) */
+    atomic_int next_prod, next_cons;
+    struct ringo_waitgroup wg;
+};
+static void fp_producer(void *p)
+{
+    struct fpstress *s = p;
+    int id = atomic_fetch_add(&s->next_prod, 1), ci = id / 2;
+    int idle_x;
+    uint64_t v;
+    struct ringo_case cs[] = { { s->idle, RINGO_RECV, &idle_x, 99 }, { s->ch[ci], RINGO_SEND, &v, 99 } };
+    for (uint64_t i = 0; i < s->per; i++) {
+        v = ((uint64_t)id << 32) | i;
+        if (!(id & 1)) {
+            CHECK(ringo_chan_send(s->ch[ci], &v) == 0);
+            continue;
+        }
+        int k = (i & 3) == 0 ? ringo_select(cs, 2, 0) : -EAGAIN;
+        if (k == -EAGAIN)
+            k = ringo_select(cs, 2, -1);
+        CHECK(k == 1 && cs[1].result == 0);
+    }
+    if (atomic_fetch_sub(&s->left[ci], 1) == 1)
+        CHECK(ringo_chan_close(s->ch[ci]) == 0);
+    ringo_wg_done(&s->wg);
+}
+static void fp_consumer(void *p)
+{
+    struct fpstress *s = p;
+    int me = atomic_fetch_add(&s->next_cons, 1);
+    int64_t last[FP_NPROD];
+    for (int i = 0; i < FP_NPROD; i++)
+        last[i] = -1;
+    uint64_t v[FP_NCH], count = 0, sum = 0;
+    struct ringo_case cs[FP_NCH];
+    for (int i = 0; i < FP_NCH; i++)
+        cs[i] = (struct ringo_case){ s->ch[i], RINGO_RECV, &v[i], 99 };
+    int open = FP_NCH;
+    for (uint64_t n = 0; open > 0; n++) {
+        int k = ringo_select(cs, FP_NCH, (me & 1) && (n & 1) ? 0 : -1);
+        if (k == -EAGAIN) {
+            atomic_fetch_add_explicit(&s->polls_empty, 1, memory_order_relaxed);
+            ringo_yield();
+            continue;
+        }
+        CHECK(k >= 0 && k < FP_NCH);
+        if (k < 0 || k >= FP_NCH)
+            break;
+        if (cs[k].result == 0) {
+            CHECK(v[k] == 0);
+            cs[k].chan = NULL;
+            open--;
+            continue;
+        }
+        CHECK(cs[k].result == 1);
+        uint32_t id = (uint32_t)(v[k] >> 32), seq = (uint32_t)v[k];
+        CHECK(id < FP_NPROD && seq < s->per && (int)id / 2 == k);
+        if (id >= FP_NPROD || seq >= s->per)
+            continue;
+        CHECK((int64_t)seq > last[id]); /* FIFO per producer */
+        last[id] = seq;
+        atomic_fetch_add_explicit(&s->seen[id][seq], 1, memory_order_relaxed);
+        count++;
+        sum += v[k];
+    }
+    atomic_fetch_add(&s->count, count);
+    atomic_fetch_add(&s->sum, sum);
+    ringo_wg_done(&s->wg);
+}
+static int child_fast_pass_stress(void)
+{
+    static const size_t caps[FP_NCH] = { 1, 2, 8, 64 };
+    struct fpstress *s = calloc(1, sizeof *s);
+    if (!s)
+        return 2;
+    s->per = (uint64_t)(20000 * tu_scale());
+    for (int i = 0; i < FP_NCH; i++) {
+        s->ch[i] = ringo_chan_make(sizeof(uint64_t), caps[i]);
+        atomic_store(&s->left[i], 2);
+    }
+    s->idle = ringo_chan_make(sizeof(int), 1);
+    for (int p = 0; p < FP_NPROD; p++)
+        s->seen[p] = calloc(s->per, 1);
+    tu_watchdog_arm("first-pass stress", 120);
+    ringo_wg_add(&s->wg, FP_NPROD + FP_NCONS);
+    for (int i = 0; i < FP_NCONS; i++)
+        if (ringo_go(fp_consumer, s) <= 0)
+            return 3;
+    for (int i = 0; i < FP_NPROD; i++)
+        if (ringo_go(fp_producer, s) <= 0)
+            return 3;
+    ringo_wg_wait(&s->wg);
+    tu_watchdog_disarm();
+    uint64_t want_n = 0, want_sum = 0, wrong = 0;
+    for (uint64_t p = 0; p < FP_NPROD; p++)
+        for (uint64_t i = 0; i < s->per; i++) {
+            want_n++;
+            want_sum += (p << 32) | i;
+            unsigned got = atomic_load(&s->seen[p][i]);
+            if (got != 1 && wrong++ < 10)
+                printf("# value %llu/%llu received %u times\n", (unsigned long long)p, (unsigned long long)i, got);
+        }
+    printf("# %llu values, %llu received, %ld empty polls, %d CHECK failures\n", (unsigned long long)want_n,
+           (unsigned long long)atomic_load(&s->count), atomic_load(&s->polls_empty), atomic_load(&bad));
+    int ok = !wrong && atomic_load(&s->count) == want_n && atomic_load(&s->sum) == want_sum && !atomic_load(&bad);
+    for (int i = 0; i < FP_NCH; i++)
+        if (ringo_chan_free(s->ch[i]) != 0)
+            ok = 0;
+    if (ringo_chan_free(s->idle) != 0)
+        ok = 0;
+    for (int p = 0; p < FP_NPROD; p++)
+        free(s->seen[p]);
+    free(s);
+    return ok ? 0 : 1;
+}
+
+static void test_select_first_pass_exactly_once_under_contention(void **state)
+{
+    (void)state;
+    static struct child_result r;
+    const char *env[] = { "RINGO_PROCS=2", NULL };
+    tu_run_child("fast_pass_stress", env, 150, &r);
+    print_message("%s", r.out);
+    if (!r.exited || r.code != 0)
+        fail_msg("child exited %d code %d signal %d", r.exited, r.code, r.signo);
+}
+
 /* ------------------------------------------------------------------ a fresh choice per process */
 
 #define NCHOICES 64
@@ -1068,6 +1347,7 @@ static void test_select_choices_differ_between_processes(void **state)
 
 static const struct child_scenario child_scenarios[] = {
     { "select_choices_from_main", child_select_choices_from_main },
+    { "fast_pass_stress", child_fast_pass_stress },
     { NULL, NULL },
 };
 
@@ -1095,6 +1375,8 @@ int main(int argc, char **argv)
         T(test_select_same_channel_twice_and_many_cases),
         T(test_select_blocked_select_choice_is_random),
         T(test_select_choices_differ_between_processes),
+        T(test_select_first_pass_keeps_every_ready_case_fair),
+        T(test_select_first_pass_exactly_once_under_contention),
     };
     if (getenv("RINGO_TEST_FILTER"))
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
