@@ -88,6 +88,15 @@ RINGO_API int ringo_sleep(int64_t ns);
  * none could be created (fn did not run). Blocking. */
 RINGO_API int ringo_blocking(void (*fn)(void *arg), void *arg);
 
+/* Mark a blocking call made right here, on the worker's own thread (when it cannot move to the
+ * pool: thread-local state of a library, a lock it holds): between ringo_block_begin() and
+ * ringo_block_end() the worker counts as stuck at once (Go's entersyscallblock), so its queued
+ * goroutines, timers and I/O go on elsewhere within about a millisecond instead of the 10 ms
+ * after which the sysmon notices an unmarked one. Call no other ringo function in between; the
+ * pair must be made by the same goroutine and not nested. No-ops on a plain thread. */
+RINGO_API void ringo_block_begin(void);
+RINGO_API void ringo_block_end(void);
+
 /* ---------------------------------------------------------------- channels */
 
 typedef struct ringo_chan ringo_chan;

@@ -206,6 +206,7 @@ struct worker {
     bool spinning;                /* own: counted in sched.nspinning */
     bool idle;                    /* idle (asleep or about to be); under sched.idle_lock */
     bool extra;                   /* an extra worker (id >= nprocs, sysmon.c); constant */
+    _Atomic uint32_t marked;      /* inside ringo_block_begin/end: stuck at once (sysmon.c S1) */
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;

@@ -30,8 +30,10 @@
  *
  * Invariants:
  *   S1  A worker is stuck when the sysmon saw it run a goroutine (w->curg != NULL) with the
- *       same schedtick on every look for STUCK_NS. Both are read racily (a stale read costs one
- *       look: a rescue whose trylock fails, or an extra worker allowed one tick too long).
+ *       same schedtick on every look for STUCK_NS, or at once while its goroutine is inside
+ *       ringo_block_begin/end (w->marked; the begin wakes the sysmon). Both are read racily (a
+ *       stale read costs one look: a rescue whose trylock fails, or an extra worker allowed one
+ *       tick too long).
  *   S2  sched.extra_allowed is written by the sysmon only: the number of stuck workers, at
  *       most the extra workers that exist. Extra worker nprocs+i takes work from anywhere
  *       (steals, global queues, wakep's choice) iff i < extra_allowed; otherwise it gives its
@@ -75,6 +77,7 @@
 #define LOST_NS 1000000000LL /* S6: no wake-up in flight takes this long, even under valgrind */
 
 static _Atomic uint32_t sysmon_deep;  /* S5: 1 while the sysmon sleeps because all are idle */
+static _Atomic uint32_t sysmon_bell;  /* futex word of the sysmon's look-to-look wait */
 static sem_t made_sem;                /* S4: posted by a new extra worker once published */
 static sigset_t starter_mask;         /* the signal mask of the thread that started the runtime */
 
@@ -197,7 +200,9 @@ static void *sysmon_main(void *arg)
             /* relaxed: a heuristic (S1) */
             uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed);
             bool on_g = racy_curg(w) != NULL;
-            if (!on_g || tick != seen[i].tick) {
+            /* relaxed: the owner's flag, a heuristic as the rest (S1) */
+            bool marked = atomic_load_explicit(&w->marked, memory_order_relaxed) != 0;
+            if (!marked && (!on_g || tick != seen[i].tick)) {
                 seen[i].tick = tick;
                 seen[i].since = now;
                 stuck[i] = false;
@@ -205,7 +210,7 @@ static void *sysmon_main(void *arg)
                 continue;
             }
             running++;
-            if (now - seen[i].since < STUCK_NS)
+            if (!marked && now - seen[i].since < STUCK_NS)
                 continue;
             if (!stuck[i]) /* relaxed: a counter for tests */
                 atomic_fetch_add_explicit(&sched_sysmon_stuck_seen, 1, memory_order_relaxed);
@@ -227,10 +232,36 @@ static void *sysmon_main(void *arg)
             atomic_store_explicit(&sysmon_deep, 0, memory_order_relaxed); /* ours again */
             continue;
         }
-        struct timespec ts = clk_to_ts(LOOK_NS);
-        nanosleep(&ts, NULL);
+        /* relaxed: only a futex word; a begin that bumps it ends this wait early */
+        uint32_t v = atomic_load_explicit(&sysmon_bell, memory_order_relaxed);
+        futex_wait((uint32_t *)&sysmon_bell, v, clk_now() + LOOK_NS);
     }
     return NULL;
+}
+
+void ringo_block_begin(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (!w || !w->curg)
+        return;
+    sched_poller.flush(w); /* what this worker's goroutines filled reaches the kernel now */
+    /* relaxed: the sysmon's heuristic read (S1); the wake below makes it look now */
+    atomic_store_explicit(&w->marked, 1, memory_order_relaxed);
+    if (runq_empty(w) && sched_poller.waiting(w) == 0 && atomic_load_explicit(&w->tfirst, memory_order_relaxed) == INT64_MAX)
+        return; /* nothing of ours waits: the sysmon finds us on its next look */
+    atomic_fetch_add_explicit(&sysmon_bell, 1, memory_order_relaxed); /* the futex word only */
+    if (atomic_load_explicit(&sysmon_deep, memory_order_seq_cst) != 0)
+        sched_sysmon_kick();
+    else
+        futex_wake((uint32_t *)&sysmon_bell, 1);
+}
+
+void ringo_block_end(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (!w)
+        return;
+    atomic_store_explicit(&w->marked, 0, memory_order_relaxed); /* the sysmon's heuristic (S1) */
 }
 
 void sched_sysmon_start(void)
