@@ -188,6 +188,11 @@ static uint32_t runq_room(struct worker *w)
     return RUNQ_SIZE - (t - h);
 }
 
+unsigned sched_runq_room(struct worker *w)
+{
+    return runq_room(w);
+}
+
 /* Take a batch from q (Go's globrunqget): len/nprocs + 1, at most max (0: no limit), at most
  * half a ring, and at most one more than w's ring has room for. Returns the first to run; the
  * rest go to w's ring. Q5: the batch is unlinked under q->lock and pushed after the unlock, and

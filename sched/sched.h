@@ -364,6 +364,7 @@ bool runq_push(struct worker *w, struct g *g);      /* owner; false when full */
 void runq_put(struct worker *w, struct g *g);       /* owner; overflows half to the global queue */
 struct g *runq_pop(struct worker *w);               /* owner */
 bool runq_empty(struct worker *v);                  /* ring and runnext; any thread, a snapshot */
+unsigned sched_runq_room(struct worker *w);         /* owner: free slots in w's ring */
 /* Thief w takes half of v's ring (what fits in w's); returns one g to run or NULL. */
 struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext);
 void runnext_put(struct worker *w, struct g *g);    /* owner; a g already there goes to the ring */

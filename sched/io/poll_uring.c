@@ -43,6 +43,14 @@
  *       probing, at most half full; memory: twice the peak number of distinct fds with ops in
  *       flight here, times 8 bytes (it shrinks again when an eighth full).
  *
+ *   U8  The owner reaps at most as many completions per poll as its run queue has room for:
+ *       the rest wait in the CQ, in completion order, for the next poll (every 64 schedules,
+ *       F1, or when the worker runs out of work). Reaping them all overflowed the ring: a full
+ *       ring spills half of itself to the global queue (proc.c F6), where those goroutines wait
+ *       for a batch of 8 every 64 schedules — B9's p99 at 1,000 connections (issue 11, 2b). The
+ *       kernel's CQ (8x the SQ, at least 4096) holds them instead, and the idle sleep never
+ *       starts while the CQ has entries. The sysmon's rescue has no bound: it fills no ring.
+ *
  * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
@@ -231,13 +239,16 @@ static void submit(struct uring_be *b, bool getevents)
     b->unsub = io_uring_sq_ready(&b->ring);
 }
 
-/* Reap every CQE; ready the goroutines whose records are complete. Returns how many. */
-static int reap(struct uring_be *b)
+/* Reap CQEs until max goroutines are readied (or the CQ is empty); ready the goroutines whose
+ * records are complete. Returns how many. U8: the rest stay in the CQ, in order. */
+static int reap_max(struct uring_be *b, int max)
 {
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
     int nready = 0;
     io_uring_for_each_cqe(&b->ring, head, cqe) {
+        if (nready >= max)
+            break;
         seen++;
         uint64_t ud = cqe->user_data;
         if (ud < UD_MIN_PTR || ud == LIBURING_UDATA_TIMEOUT) {
@@ -265,6 +276,11 @@ static int reap(struct uring_be *b)
         sched_dl_add(&sched.nio, -(int64_t)nready);
     }
     return nready;
+}
+
+static int reap(struct uring_be *b)
+{
+    return reap_max(b, INT32_MAX);
 }
 
 /* An SQE for the owner's own use, submitting (and reaping, to make CQ room) if the SQ is full. */
@@ -328,8 +344,8 @@ static void process_cancels(struct uring_be *b)
     }
 }
 
-/* poll's work, under the lock: cancels, submission, completions (U6). */
-static int poll_locked(struct uring_be *b)
+/* poll's work, under the lock: cancels, submission, at most max completions (U6, U8). */
+static int poll_locked(struct uring_be *b, int max)
 {
     /* relaxed peek: the sleep re-checks with seq_cst after resetting the doorbell */
     if (unlikely(atomic_load_explicit(&b->c.ncancel, memory_order_relaxed) != 0))
@@ -343,14 +359,18 @@ static int poll_locked(struct uring_be *b)
     }
     if (io_uring_cq_ready(&b->ring) == 0)
         return 0;
-    return reap(b);
+    return reap_max(b, max);
 }
+
+/* U8: the owner reaps no more completions than its ring has room for (at least POLL_MIN). */
+#define POLL_MIN 16
 
 int uring_be_poll(struct worker *w)
 {
     struct uring_be *b = be_of(w);
+    unsigned room = sched_runq_room(w);
     spin_lock(&b->lock);
-    int n = poll_locked(b);
+    int n = poll_locked(b, room > POLL_MIN ? (int)room : POLL_MIN);
     spin_unlock(&b->lock);
     return n;
 }
@@ -362,7 +382,7 @@ int uring_be_rescue(struct worker *w)
         return 0; /* U1: not a shared ring, or its owner is using it (so it is not stuck) */
     /* on the sysmon thread: reap's sched_ready puts the owners on the global queue and wakes
      * a worker (sched_enqueue_ready from a plain thread) */
-    int n = poll_locked(b);
+    int n = poll_locked(b, INT32_MAX); /* into the global queue: no ring to fit */
     spin_unlock(&b->lock);
     return n;
 }
