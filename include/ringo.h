@@ -189,6 +189,7 @@ RINGO_API int     ringo_tcp_dial  (const char *host, uint16_t port, int64_t dead
 struct ringo_stats {
     uint64_t goroutines, spawned, switches, steals, parks, wakeups,
              io_submitted, io_completed;
+    uint64_t spilled;   /* goroutines a worker's full run queue sent to the global queue */
     /* more fields may follow */
 };
 RINGO_API void ringo_stats_get(struct ringo_stats *out);

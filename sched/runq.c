@@ -86,8 +86,10 @@ static void runq_push_slow(struct worker *w, struct g *g)
     }
     batch[n++] = g;
     gq_push_list(&sched.gq[w->node], batch, n);
+    sched_stat_add(&w->st_spilled, n); /* stats only */
     return;
 global_one:
+    sched_stat_inc(&w->st_spilled);
     sched_global_push(g);
 }
 

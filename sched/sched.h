@@ -210,6 +210,7 @@ struct worker {
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
     _Atomic uint64_t st_switches, st_steals, st_parks, st_wakeups, st_spawned, st_exited;
+    _Atomic uint64_t st_spilled;  /* goroutines a full ring sent to the global queue (F6) */
     void *io;                     /* the I/O backend's per-worker state (sched/io/io.c) */
     void *altstack;               /* signal stack for the stack-overflow handler */
 };

@@ -788,11 +788,94 @@ static int child_epoll_close_in_eagain_window(void)
 
 static int child_close_waits_only_for_its_rings(void); /* below */
 
+/* U8 (poll_uring.c): 600 reads complete while their one worker computes; the poll after it
+ * must not pour them all into the 256-slot ring, which would send half of it to the global
+ * queue (F6), where they wait for batches of 8 every 64 schedules (B9's p99). Every read is
+ * checked; no goroutine may have been spilled. */
+#define BURST 600
+static int burst_fd[BURST][2];
+static _Atomic int burst_parked, burst_ok, burst_go;
+static struct ringo_waitgroup burst_wg = RINGO_WAITGROUP_INIT;
+
+static void burst_reader(void *p)
+{
+    int i = (int)(intptr_t)p;
+    char b[8];
+    atomic_fetch_add_explicit(&burst_parked, 1, memory_order_relaxed);
+    ssize_t n = ringo_read(burst_fd[i][0], b, sizeof b, -1);
+    if (n == 4 && memcmp(b, &i, 4) == 0)
+        atomic_fetch_add_explicit(&burst_ok, 1, memory_order_relaxed);
+    ringo_wg_done(&burst_wg);
+}
+
+static void burst_hog(void *p)
+{
+    (void)p;
+    atomic_store_explicit(&burst_go, 1, memory_order_release);
+    int64_t t0 = ringo_now();
+    while (ringo_now() - t0 < 5000000) /* 5 ms, under the sysmon's 10 ms: no rescue */
+        ;
+    ringo_wg_done(&burst_wg);
+}
+
+static int child_completion_burst_fits_the_ring(void)
+{
+    struct rlimit rl = { 4096, 4096 };
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * BURST + 64) {
+        rl.rlim_cur = rl.rlim_max < 2 * BURST + 64 ? rl.rlim_max : 2 * BURST + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < 2 * BURST + 64)
+            return 77;
+    }
+    for (int i = 0; i < BURST; i++)
+        if (pipe(burst_fd[i]) != 0)
+            return 2;
+    ringo_wg_add(&burst_wg, BURST + 1);
+    for (int i = 0; i < BURST; i++)
+        ringo_go(burst_reader, (void *)(intptr_t)i);
+    while (atomic_load_explicit(&burst_parked, memory_order_relaxed) < BURST)
+        usleep(1000);
+    usleep(20000); /* every reader is in its read now */
+    ringo_go(burst_hog, NULL);
+    while (!atomic_load_explicit(&burst_go, memory_order_acquire))
+        ;
+    for (int i = 0; i < BURST; i++)
+        if (write(burst_fd[i][1], &i, 4) != 4)
+            return 2;
+    ringo_wg_wait(&burst_wg);
+    struct ringo_stats st;
+    ringo_stats_get(&st);
+    int ok = atomic_load_explicit(&burst_ok, memory_order_relaxed);
+    printf("%d reads completed during a 5 ms loop: %d right, %llu goroutines spilled to the global queue\n",
+           BURST, ok, (unsigned long long)st.spilled);
+    if (ok != BURST)
+        return 3;
+    return st.spilled == 0 ? 0 : 4;
+}
+
 static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
     { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
+    { "completion_burst_fits_the_ring", child_completion_burst_fits_the_ring },
     { NULL, NULL },
 };
+
+static void test_io_completion_burst_does_not_spill_the_run_queue(void **state)
+{
+    (void)state;
+    static const char *const env[] = { "RINGO_PROCS=1", NULL };
+    struct child_result r;
+    tu_run_child("completion_burst_fits_the_ring", env, 120, &r);
+    if (r.exited && r.code == 77)
+        skip();
+    if (r.exited && r.code == 0)
+        print_message("# %s", r.out);
+    else
+        fprintf(stderr, "child: %s %d\n%s\n", r.exited ? "exit" : "signal", r.exited ? r.code : r.signo, r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
 
 static void test_io_epoll_close_between_eagain_and_registration(void **state)
 {
@@ -1383,6 +1466,7 @@ int main(int argc, char **argv)
     tu_maybe_child(argc, argv, child_scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_io_echo_1000_connections_every_byte),
+        cmocka_unit_test(test_io_completion_burst_does_not_spill_the_run_queue),
         cmocka_unit_test(test_io_socketpair_16mib_checksum),
         cmocka_unit_test(test_io_deadline_times_out_and_consumes_nothing),
         cmocka_unit_test(test_io_deadline_past_tries_once),
