@@ -26,6 +26,11 @@
  *       3): it collects into a buffer of its own and dispatches under c.lock like the owner, so
  *       a stuck owner's waiters are readied (into the global queue). The kernel hands each
  *       EPOLLONESHOT event to one of the two; dispatch re-arms for the waiters left either way.
+ *   E5  A poll readies at most as many goroutines as the worker's run queue has room for (an
+ *       event readies every matching waiter of its fd, so it may go past by one event's
+ *       waiters); the events left wait in ev, and the sleep does not start while any do
+ *       (poll_uring.c U8 says why: a ring that overflows spills half of itself to the global
+ *       queue).
  * Contexts: epoll_be_wait on a goroutine; poll/sleep on the owner; rescue on the sysmon; ring
  *   and cancel_fd from any thread.
  * Depends on: sched/io/io.h, sched.h (park protocol, timers through sched_park's deadline),
@@ -281,10 +286,12 @@ static int dispatch(struct epoll_be *b, int fd, uint32_t rev)
     return ready_list(&ready);
 }
 
-static int dispatch_events(struct epoll_be *b)
+/* Dispatch collected events until max goroutines are readied; the rest stay in ev for the next
+ * poll (E5). */
+static int dispatch_events(struct epoll_be *b, int max)
 {
     int n = 0;
-    while (b->evi < b->nev) {
+    while (b->evi < b->nev && n < max) {
         struct epoll_event *e = &b->ev[b->evi++];
         if (e->data.u64 == EP_BELL) {
             uint64_t v;
@@ -293,14 +300,22 @@ static int dispatch_events(struct epoll_be *b)
         }
         n += dispatch(b, (int)e->data.u64, e->events);
     }
-    b->nev = b->evi = 0;
+    if (b->evi == b->nev)
+        b->nev = b->evi = 0;
     return n;
 }
+
+/* E5: no more readies per poll than the run queue has room for (at least POLL_MIN). */
+#define POLL_MIN 16
 
 int epoll_be_poll(struct worker *w)
 {
     struct epoll_be *b = be_of(w);
-    int n = dispatch_events(b);
+    unsigned room = sched_runq_room(w);
+    int max = room > POLL_MIN ? (int)room : POLL_MIN;
+    int n = dispatch_events(b, max);
+    if (b->evi < b->nev)
+        return n; /* E5: the rest next time */
     /* relaxed peek (E4): the sleep waits on the epoll itself, so a stale 0 loses nothing */
     if (atomic_load_explicit(&b->nwait, memory_order_relaxed) == 0)
         return n;
@@ -312,7 +327,7 @@ int epoll_be_poll(struct worker *w)
     if (k > 0) {
         b->nev = k;
         b->evi = 0;
-        n += dispatch_events(b);
+        n += dispatch_events(b, max - n);
     }
     return n;
 }
