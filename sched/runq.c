@@ -190,9 +190,10 @@ static uint32_t runq_room(struct worker *w)
     return RUNQ_SIZE - (t - h);
 }
 
-unsigned sched_runq_room(struct worker *w)
+int sched_poll_budget(struct worker *w)
 {
-    return runq_room(w);
+    uint32_t room = runq_room(w);
+    return room > 1 ? (int)room - 1 : 1;
 }
 
 /* Take a batch from q (Go's globrunqget): len/nprocs + 1, at most max (0: no limit), at most

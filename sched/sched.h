@@ -365,7 +365,10 @@ bool runq_push(struct worker *w, struct g *g);      /* owner; false when full */
 void runq_put(struct worker *w, struct g *g);       /* owner; overflows half to the global queue */
 struct g *runq_pop(struct worker *w);               /* owner */
 bool runq_empty(struct worker *v);                  /* ring and runnext; any thread, a snapshot */
-unsigned sched_runq_room(struct worker *w);         /* owner: free slots in w's ring */
+/* Owner: how many goroutines an I/O poll may ready without overflowing w's ring (poll_uring.c
+ * U8): the ring's room, less one for a runnext occupant that the first ready from a goroutine
+ * context kicks into the ring; at least 1, so that completions always make progress. */
+int sched_poll_budget(struct worker *w);
 /* Thief w takes half of v's ring (what fits in w's); returns one g to run or NULL. */
 struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext);
 void runnext_put(struct worker *w, struct g *g);    /* owner; a g already there goes to the ring */

@@ -305,14 +305,11 @@ static int dispatch_events(struct epoll_be *b, int max)
     return n;
 }
 
-/* E5: no more readies per poll than the run queue has room for (at least POLL_MIN). */
-#define POLL_MIN 16
 
 int epoll_be_poll(struct worker *w)
 {
     struct epoll_be *b = be_of(w);
-    unsigned room = sched_runq_room(w);
-    int max = room > POLL_MIN ? (int)room : POLL_MIN;
+    int max = sched_poll_budget(w); /* E5 */
     int n = dispatch_events(b, max);
     if (b->evi < b->nev)
         return n; /* E5: the rest next time */

@@ -43,7 +43,9 @@
  *       probing, at most half full; memory: twice the peak number of distinct fds with ops in
  *       flight here, times 8 bytes (it shrinks again when an eighth full).
  *
- *   U8  The owner reaps at most as many completions per poll as its run queue has room for:
+ *   U8  The owner reaps at most as many completions per poll as its run queue has room for
+ *       (sched_poll_budget: less one for a kicked-out runnext, at least one, so a ring that
+ *       stays full spills at most once per poll instead of starving completions):
  *       the rest wait in the CQ, in completion order, for the next poll (every 64 schedules,
  *       F1, or when the worker runs out of work). Reaping them all overflowed the ring: a full
  *       ring spills half of itself to the global queue (proc.c F6), where those goroutines wait
@@ -362,15 +364,12 @@ static int poll_locked(struct uring_be *b, int max)
     return reap_max(b, max);
 }
 
-/* U8: the owner reaps no more completions than its ring has room for (at least POLL_MIN). */
-#define POLL_MIN 16
-
 int uring_be_poll(struct worker *w)
 {
     struct uring_be *b = be_of(w);
-    unsigned room = sched_runq_room(w);
+    int max = sched_poll_budget(w); /* U8 */
     spin_lock(&b->lock);
-    int n = poll_locked(b, room > POLL_MIN ? (int)room : POLL_MIN);
+    int n = poll_locked(b, max);
     spin_unlock(&b->lock);
     return n;
 }
