@@ -18,7 +18,8 @@ BENCH_PROGS = \
 	%reldir%/b7_memory \
 	%reldir%/b8_echo \
 	%reldir%/b9_http \
-	%reldir%/b10_timers
+	%reldir%/b10_timers \
+	%reldir%/b11_stuck
 
 BENCH_BASELINES = \
 	%reldir%/baseline/echo_threads \
@@ -49,6 +50,8 @@ noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES)
 %canon_reldir%_b9_http_LDADD = libringo.la
 %canon_reldir%_b10_timers_SOURCES = %reldir%/b10_timers.c %reldir%/bench_util.h
 %canon_reldir%_b10_timers_LDADD = libringo.la
+%canon_reldir%_b11_stuck_SOURCES = %reldir%/b11_stuck.c %reldir%/bench_util.h
+%canon_reldir%_b11_stuck_LDADD = libringo.la
 
 BENCH_SHAPES = %reldir%/baseline/server_shapes.c %reldir%/bench_util.h
 %canon_reldir%_baseline_echo_threads_SOURCES = %reldir%/baseline/echo_threads.c $(BENCH_SHAPES)
