@@ -119,6 +119,8 @@
 #define SPIN_MIN_LOOKS 4
 /* The first part of the spin only pauses between looks; the rest yields the CPU. */
 #define SPIN_PAUSE_NS 10000
+/* ... and then looks at most every LOOK_GAP_NS (spin_for_work). */
+#define LOOK_GAP_NS 5000
 /* A thief takes a victim's runnext only when the victim has not scheduled for this long: the
  * owner is about to run it (ping-pong), unless its current goroutine is hogging the worker. */
 #define RUNNEXT_STEAL_NS 5000
@@ -484,11 +486,21 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
          * pinned worker cannot move, and a spin that keeps a server's own clients (or anything
          * else) off the CPU costs more than it saves (B8 echo on 2 shared vCPUs: 52k -> 96k
          * round trips/s). sched_yield returns at once when nothing else wants the CPU. */
-        if (now - start < SPIN_PAUSE_NS)
+        if (now - start < SPIN_PAUSE_NS) {
             for (int i = 0; i < 32; i++)
                 cpu_relax();
-        else
+        } else {
+            /* Pace the looks at least LOOK_GAP_NS apart: each reads the victims' hot lines
+             * (schedtick, ring head/tail, runnext) that their owners write on every switch,
+             * and a look every 0.4 us (sched_yield returns at once when no other thread
+             * wants this CPU) made a ping-pong on the other worker pay for the transfers
+             * (B3 at 2 workers, issue 12). */
+            int64_t last = now;
             sched_yield();
+            while ((now = clk_now()) - last < LOOK_GAP_NS)
+                for (int i = 0; i < 16; i++)
+                    cpu_relax();
+        }
         now = clk_now();
     }
     stop_spinning(w, false); /* step a */
