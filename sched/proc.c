@@ -51,16 +51,22 @@
  *       read only while the worker has timers), readying into runnext/the ring. Checking only
  *       every 64th schedule left a fired sleeper waiting up to 64 schedules plus the queue
  *       ahead of it (B10 p50 0.2 ms, Go 0.003 ms; issue 12).
- *   F1  Every 64th schedule (w->schedtick), first: its I/O completions are
- *       reaped (readying goroutines into this worker's runnext/ring), and the global queues
- *       (own node first) give a batch: len/nprocs + 1, at most GQ_TICK_BATCH (8) and at most
- *       the ring's room + 1. The first of the batch runs now, the rest join the ring's tail.
+ *   F1  Every 64th schedule (w->schedtick), first: its I/O completions are reaped (readying
+ *       goroutines into this worker's runnext/ring), and the global queues (own node first)
+ *       give a batch: len/nprocs + 1, at most GQ_TICK_BATCH (8), and only into the ring's
+ *       lower half (a ring more than half full takes one, Go's choice). The first of the
+ *       batch runs now, the rest join the ring's tail.
  *       Bound: a goroutine in a global queue with L ahead of it runs within about
  *       64 * (L / 8 + 1) schedules plus the batches queued ahead of it in the ring, however busy
  *       the ring is (a batch of one every 64, Go's choice, made that 64 * L: p99 203 ms at 1,000
  *       connections). Not more than 8: an unbounded batch (half a ring) made skynet (B6, one
  *       worker) 2.6x slower by pulling spilled goroutines back into a full ring only to spill
- *       them again, and broke its depth-first order.
+ *       them again, and broke its depth-first order. Not past half a ring: a spill (F6) leaves
+ *       the ring exactly half full, and a batch on top of that only brings on the next spill of
+ *       128 (8 into a ring above half made skynet at 2 workers 2x slower: 429 -> 880 ms, the
+ *       churn of cold goroutines through the global queue's lock and of stacks between the
+ *       workers' pools). The bound above holds while the ring is at most half full; above, a
+ *       newcomer also waits behind the 128 or more goroutines of the ring itself.
  *   F2  runnext, unless it was taken RUNNEXT_CAP (64) times in a row and the ring has work: then
  *       the ring's head first. A pick from the ring or a global queue resets the count. Bound:
  *       the ring's head waits at most RUNNEXT_CAP runnext picks (Tokio caps LIFO picks at 3; Go

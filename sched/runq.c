@@ -197,7 +197,8 @@ int sched_poll_budget(struct worker *w)
 }
 
 /* Take a batch from q (Go's globrunqget): len/nprocs + 1, at most max (0: no limit), at most
- * half a ring, and at most one more than w's ring has room for. Returns the first to run; the
+ * half a ring, and at most one more than w's ring has room for; a bounded batch (max != 0, F1's
+ * tick) fills the ring no further than half (proc.c F1). Returns the first to run; the
  * rest go to w's ring. Q5: the batch is unlinked under q->lock and pushed after the unlock, and
  * only into room the ring has: runq_put under the lock could overflow back into q
  * (runq_push_slow -> gq_push_list), which would lock q again (issue 11 item 2b). */
@@ -220,6 +221,8 @@ static struct g *gq_get(struct worker *w, struct gqueue *q, uint32_t max)
         n = max;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
+    if (max && n - 1 + RUNQ_SIZE / 2 > room) /* F1's tick batch: never past half a ring */
+        n = room > RUNQ_SIZE / 2 ? room - RUNQ_SIZE / 2 + 1 : 1;
     if (n - 1 > room)
         n = room + 1; /* one to run, the rest into the ring's room */
     struct g *first = q->head;
