@@ -176,6 +176,33 @@ static inline void tu_run_child(const char *name, const char *const *env_extra, 
     tu_run_prog(argv, env_extra, timeout_s, r);
 }
 
+/* A cmocka test that runs child scenario `name`: again (at most 10 runs) while it exits with one
+ * of the codes in retry (0-terminated; a placement the case needs did not happen, say), skips on
+ * exit 77, prints the child's output ("# ...") when it passes and its status and output when it
+ * does not, and asserts exit 0. */
+#ifdef cmocka_unit_test
+static inline void tu_check_child(const char *name, const char *const *env, int timeout_s, const int *retry)
+{
+    static struct child_result r;
+    for (int i = 0; i < 10; i++) {
+        tu_run_child(name, env, timeout_s, &r);
+        int again = 0;
+        for (const int *c = retry; c && *c; c++)
+            again |= r.exited && r.code == *c;
+        if (!again)
+            break;
+    }
+    if (r.exited && r.code == 77)
+        skip();
+    if (r.exited && r.code == 0)
+        print_message("# %s", r.out);
+    else
+        fprintf(stderr, "child: %s %d\n%s\n", r.exited ? "exit" : "signal", r.exited ? r.code : r.signo, r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 0);
+}
+#endif
+
 /* ------------------------------------------------------------------ watchdog */
 #include <stdatomic.h>
 static _Atomic int tu_watchdog_secs;
