@@ -336,11 +336,14 @@ int epoll_be_rescue(struct worker *w)
     if (atomic_load_explicit(&b->nwait, memory_order_relaxed) == 0)
         return 0;
     struct epoll_event ev[EP_NEV];
-    int k = epoll_wait(b->epfd, ev, EP_NEV, 0);
-    int n = 0;
-    for (int i = 0; i < k; i++)
-        if (ev[i].data.u64 != EP_BELL) /* the doorbell is the owner's: left for its next sleep */
-            n += dispatch(b, (int)ev[i].data.u64, ev[i].events);
+    int n = 0, k = EP_NEV;
+    /* until the instance has no more ready (a full buffer may leave some), at most 64 buffers */
+    for (int rounds = 0; k == EP_NEV && rounds < 64; rounds++) {
+        k = epoll_wait(b->epfd, ev, EP_NEV, 0);
+        for (int i = 0; i < k; i++)
+            if (ev[i].data.u64 != EP_BELL) /* the doorbell is the owner's: left for its next sleep */
+                n += dispatch(b, (int)ev[i].data.u64, ev[i].events);
+    }
     return n;
 }
 
