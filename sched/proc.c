@@ -467,6 +467,8 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
 {
     int64_t start = clk_now(), now = start;
     for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
+        if (unlikely(w->extra) && !sched_extra_allowed(w))
+            break; /* disallowed mid-spin (sysmon.c S2): findrunnable gives our work away */
         /* What fired here runs before anything is stolen (Go's stealWork runs timers first and
          * returns what they readied): a spinning worker never has local work when it steals. */
         sched_poller.poll(w);
