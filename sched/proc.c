@@ -572,7 +572,9 @@ static void extra_retire(struct worker *w)
     while (n < RUNQ_SIZE + 1 && (g = runq_pop(w)))
         gs[n++] = g;
     if (n) {
-        gq_push_list(&sched.gq[w->node], gs, n);
+        /* to the front: most of it came from there, and none of it should wait behind what
+         * queued meanwhile (test_worker's global-queue bound failed under TSan otherwise) */
+        gq_push_front_list(&sched.gq[w->node], gs, n);
         sched_fence_seq_cst(); /* step 2 of the recipe: the push before wakep's counter reads */
         wakep_node((int)w->node);
         return;

@@ -63,6 +63,25 @@ void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* Prepend n goroutines to q, in their order: work given back (proc.c extra_retire) goes where
+ * it would have been taken from, so nothing it held a place for waits behind newcomers. */
+void gq_push_front_list(struct gqueue *q, struct g **gs, uint32_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&q->lock);
+    for (uint32_t i = 0; i + 1 < n; i++)
+        gs[i]->schedlink = gs[i + 1];
+    gs[n - 1]->schedlink = q->head;
+    if (!q->head)
+        q->tail = gs[n - 1];
+    q->head = gs[0];
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+                          memory_order_relaxed); /* under q->lock; peeks tolerate staleness */
+    atomic_fetch_add_explicit(&sched.gq_len, n, memory_order_seq_cst); /* step 1 of the recipe (proc.c) */
+    pthread_mutex_unlock(&q->lock);
+}
+
 /* Owner only: move half of the ring plus g to the global queue (Go's runqputslow). */
 static void runq_push_slow(struct worker *w, struct g *g)
 {

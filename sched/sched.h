@@ -373,6 +373,7 @@ int sched_poll_budget(struct worker *w);
 struct g *runq_steal(struct worker *w, struct worker *v, bool take_runnext);
 void runnext_put(struct worker *w, struct g *g);    /* owner; a g already there goes to the ring */
 void gq_push_list(struct gqueue *q, struct g **gs, uint32_t n);
+void gq_push_front_list(struct gqueue *q, struct g **gs, uint32_t n);
 struct g *global_get(struct worker *w, uint32_t max); /* a batch into w's ring, one to run */
 bool runq_work_anywhere(void);                      /* any queue non-empty (a snapshot) */
 int  sched_thread_node(void);                       /* node position for work born on this thread */

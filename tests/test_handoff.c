@@ -41,10 +41,9 @@
 
 static bool timed_run(void) { return !TU_SANITIZED && !tu_on_valgrind(); }
 static long tid(void) { return syscall(SYS_gettid); }
-static volatile uint64_t sink;
-
 static void compute_for(int64_t ns)
 {
+    volatile uint64_t sink = 0; /* each caller its own: two hogs compute at once */
     int64_t t0 = ringo_now();
     while (ringo_now() - t0 < ns)
         sink++; /* no ringo call: this worker schedules nothing meanwhile */
