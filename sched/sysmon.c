@@ -50,8 +50,11 @@
  *       the deadlock check, which reads nidle then nw); the sysmon waits for it (made_sem)
  *       before it looks again, so extra workers are published in id order and w[0 .. nw-1] are
  *       always complete.
- *   S5  No CPU burns while nothing happens: when every worker is idle the sysmon sleeps on
- *       sysmon_deep until a worker leaves its idle sleep (sched_sysmon_kick) or 1 s passes. The
+ *   S5  No CPU burns while nothing happens: when every worker has been idle for DEEP_AFTER
+ *       looks (50 ms) the sysmon sleeps on sysmon_deep until a worker leaves its idle sleep
+ *       (sched_sysmon_kick) or 1 s passes. Not at once: workers that go idle and busy again
+ *       many times a second would each pay a futex wake to bring it back (under valgrind,
+ *       stress_chan went from 1.6 s to past its 11 s watchdog). The
  *       Dekker pair: the sysmon stores deep = 1 then reads nidle, a worker changes nidle then
  *       reads deep, all seq_cst; so either the sysmon sees the busy worker or the worker sees
  *       deep and wakes it. While some worker runs, it looks every LOOK_NS.
@@ -72,6 +75,8 @@
 #include <string.h>
 
 #define STUCK_NS 10000000LL /* S1: Go's forcePreemptNS, the time slice */
+#define STUCK_NS_VALGRIND 200000000LL
+#define DEEP_AFTER 50       /* S5: looks with every worker idle before the sysmon sleeps deep */
 #define LOOK_NS 1000000LL   /* between looks while some worker runs a goroutine */
 #define DEEP_NS 1000000000LL
 #define LOST_NS 1000000000LL /* S6: no wake-up in flight takes this long, even under valgrind */
@@ -192,6 +197,10 @@ static void *sysmon_main(void *arg)
         return NULL;
     }
     int64_t lost_since = 0;
+    unsigned idle_looks = 0; /* S5: looks in a row that found every worker idle */
+    /* Under valgrind threads run one at a time (its big lock): a worker waits its turn for
+     * tens of milliseconds in the middle of anything, which is no reason for extra workers. */
+    const int64_t stuck_ns = sched.on_valgrind ? STUCK_NS_VALGRIND : STUCK_NS;
     for (;;) {
         int64_t now = clk_now();
         unsigned n = sched_nworkers(), nstuck = 0, running = 0;
@@ -210,7 +219,7 @@ static void *sysmon_main(void *arg)
                 continue;
             }
             running++;
-            if (!marked && now - seen[i].since < STUCK_NS)
+            if (!marked && now - seen[i].since < stuck_ns)
                 continue;
             if (!stuck[i]) /* relaxed: a counter for tests */
                 atomic_fetch_add_explicit(&sched_sysmon_stuck_seen, 1, memory_order_relaxed);
@@ -224,7 +233,8 @@ static void *sysmon_main(void *arg)
             nanosleep(&ts, NULL);
             continue;
         }
-        if (running == 0 && nstuck == 0) {
+        idle_looks = running == 0 && nstuck == 0 ? idle_looks + 1 : 0;
+        if (idle_looks >= DEEP_AFTER) {
             /* S5: seq_cst store, then the seq_cst load of nidle */
             atomic_store_explicit(&sysmon_deep, 1, memory_order_seq_cst);
             if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == sched_nworkers())
