@@ -97,9 +97,8 @@ static inline int count_fds(void)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
             continue;
-        char path[64], to[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t k = readlink(path, to, sizeof to - 1);
+        char to[64];
+        ssize_t k = readlinkat(dirfd(d), e->d_name, to, sizeof to - 1);
         to[k > 0 ? k : 0] = 0;
         if (strcmp(to, "anon_inode:[io_uring]") == 0 || strcmp(to, "anon_inode:[eventfd]") == 0 ||
             strcmp(to, "anon_inode:[eventpoll]") == 0)
