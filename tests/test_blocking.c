@@ -304,10 +304,17 @@ static int child_bounded_pool(void)
 
 static atomic_long peak_threads;
 
+/* Threads but the workers ("ringo-w*": regular and extra workers, the sysmon): an extra worker
+ * the sysmon makes during the test (a slow TSan run looks stuck) is not a pool thread. */
+static long other_threads(void)
+{
+    return thread_count() - threads_named("ringo-w");
+}
+
 static void fn_note_threads(void *p)
 {
     (void)p;
-    long t = thread_count();
+    long t = other_threads();
     long m = atomic_load_explicit(&peak_threads, memory_order_relaxed);
     while (t > m && !atomic_compare_exchange_weak_explicit(&peak_threads, &m, t, memory_order_relaxed,
                                                             memory_order_relaxed))
@@ -334,7 +341,7 @@ static void run_note_threads(int n)
 static bool wait_retired(long base)
 {
     for (int i = 0; i < 2000; i++) {
-        if (threads_named("ringo-b") == 0 && thread_count() <= base)
+        if (threads_named("ringo-b") == 0 && other_threads() <= base)
             return true;
         usleep(10 * 1000);
     }
@@ -344,13 +351,13 @@ static bool wait_retired(long base)
 static int child_retire(void)
 {
     ringo_procs(); /* the workers are up */
-    long base = thread_count();
+    long base = other_threads();
     run_note_threads(4);
     if (atomic_load_explicit(&peak_threads, memory_order_relaxed) <= base)
         CHILD_FAIL("no pool thread seen (threads %ld, before %ld)", (long)peak_threads, base);
     if (!wait_retired(base))
         CHILD_FAIL("pool threads did not retire: %ld left, threads %ld, before %ld", threads_named("ringo-b"),
-                   thread_count(), base);
+                   other_threads(), base);
     /* and the pool makes threads again after they all retired */
     atomic_store_explicit(&peak_threads, 0, memory_order_relaxed);
     run_note_threads(2);
