@@ -158,9 +158,9 @@ static void detect_valgrind(void)
 static void read_flags(void)
 {
     static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
-                                             "ring_handoff" };
+                                             "ring_handoff", "extra_workers" };
     static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
-    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 5);
+    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 6);
     sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
 }
 

@@ -76,6 +76,13 @@
 
 #define STUCK_NS 10000000LL /* S1: Go's forcePreemptNS, the time slice */
 #define STUCK_NS_VALGRIND 200000000LL
+/* ThreadSanitizer runs everything 5-15x slower: a goroutine in the middle of ordinary work
+ * keeps its worker for 10 ms, and extra workers would change every test's interleavings. */
+#ifdef RINGO_TSAN
+#define STUCK_SLOWDOWN 5
+#else
+#define STUCK_SLOWDOWN 1
+#endif
 #define DEEP_AFTER 50       /* S5: looks with every worker idle before the sysmon sleeps deep */
 #define LOOK_NS 1000000LL   /* between looks while some worker runs a goroutine */
 #define DEEP_NS 1000000000LL
@@ -149,6 +156,8 @@ static bool make_extra(void)
 static void adjust_extras(unsigned nstuck, const bool *stuck, unsigned n)
 {
     unsigned want = nstuck < sched.nw_max - sched.nprocs ? nstuck : sched.nw_max - sched.nprocs;
+    if (sched.disable & DIS_EXTRA_WORKERS)
+        want = 0; /* RINGO_DISABLE=extra_workers: never more threads than procs */
     while (n - sched.nprocs < want && make_extra())
         n++;
     unsigned nextra = n - sched.nprocs;
@@ -200,7 +209,7 @@ static void *sysmon_main(void *arg)
     unsigned idle_looks = 0; /* S5: looks in a row that found every worker idle */
     /* Under valgrind threads run one at a time (its big lock): a worker waits its turn for
      * tens of milliseconds in the middle of anything, which is no reason for extra workers. */
-    const int64_t stuck_ns = sched.on_valgrind ? STUCK_NS_VALGRIND : STUCK_NS;
+    const int64_t stuck_ns = sched.on_valgrind ? STUCK_NS_VALGRIND : STUCK_NS * STUCK_SLOWDOWN;
     for (;;) {
         int64_t now = clk_now();
         unsigned n = sched_nworkers(), nstuck = 0, running = 0;
