@@ -320,8 +320,11 @@ struct g *sched_next_local(struct worker *w)
     /* F0: due timers fire on every schedule (one clock read, only while this worker has
      * timers); what they ready goes to runnext / the ring like any ready */
     int64_t tf = timers_due(w);
-    if (unlikely(tf != INT64_MAX) && tf <= clk_now())
-        sched_timers_run(w, clk_now());
+    if (unlikely(tf != INT64_MAX)) {
+        int64_t now = clk_now();
+        if (tf <= now)
+            sched_timers_run(w, now);
+    }
     if (unlikely((tick & 63) == 0)) {
         /* F1: I/O completions and the global queue get a turn even when the local queue
          * never empties; the global queue gives a batch of up to GQ_TICK_BATCH */
@@ -418,6 +421,30 @@ static bool idle_leave(struct worker *w)
         w->spinning = true;                                         /* W2/W3 */
     }
     return was;
+}
+
+/* Steps b and c of the recipe: on the idle list (W1), then the StoreLoad fence. */
+static void idle_announce(struct worker *w)
+{
+    pthread_mutex_lock(&sched.idle_lock);
+    w->idle = true;
+    atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b of the recipe */
+    pthread_mutex_unlock(&sched.idle_lock);
+    sched_fence_seq_cst(); /* step c */
+}
+
+/* The end of an announced idle spell, slept or not: accept a waker's wake (W2) or take ourselves
+ * off the list, then wake the sysmon if it went to sleep deep meanwhile (S5: nidle fell, ours
+ * or the waker's decrement, before this). */
+static void idle_end(struct worker *w)
+{
+    if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
+        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
+        w->spinning = true; /* W2: the waker counted us in nspinning */
+    } else {
+        idle_leave(w);
+    }
+    sched_sysmon_kick();
 }
 
 /* Start spinning if few enough workers spin already (only some do at once, as in Go). */
@@ -525,12 +552,7 @@ static void idle_sleep(struct worker *w)
     if (!runq_empty(w))
         return;
 
-    /* step b: announce */
-    pthread_mutex_lock(&sched.idle_lock);
-    w->idle = true;
-    atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b of the recipe */
-    pthread_mutex_unlock(&sched.idle_lock);
-    sched_fence_seq_cst(); /* step c */
+    idle_announce(w);
 
     /* step d: re-check */
     sched_poller.flush(w);
@@ -538,20 +560,14 @@ static void idle_sleep(struct worker *w)
      * sched_timer_add's fence and wakep) */
     int64_t first = timers_first_all();
     if (runq_work_anywhere() || sched_poller.poll(w) > 0 || first <= clk_now()) {
-        idle_leave(w);
+        idle_end(w);
         return;
     }
     sched_debug_hooks.check_deadlock(0);
 
     /* step e: sleep until woken, the earliest timer of any worker (X2), or I/O */
     sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
-    if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with wakep's release */
-        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
-        w->spinning = true; /* W2: the waker counted us in nspinning */
-    } else {
-        idle_leave(w);
-    }
-    sched_sysmon_kick(); /* S5: nidle fell (ours or the waker's decrement) before this */
+    idle_end(w);
 }
 
 /* An extra worker that may not take work (sysmon.c S2): give the local work to the global queue,
@@ -561,8 +577,9 @@ static void idle_sleep(struct worker *w)
 static void extra_retire(struct worker *w)
 {
     sched_poller.poll(w);                     /* its I/O readies into its ring (g0) */
-    if (timers_due(w) <= clk_now())
-        sched_timers_run(w, clk_now());
+    int64_t now = clk_now();
+    if (timers_due(w) <= now)
+        sched_timers_run(w, now);
     struct g *gs[RUNQ_SIZE + 1];
     uint32_t n = 0;
     /* acquire: pairs with the release of whoever stored runnext (the owner: us) */
@@ -579,24 +596,14 @@ static void extra_retire(struct worker *w)
         wakep_node((int)w->node);
         return;
     }
-    pthread_mutex_lock(&sched.idle_lock);
-    w->idle = true;
-    atomic_fetch_add_explicit(&sched.nidle, 1, memory_order_seq_cst); /* W1; step b */
-    pthread_mutex_unlock(&sched.idle_lock);
-    sched_fence_seq_cst(); /* step c: against the sysmon's extra_allowed store + wake (S2) */
+    idle_announce(w); /* its step-c fence also orders us against the sysmon's extra_allowed store + wake (S2) */
     sched_poller.flush(w);
     if (!sched_extra_allowed(w) && runq_empty(w) && sched_poller.poll(w) == 0 && timers_due(w) > clk_now()) {
         sched_debug_hooks.check_deadlock(0);
         int64_t first = timers_due(w);
         sched_poller.sleep(w, first == INT64_MAX ? -1 : first);
     }
-    if (atomic_load_explicit(&w->wake, memory_order_acquire) == 1) { /* pairs with the waker's release */
-        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);     /* own */
-        w->spinning = true; /* W2 */
-    } else {
-        idle_leave(w);
-    }
-    sched_sysmon_kick();
+    idle_end(w);
 }
 
 /* The scheduling loop's question "what next?" on g0: local work, then spinning, then sleep. */
