@@ -4,8 +4,9 @@
  *   the fd table counts, per fd, the goroutine I/O calls in progress (FD_NOPS bits) and has a
  *   CLOSING bit. A call adds 1 and gives up with -EBADF if CLOSING was set; ringo_close, if
  *   calls are in progress, sets CLOSING (so no new call starts while it cancels), ends their
- *   waits, then waits until every counted call has left (the drain), clears CLOSING and only
- *   then calls close(2) (after it the number may be reused at once). The drain is what makes a
+ *   waits, then waits until every counted call has left (the drain), turns CLOSING into CLOSE2
+ *   and calls close(2); a call that starts meanwhile waits for it (F5), since after close(2)
+ *   the number may be reused at once and name a new file. The drain is what makes a
  *   call that was between its EAGAIN and its registration when the cancels ran safe: it cannot
  *   register on a closed or reused number, because the number stays open until it leaves, and
  *   it leaves at once, because it re-checks CLOSING where its wait becomes visible to a cancel
@@ -52,11 +53,14 @@
  *   fd_leave's sub is release and the drain's load acquire: what a call did on the fd (its
  *     system calls included) happens before the closer's close(2). The wake-up of a parked
  *     closer goes through drain_lock (lost-wake-up argument at fd_drain).
+ *   CLOSING -> CLOSE2 is a relaxed RMW (a call that reads CLOSE2 only waits); the clear of
+ *     CLOSE2 after close(2) is release and the waiting call's load acquire: close(2) happens
+ *     before the system calls of its retry.
  *
  * Invariants:
  *   F1  An fd word counts (FD_NOPS bits) the goroutine I/O calls between fd_enter and fd_leave
- *       on that fd; CLOSING is set only by ringo_close, and cleared by it after the count
- *       drained to 0, before close(2).
+ *       on that fd; CLOSING and CLOSE2 are set only by ringo_close: CLOSING until the count
+ *       drained to 0, then CLOSE2 (F5) until close(2) returned.
  *   F2  A closer that found calls in progress returns only after every worker that may hold an
  *       operation on the fd has ended it (epoll: directly; io_uring: cancel + acknowledgement,
  *       from the workers in the rings mask, F4) and every call counted in the word has left
@@ -66,6 +70,18 @@
  *       re-checks CLOSING (fd_closing) where the cancel would have found it — epoll: under the
  *       worker's c.lock, with its record linked; io_uring: on the owner thread, just before
  *       filling its SQE (fd_ring_enter) — and returns -EBADF instead.
+ *   F5  No goroutine call on fd reaches the kernel while ringo_close(fd) is on its way into
+ *       close(2): every ringo_close sets CLOSING, so a call either was counted before it (and
+ *       is ended and drained, F2) or sees CLOSING (-EBADF) or CLOSE2, the bit that replaces
+ *       CLOSING in one RMW for the close(2) itself: such a call waits (yielding) until the
+ *       closer clears CLOSE2 after close(2), then starts again on whatever the number names
+ *       now (closed: -EBADF from the kernel). Before, a closer that saw no call in progress
+ *       made no mark, and a read starting in that window made its SQE or epoll registration
+ *       on the open fd, which close(2) did not end: it sat until its deadline (test_io
+ *       read_starting_during_close_syscall; CI's TSan saw close(2) race epoll_ctl). The clear
+ *       cannot come before close(2): a call on the old file could slip in; nor may CLOSING
+ *       stay set across it: a call on a new file of that number would get -EBADF. The wait
+ *       lasts one close(2) (longer only with SO_LINGER, whose close blocks).
  *   F4  With at most FD_RING_BITS workers, bit W of an fd's rings mask is set from before io_uring
  *       worker W's re-check for its first op on the fd until W reaped the last one; only W
  *       writes it. A closer sends cancel requests to the workers whose bit it read after setting
@@ -83,7 +99,8 @@
 #define FD_CHUNK (1u << FD_CHUNK_BITS)
 #define FD_TOP (1u << 19) /* FD_TOP * FD_CHUNK = 2^31: every possible fd */
 #define FD_CLOSING 0x80000000u
-#define FD_NOPS 0x7fffffffu
+#define FD_CLOSE2 0x40000000u
+#define FD_NOPS 0x3fffffffu
 
 /* Chunks are allocated on first use and never freed; the top level is zero pages until used. */
 static _Atomic(struct fd_slot *) fdtop[FD_TOP];
@@ -162,15 +179,23 @@ int fd_enter(int fd, struct fd_slot **slotp)
     *slotp = slot;
     if (!slot)
         return 0;
-    /* relaxed: RMWs of one word are totally ordered, so either this add sees CLOSING or the
-     * closer's fetch_or sees our count; the cancel request itself travels under a lock */
-    uint32_t old = atomic_fetch_add_explicit(&slot->word, 1, memory_order_relaxed);
-    if (old & FD_CLOSING) {
+    for (;;) {
+        /* relaxed: RMWs of one word are totally ordered, so either this add sees CLOSING or the
+         * closer's fetch_or sees our count; the cancel request itself travels under a lock */
+        uint32_t old = atomic_fetch_add_explicit(&slot->word, 1, memory_order_relaxed);
+        if (likely(!(old & (FD_CLOSING | FD_CLOSE2))))
+            return 0;
         fd_put(slot); /* may be the last one a draining closer waits for */
-        *slotp = NULL;
-        return -EBADF;
+        if (old & FD_CLOSING) {
+            *slotp = NULL;
+            return -EBADF;
+        }
+        /* F5: close(2) is in flight. The number may name a new file once it returns (an accept
+         * elsewhere): wait for the closer's clear, then try again. acquire: pairs with the
+         * clear's release (the close happened before our retry's system call). */
+        while (atomic_load_explicit(&slot->word, memory_order_acquire) & FD_CLOSE2)
+            ringo_yield();
     }
-    return 0;
 }
 
 void fd_leave(struct fd_slot *slot)
@@ -207,6 +232,9 @@ void fd_ring_leave(struct fd_slot *slot, unsigned wid)
 /* Test hook (tests/test_io.c): called by a ringo_close that waits for the calls in progress on
  * fd to leave, just before it parks. NULL otherwise. */
 void (*sched_test_hook_close_draining)(int fd);
+
+/* Test hook (tests/test_io.c): called by ringo_close just before close(2). NULL otherwise. */
+void (*sched_test_hook_close_syscall)(int fd);
 
 struct io_cancelreq *io_cancels_take(struct io_common *c)
 {
@@ -326,25 +354,38 @@ int ringo_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
-    struct fd_slot *slot = fd_slot_of(fd, false); /* no chunk: no call ever waited on this fd */
-    /* relaxed peek: a call that starts after it races with this close as it would with close(2) */
-    if (slot && (atomic_load_explicit(&slot->word, memory_order_relaxed) & FD_NOPS)) {
+    /* create: a call on fd may be making the chunk right now (F5: it must see our bits) */
+    struct fd_slot *slot = fd_slot_of(fd, true);
+    uint32_t old = FD_CLOSING; /* no slot (no memory): a plain close(2) */
+    if (slot) {
         /* seq_cst: fd_enter's add needs only the one word's RMW order, but the rings mask read
          * in cancel_everywhere needs this in the single total order (the Dekker pair, top) */
-        uint32_t old = atomic_fetch_or_explicit(&slot->word, FD_CLOSING, memory_order_seq_cst);
-        if ((old & FD_NOPS) && sched_started()) {
+        old = atomic_fetch_or_explicit(&slot->word, FD_CLOSING, memory_order_seq_cst);
+        if (unlikely(old & (FD_CLOSING | FD_CLOSE2))) {
+            /* another ringo_close of this number is in progress (a double close: the caller's
+             * race, as with close(2)); leave its phases alone, ours is a plain close(2) */
+            if (!(old & FD_CLOSING))
+                atomic_fetch_and_explicit(&slot->word, ~FD_CLOSING, memory_order_relaxed);
+            old = FD_CLOSING;
+        } else if ((old & FD_NOPS) && sched_started()) {
             cancel_everywhere(fd, slot);
             fd_drain(fd, slot); /* F2: no call may still be on its way to a wait on fd */
         }
-        /* clear before close(2): once closed, the number may be reused at once (an accept on
-         * another worker), and its new calls must not see CLOSING */
         if (!(old & FD_CLOSING))
-            atomic_fetch_and_explicit(&slot->word, ~FD_CLOSING, memory_order_relaxed);
+            /* F5: CLOSING -> CLOSE2 in one RMW (CLOSING set and CLOSE2 clear: subtracting their
+             * difference borrows nothing from the count). relaxed: a call that sees CLOSE2 only
+             * waits, for the clear's release below. */
+            atomic_fetch_sub_explicit(&slot->word, FD_CLOSING - FD_CLOSE2, memory_order_relaxed);
     }
+    if (unlikely(sched_test_hook_close_syscall))
+        sched_test_hook_close_syscall(fd);
     int r = close(fd);
     int err = errno;
+    if (!(old & FD_CLOSING))
+        /* F5: after close(2), so no call reaches the kernel with the old file in between;
+         * release: the close happens before the waiting calls' retries (their acquire load) */
+        atomic_fetch_and_explicit(&slot->word, ~FD_CLOSE2, memory_order_release);
     if (r < 0 && err != EINTR) /* EINTR: Linux has released the fd anyway; retrying would be wrong */
         return -err;
     return 0;
 }
-
