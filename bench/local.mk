@@ -79,7 +79,14 @@ EXTRA_DIST += \
 # The runner finds the tools configure found (empty: it looks on PATH itself) and takes the
 # build and source folders as arguments. Everything it writes goes under bench/ in the build
 # folder: results/ (with logs/ and nginx/), go/bin/, and baseline/ when make has not built it.
-.PHONY: bench
+.PHONY: bench bench-oversub
 bench: $(BENCH_PROGS) $(BENCH_BASELINES)
+	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
+	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'
+
+# Oversubscription (issue 12): 1 worker, one per CPU, and four per CPU, each against Go at the
+# same GOMAXPROCS; a scaling table for each count above 1.
+bench-oversub: $(BENCH_PROGS) $(BENCH_BASELINES)
+	n=$$(nproc); RINGO_BENCH_PROCS="1 $$n $$((4 * n))" \
 	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
 	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'

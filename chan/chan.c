@@ -284,6 +284,7 @@ static int slow_path(struct ringo_chan *c, bool send, void *elem, bool block)
                             .is_send = send, .counted = true };
         dlist_push_back(send ? &c->sendq : &c->recvq, &me.node); /* counted above */
         sched_park_prepare(self, send ? WR_CHAN_SEND : WR_CHAN_RECV);
+        atomic_store_explicit(&self->park_obj, c, memory_order_relaxed); /* proc.c F7: a hint */
         spin_unlock(&c->lock);
         sched_park(self, -1, NULL, 0);
         /* send: 0 or -EPIPE; recv: 1 value, or 0 closed with out zeroed by the closer (C5, C6) */

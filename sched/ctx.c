@@ -98,10 +98,12 @@ void sched_post_switch(struct worker *w)
         break;
     }
     case PA_YIELD:
+        atomic_store_explicit(&p->peer_ready, 0, memory_order_relaxed); /* proc.c F7: it computes */
         atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by R1 */
         runq_put(w, p);
         break;
     case PA_RUNNEXT:
+        atomic_store_explicit(&p->peer_ready, 0, memory_order_relaxed); /* proc.c F7: a spawner */
         atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by the exchange */
         runnext_put(w, p);
         sched_wakep(); /* relaxed reads: the parent is on an awake worker (see top) */

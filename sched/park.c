@@ -287,6 +287,8 @@ void sched_ready(struct g *g)
                 return;
             }
         } else if (s == GS_PARKING) {
+            struct worker *w = sched_cur_worker(); /* proc.c F7, as sched_enqueue_ready says */
+            atomic_store_explicit(&g->peer_ready, w && w->curg, memory_order_relaxed);
             /* release: the post-switch context acquires it and enqueues g */
             if (atomic_compare_exchange_weak_explicit(&g->status, &s, GS_WOKEN, memory_order_acq_rel,
                                                       memory_order_relaxed))

@@ -78,10 +78,26 @@
  *       runnext goroutines, stolen batches).
  *   F4  the global queues: a batch as in F1 (the ring is empty, so up to half a ring).
  *   F5  nothing local (findrunnable): poll I/O, run timers, then spin (steal half a victim's
- *       ring, its runnext only when the victim looks stuck, the global queues), then sleep.
+ *       ring as F7 allows, its runnext only when the victim looks stuck, the global queues),
+ *       then sleep.
  *   F6  A full ring spills half of itself plus the newcomer to the own node's global queue
  *       (runq_push_slow), where F1 brings it back within the F1 bound; nothing is pushed on a
  *       ring under a global queue's lock (runq.c Q5).
+ *   F7  Goroutines that talk stay together (issue 12, B4). A goroutine made runnable by a
+ *       running goroutine (a channel or sync wake: g->peer_ready) joins its waker's worker, and
+ *       a thief leaves it there: it does not take a victim's ring whose head is peer_ready, nor
+ *       a peer_ready runnext, unless the victim's goroutine has run PEER_AGE_NS (100 us) without
+ *       a switch (it computes: its peers may run elsewhere), or the ring holds STEAL_BACKLOG
+ *       (32) or more, or the head waited PEER_AGE_NS and last parked on another object than the
+ *       victim's running goroutine (g->park_obj: another group, e.g. a second ping-pong pair).
+ *       Stealing every ring that had work split B4's four producers and consumers over both
+ *       CPUs, which then paid a cache-line transfer for every message on the one channel (and
+ *       the split never healed: parks are 1 in 700 messages): 4p4c at 2 workers 12.9 -> 49.2
+ *       M/s, against 36.6/53.1 at 1 worker (interleaved, 5 runs each). The price: a pool of
+ *       goroutines fed by a goroutine over a channel, with jobs shorter than PEER_AGE_NS,
+ *       spreads later (8 workers, 20 us jobs, 2 workers: 107.7 -> 123.5 ms, 1 worker 206);
+ *       200 us made that 149 ms, 50 us made B4 28 M/s. Goroutines readied by g0 (I/O,
+ *       timers), plain threads, spawners and yielders are stolen as before.
  *   Readies: from a running goroutine into its worker's runnext (the previous occupant to the
  *   ring's tail); from g0 (timers, I/O) into the ring; from a plain thread into its node's
  *   global queue (with a wake-up).
@@ -130,6 +146,10 @@
 /* A thief takes a victim's runnext only when the victim has not scheduled for this long: the
  * owner is about to run it (ping-pong), unless its current goroutine is hogging the worker. */
 #define RUNNEXT_STEAL_NS 5000
+/* F7: goroutines made runnable by a peer are left with it until they waited this long (the
+ * victim's ring head or schedtick unchanged), unless the ring holds STEAL_BACKLOG or more. */
+#define PEER_AGE_NS 100000
+#define STEAL_BACKLOG 32
 
 #ifdef RINGO_TSAN
 _Atomic int sched_fence_word;
@@ -363,6 +383,8 @@ struct g *sched_next_local(struct worker *w)
 void sched_enqueue_ready(struct g *g)
 {
     struct worker *w = sched_cur_worker();
+    /* F7: relaxed; published with g by the queue's release (and a heuristic anyway) */
+    atomic_store_explicit(&g->peer_ready, w && w->curg, memory_order_relaxed);
     if (w) {
         if (w->curg)
             runnext_put(w, g); /* the ping-pong fast path: the readied g runs next */
@@ -378,7 +400,9 @@ void sched_enqueue_ready(struct g *g)
 
 struct steal_seen {
     uint32_t tick;
-    int64_t since;
+    int64_t since;      /* when tick was last seen to change */
+    uint32_t head;
+    int64_t head_since; /* when the ring's head was last seen to move */
 };
 
 static struct g *try_steal(struct worker *w, struct steal_seen *seen, int64_t now)
@@ -396,8 +420,33 @@ static struct g *try_steal(struct worker *w, struct steal_seen *seen, int64_t no
             seen[vi].tick = tick;
             seen[vi].since = now;
         }
-        bool stuck = now - seen[vi].since >= RUNNEXT_STEAL_NS;
-        struct g *g = runq_steal(w, v, stuck);
+        int64_t tick_age = now - seen[vi].since;
+        /* F7 (heuristic loads: a stale answer only delays or hastens one steal) */
+        uint32_t head = atomic_load_explicit(&v->rq.head, memory_order_relaxed);
+        uint32_t len = atomic_load_explicit(&v->rq.tail, memory_order_relaxed) - head;
+        if (head != seen[vi].head) {
+            seen[vi].head = head;
+            seen[vi].head_since = now;
+        }
+        bool waited = tick_age >= PEER_AGE_NS; /* v's goroutine computes: its peers may go */
+        if (len != 0 && len < STEAL_BACKLOG && !waited) {
+            struct g *first = atomic_load_explicit(&v->rq.buf[head % RUNQ_SIZE], memory_order_relaxed);
+            if (first && atomic_load_explicit(&first->peer_ready, memory_order_relaxed)) {
+                /* its peers are on v: leave the group together, unless it waited long and
+                 * waits on something else than what v runs now (another group) */
+                struct g *cur = sched_racy_curg(v);
+                void *obj = atomic_load_explicit(&first->park_obj, memory_order_relaxed);
+                if (now - seen[vi].head_since < PEER_AGE_NS || !obj || !cur ||
+                    obj == atomic_load_explicit(&cur->park_obj, memory_order_relaxed))
+                    continue;
+            }
+        }
+        bool take_next = tick_age >= RUNNEXT_STEAL_NS;
+        if (take_next && !waited) {
+            struct g *next = atomic_load_explicit(&v->runnext, memory_order_relaxed);
+            take_next = !(next && atomic_load_explicit(&next->peer_ready, memory_order_relaxed));
+        }
+        struct g *g = runq_steal(w, v, take_next);
         if (g) {
             sched_stat_inc(&w->st_steals); /* stats only */
             return g;
@@ -445,6 +494,13 @@ static void idle_end(struct worker *w)
         idle_leave(w);
     }
     sched_sysmon_kick();
+}
+
+/* The racy read of another worker's curg (sysmon.c S1, F7 here): the owner writes it plainly;
+ * a heuristic, and the g descriptors are never freed, so reading through it is safe. */
+__attribute__((noinline, no_sanitize_thread)) struct g *sched_racy_curg(struct worker *w)
+{
+    return *(struct g *volatile *)&w->curg;
 }
 
 /* Start spinning if few enough workers spin already (only some do at once, as in Go). */

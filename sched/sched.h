@@ -125,7 +125,12 @@ struct g {
     uint8_t is_thread;            /* stand-in for a plain thread: parks on a futex */
     uint8_t wait_reason;          /* enum waitreason, set before parking; racy reads in dumps */
     uint8_t forever;              /* parked with no deadline (counts for deadlock detection) */
-    uint8_t pad0;
+    _Atomic uint8_t peer_ready;   /* F7: made runnable by a goroutine it talks to (a channel or
+                                     sync wake), not by g0, a plain thread or a yield; written by
+                                     whoever enqueues it (relaxed), read by thieves (relaxed,
+                                     a heuristic: the g may have moved on) */
+    _Atomic(void *) park_obj;     /* F7: the channel or sync object it last parked on (NULL:
+                                     a select, a sleep, I/O); own store, relaxed; thieves compare */
     int64_t id;                   /* goroutine id (> 0); for a thread, the thread's tid (< 0 stored negated) */
     struct g *schedlink;          /* global-queue / pool link; owned by whoever holds that list */
     void (*fn)(void *);           /* entry, for dumps */
@@ -386,6 +391,7 @@ extern pthread_barrier_t sched_start_barrier; /* start.c: the workers and the st
 void *sched_worker_main(void *arg);           /* proc.c: a worker thread */
 struct worker *sched_cur_worker(void);        /* NULL on a plain thread; re-read after a switch (I4) */
 static inline struct g *sched_cur_g(struct worker *w) { return w ? w->curg : NULL; }
+struct g *sched_racy_curg(struct worker *w);  /* another worker's curg, racy (proc.c F7) */
 /* The next goroutine this worker can run without sleeping or stealing (the fairness policy). */
 struct g *sched_next_local(struct worker *w);
 /* Make g runnable: runnext of the current worker, or the global queue from a plain thread. */
@@ -440,6 +446,7 @@ static inline void sched_park_prepare_until(struct g *self, int reason, int64_t 
      * plain thread parked forever restores the deadlock counters (park.c). */
     self->wait_reason = (uint8_t)reason;
     self->forever = deadline < 0;
+    atomic_store_explicit(&self->park_obj, NULL, memory_order_relaxed); /* proc.c F7: a hint */
     /* relaxed: the primitive's lock release (or release CAS) that publishes self orders it */
     atomic_store_explicit(&self->status, GS_PARKING, memory_order_relaxed);
 }

@@ -119,6 +119,7 @@ void ringo_mutex_lock(struct ringo_mutex *m)
         m->_r_head = &me;
     m->_r_tail = &me;
     sched_park_prepare(self, WR_MUTEX);
+    atomic_store_explicit(&self->park_obj, m, memory_order_relaxed); /* proc.c F7: a hint */
     qunlock(&m->_r_qlock);
     sched_park(self, -1, NULL, 0);
     /* the unlocker handed us the lock (LOCKED stayed set); its writes reach us through the park
@@ -245,6 +246,7 @@ void ringo_wg_wait(struct ringo_waitgroup *wg)
         me.next = wg->_r_head;
         wg->_r_head = &me;
         sched_park_prepare(self, WR_WAITGROUP);
+        atomic_store_explicit(&self->park_obj, wg, memory_order_relaxed); /* proc.c F7: a hint */
         qunlock(&wg->_r_qlock);
         sched_park(self, -1, NULL, 0);
     }

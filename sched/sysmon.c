@@ -96,11 +96,6 @@ static sigset_t starter_mask;         /* the signal mask of the thread that star
 /* Test hook (tests/test_handoff.c): how many workers the sysmon found stuck, ever. */
 _Atomic uint64_t sched_sysmon_stuck_seen;
 
-/* S1: the racy half of a look (the owner writes curg plainly). */
-__attribute__((noinline, no_sanitize_thread)) static struct g *racy_curg(struct worker *w)
-{
-    return *(struct g *volatile *)&w->curg;
-}
 
 void sched_extra_started(struct worker *w)
 {
@@ -217,7 +212,7 @@ static void *sysmon_main(void *arg)
             struct worker *w = sched.w[i];
             /* relaxed: a heuristic (S1) */
             uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed);
-            bool on_g = racy_curg(w) != NULL;
+            bool on_g = sched_racy_curg(w) != NULL;
             /* relaxed: the owner's flag, a heuristic as the rest (S1) */
             bool marked = atomic_load_explicit(&w->marked, memory_order_relaxed) != 0;
             if (!marked && (!on_g || tick != seen[i].tick)) {

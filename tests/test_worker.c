@@ -453,6 +453,84 @@ static void test_worker_batch_from_global_queue_wakes_an_idle_worker(void **stat
                  r.code, r.signo, r.out);
 }
 
+/* ------------------------------------------------------------------ talking goroutines stay together
+ * Issue 12, B4 (proc.c F7): four producers and four consumers of one buffered channel, spawned
+ * from a goroutine, on two workers. Every thief used to take half of whichever ring had work,
+ * which split the eight over both CPUs (164 to 564 steals per run here, and a message rate a
+ * quarter of one worker's); they wake each other, so they must stay on the worker that woke
+ * them. Every value is checked (count and sum); the steals are counted by the runtime. Not
+ * under sanitizers or valgrind: their slowness makes each run of a goroutine longer than the
+ * 100 us after which a thief may take its peers (they compute, as far as it can tell). */
+#define TOG_MSGS 400000
+static ringo_chan *tog_ch;
+static _Atomic long tog_sum, tog_cnt;
+static struct ringo_waitgroup tog_prod = RINGO_WAITGROUP_INIT, tog_cons = RINGO_WAITGROUP_INIT;
+
+static void tog_producer(void *a)
+{
+    long first = (long)(intptr_t)a;
+    for (long i = 0; i < TOG_MSGS / 4; i++) {
+        long v = first + i;
+        if (ringo_chan_send(tog_ch, &v) != 0)
+            abort();
+    }
+    ringo_wg_done(&tog_prod);
+}
+
+static void tog_consumer(void *a)
+{
+    (void)a;
+    long v, sum = 0, n = 0;
+    while (ringo_chan_recv(tog_ch, &v) == 1) {
+        sum += v;
+        n++;
+    }
+    atomic_fetch_add_explicit(&tog_sum, sum, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tog_cnt, n, memory_order_relaxed);
+    ringo_wg_done(&tog_cons);
+}
+
+static void tog_start(void *a)
+{
+    (void)a;
+    for (int i = 0; i < 4; i++) {
+        ringo_go(tog_producer, (void *)(intptr_t)(i * (TOG_MSGS / 4)));
+        ringo_go(tog_consumer, NULL);
+    }
+    ringo_wg_wait(&tog_prod);
+    ringo_chan_close(tog_ch);
+}
+
+static int child_talkers_together(void)
+{
+    tog_ch = ringo_chan_make(sizeof(long), 64);
+    ringo_wg_add(&tog_prod, 4);
+    ringo_wg_add(&tog_cons, 4);
+    struct ringo_stats s0, s1;
+    ringo_stats_get(&s0);
+    ringo_go(tog_start, NULL);
+    ringo_wg_wait(&tog_cons);
+    ringo_stats_get(&s1);
+    long cnt = atomic_load_explicit(&tog_cnt, memory_order_relaxed);
+    long sum = atomic_load_explicit(&tog_sum, memory_order_relaxed);
+    unsigned long long steals = (unsigned long long)(s1.steals - s0.steals);
+    printf("%ld messages, sum %s, %llu steals\n", cnt, sum == (long)TOG_MSGS * (TOG_MSGS - 1) / 2 ? "right" : "WRONG",
+           steals);
+    if (cnt != TOG_MSGS || sum != (long)TOG_MSGS * (TOG_MSGS - 1) / 2)
+        return 3;
+    return steals <= 40 ? 0 : 4;
+}
+
+static void test_worker_goroutines_sharing_a_channel_stay_together(void **state)
+{
+    (void)state;
+    if (TU_SANITIZED || tu_on_valgrind())
+        skip();
+    static const char *const env[] = { "RINGO_PROCS=2", NULL };
+    static const int retry[] = { 4, 0 }; /* a neighbour's burst can hold a worker past 100 us */
+    tu_check_child("talkers_together", env, 120, retry);
+}
+
 static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
@@ -460,6 +538,7 @@ static const struct child_scenario scenarios[] = {
     { "runnext_fair", child_runnext_fair },
     { "global_batch", child_global_queue_batch },
     { "pair_global", child_pair_from_global_queue },
+    { "talkers_together", child_talkers_together },
     { NULL, NULL },
 };
 
@@ -477,6 +556,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_batch_from_global_queue_wakes_an_idle_worker),
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
+        cmocka_unit_test(test_worker_goroutines_sharing_a_channel_stay_together),
     };
     return TU_RUN_GROUP("worker", tests, NULL, NULL);
 }
