@@ -172,6 +172,10 @@ struct timer {
     int idx;                      /* heap index, -1 when not in a heap; under w->tlock */
     struct worker *w;             /* whose heap holds it */
 };
+struct theap_ent {                /* timer.c T5: a heap entry keeps a copy of when */
+    int64_t when;
+    struct timer *t;
+};
 
 /* ------------------------------------------------------------------ worker */
 enum post_action { PA_NONE = 0, PA_PARK, PA_YIELD, PA_RUNNEXT, PA_EXIT };
@@ -202,7 +206,7 @@ struct worker {
 
     /* -- timers: the heap is guarded by tlock; tfirst mirrors heap[0]->when for lock-free peeks */
     pthread_mutex_t tlock;
-    struct timer **theap;
+    struct theap_ent *theap;      /* timer.c T5: a 4-ary min-heap on when */
     unsigned tn, tcap;
     _Atomic int64_t tfirst;       /* INT64_MAX when empty; relaxed peek, rechecked under tlock */
 

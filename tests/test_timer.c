@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include "tests/testutil.h"
+#include "sched/sched.h"
+#include <string.h>
 
 
 static int cmp64(const void *a, const void *b)
@@ -169,11 +171,65 @@ static const struct child_scenario scenarios[] = {
     { NULL, NULL },
 };
 
+/* timer.c T5: the 4-ary heap of one hand-built worker fires in deadline order, with deletions
+ * mixed in. Timers carry a claim word that is already taken, so firing readies nobody; each
+ * sched_timers_run(now = the k-th deadline) must remove exactly the timers due by then and
+ * return the next deadline. 3000 timers with colliding deadlines, 1000 deleted first. */
+#define HT 3000
+static struct timer ht[HT];
+static int64_t ht_sorted[HT];
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_timer_heap_fires_in_deadline_order_with_deletions(void **state)
+{
+    (void)state;
+    struct worker *w = NULL;
+    assert_int_equal(posix_memalign((void **)&w, CACHELINE, sizeof *w), 0);
+    memset(w, 0, sizeof *w);
+    sched_timers_init(w);
+    static _Atomic uint32_t taken = 1;
+    uint64_t rng = 42;
+    for (int i = 0; i < HT; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        ht[i] = (struct timer){ .when = (int64_t)(rng >> 40) % 1000 + 1, .claim = &taken, .claim_val = 2 };
+        sched_timer_add(w, &ht[i]);
+        assert_int_equal(ht[i].w, w);
+    }
+    int n = 0;
+    for (int i = 0; i < HT; i++) {
+        if (i % 3 == 1) {
+            assert_true(sched_timer_del(&ht[i]));
+            assert_int_equal(ht[i].idx, -1);
+            assert_false(sched_timer_del(&ht[i])); /* twice: not pending any more */
+        } else {
+            ht_sorted[n++] = ht[i].when;
+        }
+    }
+    qsort(ht_sorted, (size_t)n, sizeof *ht_sorted, cmp_i64);
+    for (int k = 0; k < n; k++) {
+        if (k + 1 < n && ht_sorted[k + 1] == ht_sorted[k])
+            continue; /* run once per distinct deadline */
+        int64_t next = sched_timers_run(w, ht_sorted[k]);
+        assert_int_equal(next, k + 1 < n ? ht_sorted[k + 1] : INT64_MAX);
+        assert_int_equal(w->tn, (unsigned)(n - k - 1));
+    }
+    for (int i = 0; i < HT; i++)
+        assert_int_equal(ht[i].idx, -1);
+    free(w->theap);
+    free(w);
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_sleep_is_never_early_and_close),
+        cmocka_unit_test(test_timer_heap_fires_in_deadline_order_with_deletions),
         cmocka_unit_test(test_timer_10000_sleepers_finish_in_about_one_sleep),
         cmocka_unit_test(test_timer_sleep_on_plain_thread),
         cmocka_unit_test(test_timer_many_short_sleeps_across_workers),
