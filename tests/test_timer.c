@@ -166,8 +166,10 @@ static void test_timer_sleep_behind_a_busy_worker_is_fired_by_an_idle_one(void *
     tu_check_child("sleep_behind_hog", env, 60, retry);
 }
 
+static int child_sleep_burst_fits_the_ring(void); /* below */
 static const struct child_scenario scenarios[] = {
     { "sleep_behind_hog", child_sleep_behind_hog },
+    { "sleep_burst_fits_the_ring", child_sleep_burst_fits_the_ring },
     { NULL, NULL },
 };
 
@@ -224,12 +226,73 @@ static void test_timer_heap_fires_in_deadline_order_with_deletions(void **state)
     free(w);
 }
 
+/* timer.c T6: 1000 sleepers become due at once behind a 5 ms loop on their one worker (under
+ * the sysmon's 10 ms); firing them all overflowed the 256-slot ring and spilled the oldest
+ * half to the global queue, where they wait for batches of 8 every 64 schedules (B10's p99).
+ * Every sleep must end, none early, and no goroutine may be spilled. */
+#define BURST_SLEEPERS 1000
+#define MS 1000000LL
+static _Atomic int bs_parked, bs_ok;
+static struct ringo_waitgroup bs_wg = RINGO_WAITGROUP_INIT;
+
+static void bs_sleeper(void *p)
+{
+    (void)p;
+    atomic_fetch_add_explicit(&bs_parked, 1, memory_order_relaxed);
+    int64_t t0 = ringo_now();
+    ringo_sleep(MS);
+    if (ringo_now() - t0 >= MS)
+        atomic_fetch_add_explicit(&bs_ok, 1, memory_order_relaxed);
+    ringo_wg_done(&bs_wg);
+}
+
+static void bs_hog(void *p)
+{
+    (void)p;
+    int64_t t0 = ringo_now();
+    while (ringo_now() - t0 < 5 * MS)
+        ;
+    ringo_wg_done(&bs_wg);
+}
+
+static void bs_main(void *p)
+{
+    (void)p;
+    for (int i = 0; i < BURST_SLEEPERS; i++)
+        ringo_go(bs_sleeper, NULL);
+    ringo_go(bs_hog, NULL); /* each child ran to its sleep before we got back here */
+    ringo_wg_done(&bs_wg);
+}
+
+static int child_sleep_burst_fits_the_ring(void)
+{
+    ringo_wg_add(&bs_wg, BURST_SLEEPERS + 2);
+    ringo_go(bs_main, NULL);
+    ringo_wg_wait(&bs_wg);
+    struct ringo_stats st;
+    ringo_stats_get(&st);
+    int ok = atomic_load_explicit(&bs_ok, memory_order_relaxed);
+    printf("%d sleeps due at once: %d right, %llu goroutines spilled to the global queue\n", BURST_SLEEPERS, ok,
+           (unsigned long long)st.spilled);
+    if (ok != BURST_SLEEPERS)
+        return 3;
+    return st.spilled == 0 ? 0 : 4;
+}
+
+static void test_timer_sleeps_due_at_once_do_not_spill_the_run_queue(void **state)
+{
+    (void)state;
+    static const char *const env[] = { "RINGO_PROCS=1", NULL };
+    tu_check_child("sleep_burst_fits_the_ring", env, 120, NULL);
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_sleep_is_never_early_and_close),
         cmocka_unit_test(test_timer_heap_fires_in_deadline_order_with_deletions),
+        cmocka_unit_test(test_timer_sleeps_due_at_once_do_not_spill_the_run_queue),
         cmocka_unit_test(test_timer_10000_sleepers_finish_in_about_one_sleep),
         cmocka_unit_test(test_timer_sleep_on_plain_thread),
         cmocka_unit_test(test_timer_many_short_sleeps_across_workers),
