@@ -20,6 +20,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -176,6 +177,7 @@ static void stress_io_tiny_ring_echo_with_deadlines(void **state)
 struct pairwait {
     int fd;
     ssize_t r;
+    _Atomic int reading; /* relaxed: the reader is about to call ringo_read */
     struct ringo_waitgroup done;
 };
 
@@ -183,6 +185,7 @@ static void blocked_read(void *p)
 {
     struct pairwait *pw = p;
     char c;
+    atomic_store_explicit(&pw->reading, 1, memory_order_relaxed);
     pw->r = ringo_read(pw->fd, &c, 1, -1);
     ringo_wg_done(&pw->done);
 }
@@ -196,9 +199,23 @@ static void closer(void *p, long i)
             note_bad("socketpair: %d", errno);
             return;
         }
+        /* A read that starts while the close is in progress may start again once the number is
+         * closed (fd.c F5) and read whatever the number names by then: with 100 closers making
+         * socketpairs, often another closer's new socket (CI's ASan run: "read on a closed fd
+         * returned 0"). So the reader's number is one no other closer's socketpair takes: a
+         * copy above the low numbers, in this closer's own range. */
+        int hi = fcntl(sv[0], F_DUPFD_CLOEXEC, 600 + (int)(i % 300));
+        if (hi < 0) {
+            note_bad("F_DUPFD: %d", errno);
+            return;
+        }
+        close(sv[0]);
+        sv[0] = hi;
         struct pairwait pw = { .fd = sv[0], .r = 1 };
         ringo_wg_add(&pw.done, 1);
         ringo_go(blocked_read, &pw);
+        while (!atomic_load_explicit(&pw.reading, memory_order_relaxed))
+            ringo_yield();
         /* let the reader park, often on the other worker */
         if ((i + k) % 3)
             ringo_sleep(1 * MS);
