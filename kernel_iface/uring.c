@@ -207,6 +207,17 @@ void kif_uring_exit(struct io_uring *ring)
     io_uring_queue_exit(ring);
 }
 
+int kif_uring_cancel_all_sync(struct io_uring *ring, int64_t timeout_ns)
+{
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.fd = -1;
+    reg.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+    reg.timeout.tv_sec = timeout_ns / 1000000000LL;
+    reg.timeout.tv_nsec = timeout_ns % 1000000000LL;
+    return io_uring_register_sync_cancel(ring, &reg);
+}
+
 int kif_uring_submit(struct io_uring *ring)
 {
     return io_uring_submit(ring);

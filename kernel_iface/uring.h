@@ -47,6 +47,10 @@ int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *ca
 int kif_uring_init(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries,
                    const struct kif_uring_caps *caps);
 void kif_uring_exit(struct io_uring *ring);
+/* IORING_REGISTER_SYNC_CANCEL (6.0) of every request in the ring, waiting at most timeout_ns
+ * for them to end; from any thread of a ring without SINGLE_ISSUER. 0: some were cancelled;
+ * -ENOENT: none were in flight; -EINVAL (older kernels), -EEXIST (SINGLE_ISSUER), -ETIME. */
+int kif_uring_cancel_all_sync(struct io_uring *ring, int64_t timeout_ns);
 
 /* IORING_OP_FUTEX_WAIT on a private 32-bit futex word: completes (res 0) when the word is
  * woken by futex_wake, or at once with -EAGAIN if *uaddr != expected when it is armed. */

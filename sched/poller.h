@@ -17,6 +17,9 @@
  *       is in progress or makes the next one return at once (no lost wake-up: sched/io/io.c,
  *       "Doorbell").
  *   P4  rescue(w) (below) may run on another thread while w's thread is stuck in a goroutine.
+ *   P5  at_exit() runs once, on the thread that calls exit(3), while the workers may still run:
+ *       it ends the operations in flight within a bound (issue 13: a pending accept kept a
+ *       server's port taken for 10-200 ms after exit, so a restart failed with EADDRINUSE).
  * Depends on: sched.h.
  */
 #ifndef RINGO_SCHED_POLLER_H
@@ -36,6 +39,7 @@ struct poller {
      * global queue); returns how many. Does nothing (0) when w's owner is using its backend,
      * or when the backend cannot be shared (RINGO_DISABLE=ring_handoff). */
     int  (*rescue)(struct worker *w);
+    void (*at_exit)(void);                             /* P5 */
     /* totals over all workers (stats only) */
     void (*stats)(uint64_t *submitted, uint64_t *completed);
 };

@@ -16,6 +16,7 @@
  * (sched_worker_main).
  */
 #include "sched/sched.h"
+#include "sched/poller.h"
 #include "kernel_iface/cgroup.h"
 #include "kernel_iface/clock.h"
 #include "kernel_iface/stackmem.h"
@@ -400,6 +401,7 @@ static int start_locked(void)
 
     sched_segv_install();
     start_threads();
+    atexit(sched_poller.at_exit); /* P5; before the stats hook below, so it runs after it */
     sched_sysmon_start();
     sched_main_watch(); /* started on main: main's pthread_exit is seen (park.c) */
     if (sched.debug & DBG_STATS)

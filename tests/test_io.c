@@ -864,6 +864,64 @@ static int child_read_starting_during_close_syscall(void)
     return rc == 0 && cs_r != -ETIMEDOUT && cs_took < 2 * SEC ? 0 : 3;
 }
 
+/* ================================================================== the port after exit
+ * Issue 13: a server that exits with an accept pending on io_uring kept its port taken for
+ * 10-200 ms (the request held the listening file until the ring's teardown), so a restart
+ * right away failed with EADDRINUSE, 6 times out of 6 here. The exit hook (poller.h P5) now
+ * cancels what is in flight. The child listens on an ephemeral port with an accept pending
+ * in a goroutine and returns from main; as soon as it is reaped, this process binds the same
+ * port (SO_REUSEADDR, as ringo_tcp_listen and Go do). Six rounds, on both backends. */
+static int listen_fd_exit;
+static void exit_acceptor(void *p)
+{
+    (void)p;
+    ringo_accept(listen_fd_exit, NULL, NULL, -1);
+}
+
+static int child_exit_with_accept_pending(void)
+{
+    listen_fd_exit = ringo_tcp_listen("127.0.0.1", 0, 16);
+    if (listen_fd_exit < 0)
+        return 2;
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    if (getsockname(listen_fd_exit, (struct sockaddr *)&a, &al) != 0)
+        return 2;
+    ringo_go(exit_acceptor, NULL);
+    usleep(20 * 1000); /* the accept is in the kernel */
+    printf("port %u\n", (unsigned)ntohs(a.sin_port));
+    return 0;
+}
+
+static void test_io_port_is_free_as_soon_as_a_server_exits(void **state)
+{
+    (void)state;
+    static const char *const uring[] = { NULL }, *const epoll[] = { "RINGO_DISABLE=io_uring", NULL };
+    const char *const *envs[] = { uring, epoll };
+    static struct child_result r;
+    for (int e = 0; e < 2; e++) {
+        for (int round = 0; round < 6; round++) {
+            tu_run_child("exit_with_accept_pending", envs[e], 30, &r);
+            assert_true(r.exited);
+            assert_int_equal(r.code, 0);
+            const char *p = strstr(r.out, "port ");
+            assert_non_null(p);
+            int port = atoi(p + 5);
+            int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+            assert_true(s >= 0);
+            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            int rb = bind(s, (struct sockaddr *)&a, sizeof a);
+            int err = errno;
+            close(s);
+            if (rb != 0)
+                fail_msg("%s, round %d: bind to port %d right after the exit: %s", e ? "epoll" : "io_uring",
+                         round, port, strerror(err));
+        }
+    }
+}
+
 static int child_close_waits_only_for_its_rings(void); /* below */
 
 /* U8 (poll_uring.c): 600 reads complete while their one worker computes; the poll after it
@@ -935,6 +993,7 @@ static int child_completion_burst_fits_the_ring(void)
 static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
     { "read_starting_during_close_syscall", child_read_starting_during_close_syscall },
+    { "exit_with_accept_pending", child_exit_with_accept_pending },
     { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
     { "completion_burst_fits_the_ring", child_completion_burst_fits_the_ring },
     { NULL, NULL },
@@ -1553,6 +1612,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_close_ends_waits_on_the_fd),
         cmocka_unit_test(test_io_epoll_close_between_eagain_and_registration),
         cmocka_unit_test(test_io_read_starting_during_close_syscall_ends_at_once),
+        cmocka_unit_test(test_io_port_is_free_as_soon_as_a_server_exits),
         cmocka_unit_test(test_io_close_waits_only_for_rings_holding_the_fd),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),

@@ -252,6 +252,8 @@ void io_closewait_ack(struct io_closewait *cw)
      * before readying the closer */
     if (atomic_fetch_sub_explicit(&cw->pending, 1, memory_order_acq_rel) == 1) {
         struct g *g = cw->g;
+        if (!g)
+            return; /* the exit hook's (poll_uring.c): it polls the count */
         sched_ready(g);
         sched_dl_add(&sched.nio, -1); /* I5: after the ready */
     }

@@ -216,7 +216,30 @@ static uint64_t io_waiting(struct worker *w)
     return sub >= done ? sub - done : 0;
 }
 
+/* P5 (poller.h). From here on, goroutine calls are plain system calls on their worker's thread
+ * (the exiting thread's exit_group ends them), so no new operation reaches a ring; then every
+ * io_uring worker's requests are cancelled synchronously, again until a pass finds none (an
+ * SQE filled before the flag may be submitted after the first pass), within EXIT_CANCEL_NS.
+ * The epoll backend holds no file: nothing to do. */
+_Atomic bool sched_io_exiting;
+#define EXIT_CANCEL_NS 100000000LL
+
+static void io_at_exit(void)
+{
+    /* seq_cst: after it, a call that still missed it is caught by the passes below */
+    atomic_store_explicit(&sched_io_exiting, true, memory_order_seq_cst);
+    int asked = 0;
+    for (unsigned i = 0, n = sched_nworkers(); i < n; i++) {
+        struct io_common *c = sched.w[i]->io;
+        if (c && c->kind == IOK_URING && uring_be_exit_cancel(sched.w[i], EXIT_CANCEL_NS) == -EEXIST)
+            asked += uring_be_exit_request(sched.w[i]); /* owner-only ring: its owner cancels */
+    }
+    if (asked)
+        uring_be_exit_wait(EXIT_CANCEL_NS);
+}
+
 const struct poller sched_poller = {
+    .at_exit = io_at_exit,
     .init = io_worker_init,
     .poll = io_poll,
     .flush = io_flush,
@@ -445,7 +468,8 @@ static ssize_t io_call(struct io_args *a)
         a->deadline = -1;
     struct worker *w = sched_cur_worker();
     struct g *self = sched_cur_g(w);
-    if (!self || !w->io)
+    /* relaxed: a hint; the exit hook's passes catch a call that reads it late (P5) */
+    if (!self || !w->io || unlikely(atomic_load_explicit(&sched_io_exiting, memory_order_relaxed)))
         return plain_call(a);
     struct fd_slot *slot;
     if (fd_enter(a->fd, &slot) < 0)

@@ -133,6 +133,15 @@ void epoll_be_ring(struct worker *w);
  * (-ETIMEDOUT) or ringo_close ends the wait (-EBADF; also when a close of fd is in progress,
  * fdslot's CLOSING: F3). -EPERM: fd cannot be polled (a regular file): the caller may simply
  * block. */
+/* P5 (io.c): set by the exit hook; goroutine calls then make plain system calls */
+extern _Atomic bool sched_io_exiting;
+/* P5, on the exiting thread: cancel w's requests synchronously (0, or -EEXIST for an owner-only
+ * ring, -EINVAL before 6.0, -ETIME); or ask w's owner to (1 when asked), then wait for every
+ * owner asked, at most timeout_ns. */
+int  uring_be_exit_cancel(struct worker *w, int64_t timeout_ns);
+int  uring_be_exit_request(struct worker *w);
+void uring_be_exit_wait(int64_t timeout_ns);
+void io_kick(struct worker *w);
 int  epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fdslot, uint32_t events,
                    int64_t deadline);
 void epoll_be_cancel_fd(struct worker *w, int fd);  /* any thread */

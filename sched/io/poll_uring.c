@@ -71,6 +71,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <time.h>
 
 #define UD_BELL 1u     /* the doorbell's FUTEX_WAIT or eventfd READ */
 #define UD_IGNORE 2u   /* ASYNC_CANCEL for ringo_close, or a filler NOP: the result is of no interest */
@@ -231,6 +232,73 @@ int uring_be_init(struct worker *w, const struct kif_uring_caps *caps)
     return 0;
 }
 
+/* P5 (io.c io_at_exit), on the exiting thread: cancel every request of w's ring, pass after
+ * pass until one finds none (ENOENT) or the bound is spent. The ring's lock is not taken (its
+ * owner may sleep holding it): IORING_REGISTER_SYNC_CANCEL goes through the kernel's own ring
+ * lock, and the CQEs it makes are reaped by the owner as usual (or never: the process exits).
+ * Owner-only rings (SINGLE_ISSUER: RINGO_DISABLE=ring_handoff) refuse it (-EEXIST), and
+ * kernels before 6.0 lack it (-EINVAL): their files are released by the ring's teardown. */
+/* The exit hook's requests to owner-only rings (P5): static, since the hook stops waiting for
+ * the acknowledgements at its bound and returns while an owner may still hold one. */
+static struct io_cancelreq exit_reqs[FD_RING_BITS];
+static struct io_closewait exit_cw; /* .g NULL: acknowledged by count only (io_closewait_ack) */
+
+int uring_be_exit_request(struct worker *w)
+{
+    if (w->id >= FD_RING_BITS)
+        return 0;
+    struct uring_be *b = be_of(w);
+    struct io_cancelreq *r = &exit_reqs[w->id];
+    r->fd = -1;
+    r->cw = &exit_cw;
+    atomic_fetch_add_explicit(&exit_cw.pending, 1, memory_order_relaxed); /* the list lock publishes it */
+    pthread_mutex_lock(&b->c.lock);
+    r->next = b->c.cancels;
+    b->c.cancels = r;
+    atomic_fetch_add_explicit(&b->c.ncancel, 1, memory_order_seq_cst); /* doorbell step 1 (io.c) */
+    pthread_mutex_unlock(&b->c.lock);
+    io_kick(w);
+    return 1;
+}
+
+void uring_be_exit_wait(int64_t timeout_ns)
+{
+    int64_t end = clk_now() + timeout_ns;
+    /* acquire: pairs with the acks' acq_rel decrements */
+    while (atomic_load_explicit(&exit_cw.pending, memory_order_acquire) != 0 && clk_now() < end) {
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+int uring_be_exit_cancel(struct worker *w, int64_t timeout_ns)
+{
+    struct uring_be *b = be_of(w);
+    /* relaxed stats counters (the ring's own fields are the lock holder's): nothing was ever
+     * left in flight here, so no pass (and no 1 ms pause) at every exit */
+    if (atomic_load_explicit(&b->c.st_submitted, memory_order_relaxed) ==
+        atomic_load_explicit(&b->c.st_completed, memory_order_relaxed))
+        return 0;
+    int64_t end = clk_now() + timeout_ns;
+    for (int quiet = 0; quiet < 2;) {
+        int64_t left = end - clk_now();
+        if (left <= 0)
+            return -ETIME;
+        int r = kif_uring_cancel_all_sync(&b->ring, left);
+        if (r == -ENOENT)
+            quiet++;
+        else if (r == 0)
+            quiet = 0;
+        else
+            return r; /* -EEXIST (owner-only: ask the owner), -EINVAL (before 6.0), -ETIME */
+        if (quiet == 1) {
+            struct timespec ts = { 0, 1000000 }; /* 1 ms: a flush in progress submits */
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
 /* Submit what is pending; unsub keeps what the kernel did not take (it stays in the SQ). */
 static void submit(struct uring_be *b, bool getevents)
 {
@@ -307,7 +375,10 @@ static bool prep_cancel(struct uring_be *b, int fd)
     struct io_uring_sqe *sqe = own_sqe(b);
     if (!sqe)
         return false;
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    if (fd >= 0)
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    else /* P5: the exit hook's request for an owner-only ring: everything */
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     sqe->user_data = UD_IGNORE;
     b->unsub++;
     return true;
