@@ -183,6 +183,21 @@ static bool all_idle_with_work(int64_t now, int64_t *since)
     if (*since == 0)
         *since = now;
     if (now - *since >= LOST_NS) {
+#if SCHED_DEBUG
+        /* where the work waits, and each worker's state, before the debug build dies (racy
+         * snapshots: all of them are asleep) */
+        fprintf(stderr, "ringo: lost wake-up: global queues %u;",
+                (unsigned)atomic_load_explicit(&sched.gq_len, memory_order_relaxed));
+        for (unsigned i = 0, n = sched_nworkers(); i < n; i++) {
+            struct worker *v = sched.w[i];
+            uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_relaxed);
+            uint32_t t = atomic_load_explicit(&v->rq.tail, memory_order_relaxed);
+            fprintf(stderr, " w%u%s ring %u next %s%s;", i, v->extra ? (sched_extra_allowed(v) ? " extra" : " extra-off") : "",
+                    t - h, atomic_load_explicit(&v->runnext, memory_order_relaxed) ? "1" : "0",
+                    sched_racy_curg(v) ? " on a goroutine" : "");
+        }
+        fprintf(stderr, "\n");
+#endif
         SCHED_CHECK(false, "lost wake-up: every worker is asleep and a run queue holds goroutines");
         sched_fence_seq_cst();
         (void)sched_wakep_any();
