@@ -179,6 +179,11 @@ RINGO_API ssize_t ringo_send (int fd, const void *buf, size_t n, int flags, int6
 RINGO_API int     ringo_accept (int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline); /* new fd is SOCK_CLOEXEC */
 RINGO_API int     ringo_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 RINGO_API int     ringo_poll (int fd, short events, int64_t deadline);  /* revents */
+/* The close for fds that goroutines may be waiting on: every call waiting on fd (any worker,
+ * either backend) ends with -EBADF before the fd is closed, and a call that starts while the
+ * close is in progress gets -EBADF or waits for it and then sees whatever the number names
+ * (as after close(2)). A plain close(2) ends none of them: under io_uring the file stays open
+ * while an operation holds it; under epoll the waiter waits for its deadline. */
 RINGO_API int     ringo_close(int fd);
 /* conveniences */
 RINGO_API int     ringo_tcp_listen(const char *host, uint16_t port, int backlog); /* host NULL = any; SO_REUSEADDR */

@@ -922,6 +922,89 @@ static void test_io_port_is_free_as_soon_as_a_server_exits(void **state)
     }
 }
 
+/* ================================================================== SIGPIPE
+ * Issue 13: a ringo_write to a reset peer killed the process (SIGPIPE, exit 141) unless the
+ * program ignored the signal. Now (Go's rule) writes to broken sockets return -EPIPE, from a
+ * plain thread and from a goroutine; a broken stdout still ends the program by SIGPIPE; and a
+ * handler the program installed is kept and called. Each in a child: the first two run in a
+ * process whose SIGPIPE has its default action (the test binary ignores it itself). */
+static ssize_t sp_goroutine_r;
+static struct ringo_waitgroup sp_wg = RINGO_WAITGROUP_INIT;
+static int sp_fd;
+static void sp_writer(void *p)
+{
+    (void)p;
+    sp_goroutine_r = ringo_write(sp_fd, "x", 1, -1);
+    ringo_wg_done(&sp_wg);
+}
+
+static int child_sigpipe_socket(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return 2;
+    close(sv[1]);
+    ssize_t r = ringo_write(sv[0], "x", 1, -1); /* plain thread */
+    sp_fd = sv[0];
+    ringo_wg_add(&sp_wg, 1);
+    ringo_go(sp_writer, NULL);
+    ringo_wg_wait(&sp_wg);
+    printf("plain thread %zd, goroutine %zd\n", r, sp_goroutine_r);
+    return r == -EPIPE && sp_goroutine_r == -EPIPE ? 0 : 3;
+}
+
+static int child_sigpipe_stdout(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    if (pipe(p) != 0)
+        return 2;
+    close(p[0]);
+    int saved = dup(1);
+    if (saved < 0 || dup2(p[1], 1) < 0)
+        return 2;
+    ssize_t r = ringo_write(1, "x", 1, -1); /* must not return */
+    dup2(saved, 1);
+    printf("a broken stdout returned %zd\n", r);
+    return 3;
+}
+
+static _Atomic int sp_caught;
+static void sp_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add_explicit(&sp_caught, 1, memory_order_relaxed);
+}
+
+static int child_sigpipe_handler(void)
+{
+    signal(SIGPIPE, sp_handler);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return 2;
+    close(sv[1]);
+    ssize_t r = ringo_write(sv[0], "x", 1, -1);
+    int caught = atomic_load_explicit(&sp_caught, memory_order_relaxed);
+    printf("write %zd, handler called %d times\n", r, caught);
+    return r == -EPIPE && caught == 1 ? 0 : 3;
+}
+
+static void test_io_sigpipe_follows_go(void **state)
+{
+    (void)state;
+    static const char *const uring[] = { NULL }, *const epoll[] = { "RINGO_DISABLE=io_uring", NULL };
+    const char *const *envs[] = { uring, epoll };
+    static struct child_result r;
+    for (int e = 0; e < 2; e++) {
+        tu_check_child("sigpipe_socket", envs[e], 30, NULL);
+        tu_check_child("sigpipe_handler", envs[e], 30, NULL);
+        tu_run_child("sigpipe_stdout", envs[e], 30, &r);
+        if (r.exited || r.signo != SIGPIPE)
+            fail_msg("a broken stdout: exited %d code %d signal %d: %s", r.exited, r.code, r.signo, r.out);
+    }
+}
+
 static int child_close_waits_only_for_its_rings(void); /* below */
 
 /* U8 (poll_uring.c): 600 reads complete while their one worker computes; the poll after it
@@ -994,6 +1077,9 @@ static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
     { "read_starting_during_close_syscall", child_read_starting_during_close_syscall },
     { "exit_with_accept_pending", child_exit_with_accept_pending },
+    { "sigpipe_socket", child_sigpipe_socket },
+    { "sigpipe_stdout", child_sigpipe_stdout },
+    { "sigpipe_handler", child_sigpipe_handler },
     { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
     { "completion_burst_fits_the_ring", child_completion_burst_fits_the_ring },
     { NULL, NULL },
@@ -1613,6 +1699,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_epoll_close_between_eagain_and_registration),
         cmocka_unit_test(test_io_read_starting_during_close_syscall_ends_at_once),
         cmocka_unit_test(test_io_port_is_free_as_soon_as_a_server_exits),
+        cmocka_unit_test(test_io_sigpipe_follows_go),
         cmocka_unit_test(test_io_close_waits_only_for_rings_holding_the_fd),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),

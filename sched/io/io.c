@@ -64,6 +64,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,15 +464,69 @@ static ssize_t accept_first(const struct io_args *a)
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
+/* SIGPIPE (issue 13; Go's rule). A write to a reset socket raised SIGPIPE and killed the
+ * process (exit 141) unless the program ignored the signal. At the first ringo I/O call, if
+ * SIGPIPE still has its default action, ringo ignores it: writes to broken sockets and pipes
+ * return -EPIPE. As in Go, a ringo_write or ringo_send to a broken fd 1 or 2 still kills the
+ * process (`prog | head` ends when head does), by restoring the default action and raising
+ * the signal, unless the program has installed a disposition of its own meanwhile. A program
+ * that set its own disposition (a handler, or SIG_IGN) before is left alone. Plain write(2)
+ * calls of the program after that first call get EPIPE too (the README says so). */
+enum { SP_UNSET, SP_OURS, SP_PROGRAMS };
+static _Atomic int sigpipe_state;
+
+static void sigpipe_setup(void)
+{
+    /* acquire: pairs with the release below (the disposition was set before the state) */
+    if (likely(atomic_load_explicit(&sigpipe_state, memory_order_acquire) != SP_UNSET))
+        return;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&sigpipe_state, memory_order_relaxed) == SP_UNSET) { /* under lock */
+        struct sigaction old;
+        int st = SP_PROGRAMS;
+        if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+            struct sigaction ign;
+            memset(&ign, 0, sizeof ign);
+            ign.sa_handler = SIG_IGN;
+            sigemptyset(&ign.sa_mask);
+            if (sigaction(SIGPIPE, &ign, NULL) == 0)
+                st = SP_OURS;
+        }
+        atomic_store_explicit(&sigpipe_state, st, memory_order_release);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* Go's exception: a broken stdout or stderr ends the program, as SIGPIPE's default would. */
+static ssize_t sigpipe_std(const struct io_args *a, ssize_t r)
+{
+    if (r != -EPIPE || (a->fd != 1 && a->fd != 2) || (a->op != IOP_WRITE && a->op != IOP_SEND))
+        return r;
+    if (atomic_load_explicit(&sigpipe_state, memory_order_relaxed) != SP_OURS) /* set before any call */
+        return r;
+    struct sigaction cur;
+    if (sigaction(SIGPIPE, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_IGN)
+        return r; /* the program has chosen since */
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    raise(SIGPIPE);
+    return r; /* blocked elsewhere or caught meanwhile: the error, then */
+}
+
 static ssize_t io_call(struct io_args *a)
 {
+    sigpipe_setup();
     if (a->deadline < 0)
         a->deadline = -1;
     struct worker *w = sched_cur_worker();
     struct g *self = sched_cur_g(w);
     /* relaxed: a hint; the exit hook's passes catch a call that reads it late (P5) */
     if (!self || !w->io || unlikely(atomic_load_explicit(&sched_io_exiting, memory_order_relaxed)))
-        return plain_call(a);
+        return sigpipe_std(a, plain_call(a));
     struct fd_slot *slot;
     if (fd_enter(a->fd, &slot) < 0)
         return -EBADF; /* being closed */
@@ -501,7 +557,7 @@ static ssize_t io_call(struct io_args *a)
         ringo_yield(); /* no SQE to be had right now, or moved between backends */
     }
     fd_leave(slot);
-    return r;
+    return sigpipe_std(a, r);
 }
 
 static size_t clamp_n(size_t n)
