@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1005,6 +1006,88 @@ static void test_io_sigpipe_follows_go(void **state)
     }
 }
 
+/* ================================================================== a regular file on epoll
+ * Issue 13: on the epoll backend a ringo_read of a regular file whose data is not in the page
+ * cache (RWF_NOWAIT: EAGAIN; epoll_ctl: EPERM) made a blocking read on the worker, which ran
+ * nothing else meanwhile (a 3 s freeze in a test). It now runs on the blocking pool. A 4 MiB
+ * file here (a disk, not tmpfs: otherwise the case does not arise and the test skips) is
+ * written, synced and dropped from the cache, then read back by a goroutine in 64 KiB reads:
+ * every byte is checked, and every read that had to block ran off the worker threads. */
+extern void (*sched_test_hook_io_blocking)(int fd);
+#define RF_SIZE (4 << 20)
+static _Atomic int rf_on_worker, rf_off_worker;
+static void rf_hook(int fd)
+{
+    (void)fd;
+    if (sched_cur_worker())
+        atomic_fetch_add_explicit(&rf_on_worker, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&rf_off_worker, 1, memory_order_relaxed);
+}
+
+static unsigned char *rf_want;
+static int rf_fd, rf_bad = -1;
+static struct ringo_waitgroup rf_wg = RINGO_WAITGROUP_INIT;
+static void rf_reader(void *p)
+{
+    (void)p;
+    static unsigned char buf[65536];
+    size_t off = 0;
+    while (off < RF_SIZE) {
+        ssize_t n = ringo_read(rf_fd, buf, sizeof buf, -1);
+        if (n <= 0)
+            break;
+        if (memcmp(buf, rf_want + off, (size_t)n) != 0)
+            break;
+        off += (size_t)n;
+    }
+    rf_bad = off == RF_SIZE ? 0 : 1;
+    ringo_wg_done(&rf_wg);
+}
+
+static int child_regular_file_read_off_worker(void)
+{
+    char path[] = "test_io_regular_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return 2;
+    unlink(path);
+    rf_want = malloc(RF_SIZE);
+    if (!rf_want)
+        return 2;
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < RF_SIZE; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rf_want[i] = (unsigned char)x;
+    }
+    if (write(fd, rf_want, RF_SIZE) != RF_SIZE || fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+        return 2;
+    char probe;
+    struct iovec iov = { &probe, 1 };
+    if (preadv2(fd, &iov, 1, 0, RWF_NOWAIT) != -1 || errno != EAGAIN) {
+        printf("the file stays in the page cache here (tmpfs?): nothing to test\n");
+        return 77;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return 2;
+    rf_fd = fd;
+    sched_test_hook_io_blocking = rf_hook;
+    ringo_wg_add(&rf_wg, 1);
+    ringo_go(rf_reader, NULL);
+    ringo_wg_wait(&rf_wg);
+    int on = atomic_load_explicit(&rf_on_worker, memory_order_relaxed);
+    int off = atomic_load_explicit(&rf_off_worker, memory_order_relaxed);
+    printf("4 MiB read %s; blocking reads: %d on a worker, %d on the pool\n", rf_bad ? "WRONG" : "right", on, off);
+    return rf_bad == 0 && on == 0 && off > 0 ? 0 : 3;
+}
+
+static void test_io_epoll_regular_file_reads_do_not_block_the_worker(void **state)
+{
+    (void)state;
+    static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
+    tu_check_child("regular_file_read_off_worker", env, 60, NULL);
+}
+
 static int child_close_waits_only_for_its_rings(void); /* below */
 
 /* U8 (poll_uring.c): 600 reads complete while their one worker computes; the poll after it
@@ -1080,6 +1163,7 @@ static const struct child_scenario child_scenarios[] = {
     { "sigpipe_socket", child_sigpipe_socket },
     { "sigpipe_stdout", child_sigpipe_stdout },
     { "sigpipe_handler", child_sigpipe_handler },
+    { "regular_file_read_off_worker", child_regular_file_read_off_worker },
     { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
     { "completion_burst_fits_the_ring", child_completion_burst_fits_the_ring },
     { NULL, NULL },
@@ -1700,6 +1784,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_read_starting_during_close_syscall_ends_at_once),
         cmocka_unit_test(test_io_port_is_free_as_soon_as_a_server_exits),
         cmocka_unit_test(test_io_sigpipe_follows_go),
+        cmocka_unit_test(test_io_epoll_regular_file_reads_do_not_block_the_worker),
         cmocka_unit_test(test_io_close_waits_only_for_rings_holding_the_fd),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),

@@ -383,6 +383,37 @@ static int connect_ready(const struct io_args *a, struct g *self)
     return -soerr;
 }
 
+/* Test hook (tests/test_io.c): called just before a call that may block its thread on a file
+ * epoll cannot wait for (a regular file whose data is not in the page cache). NULL otherwise. */
+void (*sched_test_hook_io_blocking)(int fd);
+
+struct blocking_attempt {
+    const struct io_args *a;
+    ssize_t r;
+};
+
+static void blocking_attempt_fn(void *p)
+{
+    struct blocking_attempt *b = p;
+    if (unlikely(sched_test_hook_io_blocking))
+        sched_test_hook_io_blocking(b->a->fd);
+    do
+        b->r = attempt(b->a, true);
+    while (b->r == -EINTR);
+}
+
+/* A file epoll cannot wait for (EPERM from epoll_ctl: a regular file) reads as ready, yet the
+ * call may block on the disk, NFS or FUSE: a goroutine makes it on the blocking pool
+ * (ringo_blocking), so its worker runs other goroutines meanwhile (issue 13: a 3 s freeze of a
+ * worker). Inline on a plain thread, or when the pool has no thread to give. */
+static ssize_t unpollable_attempt(const struct io_args *a, struct g *self)
+{
+    struct blocking_attempt b = { a, -EAGAIN };
+    if (!self || ringo_blocking(blocking_attempt_fn, &b) != 0)
+        blocking_attempt_fn(&b);
+    return b.r;
+}
+
 /* The readiness path: try without blocking; on EAGAIN wait (ppoll or epoll) and try again.
  * self == NULL: a plain thread. */
 static ssize_t ready_loop(const struct io_args *a, struct g *self)
@@ -417,8 +448,8 @@ static ssize_t ready_loop(const struct io_args *a, struct g *self)
         int wr = wait_ready(a, op_events(a), self);
         if (wr == IO_RETRY)
             return IO_RETRY;
-        if (wr == -EPERM) /* not pollable (a regular file): the call does not wait for long */
-            return attempt(a, true);
+        if (wr == -EPERM) /* not pollable (a regular file) */
+            return unpollable_attempt(a, self);
         if (wr < 0)
             return wr;
         waited = true;
