@@ -551,7 +551,12 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
     int64_t start = clk_now(), now = start;
     for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
         if (unlikely(w->extra) && !sched_extra_allowed(w))
-            break; /* disallowed mid-spin (sysmon.c S2): findrunnable gives our work away */
+            /* disallowed mid-spin (sysmon.c S2): return still spinning, so that findrunnable's
+             * disallowed branch stops the spin and wakes whoever can take the work a producer
+             * left to us because we spun (stopping here and sleeping lost that wake-up: CI's
+             * ASan run of test_worker pair_global, 2 goroutines in the global queue and every
+             * worker asleep) */
+            return NULL;
         /* What fired here runs before anything is stolen (Go's stealWork runs timers first and
          * returns what they readied): a spinning worker never has local work when it steals. */
         sched_poller.poll(w);
@@ -669,15 +674,16 @@ static struct g *findrunnable(struct worker *w)
     memset(seen, 0, sizeof seen);
     for (;;) {
         if (unlikely(w->extra) && !sched_extra_allowed(w)) {
-            if (w->spinning) {
-                /* step a: a producer that saw us spinning did not wake anyone; we may not take
-                 * its work, so whoever can must be woken (the test_sync hang: all asleep with
-                 * goroutines in a global queue) */
+            /* step a: a producer that saw us spinning (now, or until the spin that just ended)
+             * did not wake anyone; we may not take its work, so whoever can must be woken (the
+             * test_sync hang, and CI's ASan run of test_worker pair_global: all asleep with
+             * goroutines in a global queue). Every time, not only while spinning: a spin that
+             * ended, re-checked and saw the work comes back here unable to take it. */
+            if (w->spinning)
                 stop_spinning(w, false);
-                sched_fence_seq_cst();
-                if (runq_work_anywhere())
-                    wakep_node((int)w->node);
-            }
+            sched_fence_seq_cst();
+            if (runq_work_anywhere())
+                wakep_node((int)w->node);
             extra_retire(w);
             continue;
         }
@@ -697,6 +703,8 @@ static struct g *findrunnable(struct worker *w)
             g = spin_for_work(w, seen);
             if (g)
                 return g;
+            if (unlikely(w->spinning))
+                continue; /* an extra worker disallowed mid-spin: the branch at the top */
             sched_fence_seq_cst(); /* step a: nspinning-- before the re-check */
             if (runq_work_anywhere())
                 continue;
