@@ -543,6 +543,10 @@ static int64_t timers_first_all(void)
     return first;
 }
 
+/* Test hook (tests/test_worker.c): called by an extra worker at each look of its spin, before
+ * it checks whether it is still allowed. NULL otherwise. */
+void (*sched_test_hook_extra_look)(struct worker *w);
+
 /* A spinning worker looks everywhere for a while: its own I/O and timers, other workers' timers
  * (X1), other workers' rings (stealing) and the global queues. Returns a g to run (spinning stopped), or NULL when the
  * spin is over (spinning stopped, step a done). */
@@ -550,6 +554,8 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
 {
     int64_t start = clk_now(), now = start;
     for (unsigned looks = 0; looks < SPIN_MIN_LOOKS || now - start < SPIN_NS; looks++) {
+        if (unlikely(w->extra && sched_test_hook_extra_look))
+            sched_test_hook_extra_look(w);
         if (unlikely(w->extra) && !sched_extra_allowed(w))
             /* disallowed mid-spin (sysmon.c S2): return still spinning, so that findrunnable's
              * disallowed branch stops the spin and wakes whoever can take the work a producer

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <sched.h>
+#include <semaphore.h>
+#include <time.h>
+#include <unistd.h>
 #include "tests/testutil.h"
 #include "sched/sched.h"
 
@@ -531,6 +534,103 @@ static void test_worker_goroutines_sharing_a_channel_stay_together(void **state)
     tu_check_child("talkers_together", env, 120, retry);
 }
 
+/* ------------------------------------------------------------------ an extra worker disallowed mid-spin
+ * A producer that queues work on the global queue wakes nobody while a worker spins: the
+ * spinner will find it. An extra worker that the sysmon disallowed in the middle of its spin
+ * may not take it; it stopped spinning and went to its retire sleep, and the wake-up was lost
+ * (CI's ASan runs: every worker asleep with goroutines in the global queue, until the sysmon's
+ * S6 check after 1 s). The hook makes that interleaving: one worker, a hog that keeps it long
+ * enough for the sysmon to make an extra worker, with a goroutine queued behind it so that the
+ * sysmon wakes the extra, which spins; at the extra's first look the hook lets the
+ * hog end, waits for worker 0 to sleep, disallows the extra (as the sysmon will, nobody being
+ * stuck), and has this thread queue a goroutine, which must run at once (700 ms: before S6). */
+extern void (*sched_test_hook_extra_look)(struct worker *w);
+static _Atomic int xl_armed, xl_hog_release, xl_hog_done, xl_ran, xl_arose;
+static sem_t xl_go, xl_pushed;
+
+static void xl_filler(void *p)
+{
+    (void)p;
+    ringo_yield(); /* into the ring: the hog's worker then has work waiting, for which the
+                    * sysmon wakes its new extra worker (it sleeps until work waits) */
+}
+
+static void xl_hog(void *p)
+{
+    (void)p;
+    ringo_go(xl_filler, NULL);
+    int64_t t0 = ringo_now();
+    while (!atomic_load_explicit(&xl_hog_release, memory_order_relaxed) && ringo_now() - t0 < 5000000000LL)
+        ;
+    atomic_store_explicit(&xl_hog_done, 1, memory_order_release);
+}
+
+static void xl_work(void *p)
+{
+    (void)p;
+    atomic_store_explicit(&xl_ran, 1, memory_order_release);
+}
+
+static void xl_hook(struct worker *w)
+{
+    (void)w;
+    int one = 1;
+    if (!atomic_compare_exchange_strong_explicit(&xl_armed, &one, 2, memory_order_relaxed, memory_order_relaxed))
+        return; /* once */
+    atomic_store_explicit(&xl_hog_release, 1, memory_order_relaxed);
+    int64_t t0 = ringo_now();
+    /* worker 0 back to sleep: the hog returned and it is on the idle list */
+    while ((!atomic_load_explicit(&xl_hog_done, memory_order_acquire) ||
+            atomic_load_explicit(&sched.nidle, memory_order_relaxed) < 1) &&
+           ringo_now() - t0 < 2000000000LL)
+        ;
+    usleep(2000);
+    if (atomic_load_explicit(&sched.nidle, memory_order_relaxed) >= 1 && atomic_load_explicit(&sched.nspinning, memory_order_relaxed) == 1)
+        atomic_store_explicit(&xl_arose, 1, memory_order_relaxed); /* we are the only spinner */
+    atomic_store_explicit(&sched.extra_allowed, 0, memory_order_relaxed);
+    sem_post(&xl_go);
+    while (sem_wait(&xl_pushed) != 0)
+        ;
+}
+
+static int child_extra_disallowed_mid_spin(void)
+{
+    sem_init(&xl_go, 0, 0);
+    sem_init(&xl_pushed, 0, 0);
+    sched_test_hook_extra_look = xl_hook;
+    atomic_store_explicit(&xl_armed, 1, memory_order_relaxed);
+    ringo_go(xl_hog, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    if (sem_timedwait(&xl_go, &ts) != 0) {
+        printf("no extra worker spun within 10 s\n");
+        return 7;
+    }
+    ringo_go(xl_work, NULL); /* global queue; a spinner exists: nobody is woken */
+    sem_post(&xl_pushed);
+    int64_t t0 = ringo_now();
+    while (!atomic_load_explicit(&xl_ran, memory_order_acquire) && ringo_now() - t0 < 700000000LL)
+        usleep(1000);
+    int ran = atomic_load_explicit(&xl_ran, memory_order_acquire);
+    printf("the case %s; the queued goroutine %s after %lld ms\n",
+           atomic_load_explicit(&xl_arose, memory_order_relaxed) ? "arose" : "did not arise (retried)",
+           ran ? "ran" : "had not run", (long long)((ringo_now() - t0) / 1000000));
+    if (!atomic_load_explicit(&xl_arose, memory_order_relaxed) && ran)
+        return 7;
+    return ran ? 0 : 3;
+}
+
+static void test_worker_extra_disallowed_mid_spin_loses_no_wake_up(void **state)
+{
+    (void)state;
+    if (tu_on_valgrind())
+        skip(); /* the sysmon's stuck threshold is 200 ms there, and the spin a time slice */
+    static const char *const env[] = { "RINGO_PROCS=1", NULL };
+    static const int retry[] = { 7, 0 };
+    tu_check_child("extra_disallowed_mid_spin", env, 60, retry);
+}
+
 static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
@@ -539,6 +639,7 @@ static const struct child_scenario scenarios[] = {
     { "global_batch", child_global_queue_batch },
     { "pair_global", child_pair_from_global_queue },
     { "talkers_together", child_talkers_together },
+    { "extra_disallowed_mid_spin", child_extra_disallowed_mid_spin },
     { NULL, NULL },
 };
 
@@ -557,6 +658,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_steal_stress_every_goroutine_runs_once),
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
         cmocka_unit_test(test_worker_goroutines_sharing_a_channel_stay_together),
+        cmocka_unit_test(test_worker_extra_disallowed_mid_spin_loses_no_wake_up),
     };
     return TU_RUN_GROUP("worker", tests, NULL, NULL);
 }
