@@ -41,9 +41,14 @@ static struct ringo_waitgroup done = RINGO_WAITGROUP_INIT;
 static const char ok_close[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
                                "Connection: close\r\n\r\nHello, World!";
 static const char ok_keep[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+/* An HTTP/1.0 client closes after each response unless the response says it stays open
+ * (RFC 9112, 9.3: ab -k waited its 10 s timeout on every connection without it). */
+static const char ok_keep10[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+                                "Connection: keep-alive\r\n\r\nHello, World!";
 
 struct request {
     bool keep_alive;
+    bool http10;
     size_t body;        /* Content-Length */
 };
 
@@ -82,6 +87,7 @@ static int parse(const char *p, size_t n, struct request *rq)
         return REQ_BAD;
     bool http11 = s[7] == '1';
     rq->keep_alive = http11;
+    rq->http10 = !http11;
     rq->body = 0;
     bool host = false, have_len = false;
     /* header fields: NAME ":" OWS VALUE OWS CRLF */
@@ -197,8 +203,8 @@ static void serve(void *arg)
             }
             if (len < head + rq.body)
                 break; /* the body is still coming */
-            const char *resp = rq.keep_alive ? ok_keep : ok_close;
-            size_t rlen = rq.keep_alive ? sizeof ok_keep - 1 : sizeof ok_close - 1;
+            const char *resp = !rq.keep_alive ? ok_close : rq.http10 ? ok_keep10 : ok_keep;
+            size_t rlen = !rq.keep_alive ? sizeof ok_close - 1 : rq.http10 ? sizeof ok_keep10 - 1 : sizeof ok_keep - 1;
             if (outlen + rlen > OUT_SIZE) {
                 if (!write_all(fd, out, outlen))
                     goto close;

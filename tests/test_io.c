@@ -1695,6 +1695,25 @@ static void test_io_http_server_keepalive_and_400(void **state)
     assert_true(eof); /* Connection: close is honoured */
     ringo_close(fd);
 
+    /* HTTP/1.0 with keep-alive: the response says so (else the client closes, or waits for a
+     * close: ab -k), the connection stays open for a second request; without it, closed */
+    fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static const char ka10[] = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(write_full(fd, ka10, sizeof ka10 - 1, -1), 0);
+        read_until(fd, buf, sizeof buf, "Hello, World!", 1, ringo_now() + 5 * SEC, &eof);
+        if (!strstr(buf, "Hello, World!") || !strcasestr(buf, "\r\nConnection: keep-alive\r\n"))
+            fail_msg("HTTP/1.0 keep-alive request %d: '%.120s'", k, buf);
+        assert_false(eof);
+    }
+    static const char plain10[] = "GET / HTTP/1.0\r\n\r\n";
+    assert_int_equal(write_full(fd, plain10, sizeof plain10 - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    assert_non_null(strstr(buf, "Hello, World!"));
+    assert_true(eof); /* HTTP/1.0 without keep-alive: closed after the response */
+    ringo_close(fd);
+
     /* garbage: 400 and the connection is closed */
     static const char *const bad[] = { "garbage\r\n\r\n", "GET / HTTP/1.1\r\n\r\n" /* no Host */,
                                        "GET / HTTP/9.9\r\nHost: a\r\n\r\n", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
