@@ -36,6 +36,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1060,14 +1062,15 @@ static int child_regular_file_read_off_worker(void)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         rf_want[i] = (unsigned char)x;
     }
-    if (write(fd, rf_want, RF_SIZE) != RF_SIZE || fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
-        return 2;
-    char probe;
-    struct iovec iov = { &probe, 1 };
-    if (preadv2(fd, &iov, 1, 0, RWF_NOWAIT) != -1 || errno != EAGAIN) {
-        printf("the file stays in the page cache here (tmpfs?): nothing to test\n");
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+        printf("the file lives in memory here (tmpfs): nothing to test\n");
         return 77;
     }
+    /* no probe read: a RWF_NOWAIT read that misses starts readahead, which under TSan filled
+     * the cache before the goroutine's reads (CI: 0 blocking reads anywhere) */
+    if (write(fd, rf_want, RF_SIZE) != RF_SIZE || fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+        return 2;
     if (lseek(fd, 0, SEEK_SET) != 0)
         return 2;
     rf_fd = fd;
@@ -1078,6 +1081,8 @@ static int child_regular_file_read_off_worker(void)
     int on = atomic_load_explicit(&rf_on_worker, memory_order_relaxed);
     int off = atomic_load_explicit(&rf_off_worker, memory_order_relaxed);
     printf("4 MiB read %s; blocking reads: %d on a worker, %d on the pool\n", rf_bad ? "WRONG" : "right", on, off);
+    if (rf_bad == 0 && on == 0 && off == 0)
+        return 7; /* every read found its data cached (readahead won): the case did not arise */
     return rf_bad == 0 && on == 0 && off > 0 ? 0 : 3;
 }
 
@@ -1085,7 +1090,8 @@ static void test_io_epoll_regular_file_reads_do_not_block_the_worker(void **stat
 {
     (void)state;
     static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
-    tu_check_child("regular_file_read_off_worker", env, 60, NULL);
+    static const int retry[] = { 7, 0 };
+    tu_check_child("regular_file_read_off_worker", env, 60, retry);
 }
 
 static int child_close_waits_only_for_its_rings(void); /* below */
