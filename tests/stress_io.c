@@ -434,5 +434,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(stress_io_deadline_races_lose_no_byte),
         cmocka_unit_test(stress_io_reads_racing_closes_end_promptly),
     };
-    return cmocka_run_group_tests_name("stress_io", tests, group_setup, NULL);
+    return TU_RUN_GROUP("stress_io", tests, group_setup, NULL);
 }

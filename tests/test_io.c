@@ -1068,21 +1068,28 @@ static int child_regular_file_read_off_worker(void)
         return 77;
     }
     /* no probe read: a RWF_NOWAIT read that misses starts readahead, which under TSan filled
-     * the cache before the goroutine's reads (CI: 0 blocking reads anywhere) */
-    if (write(fd, rf_want, RF_SIZE) != RF_SIZE || fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
-        return 2;
-    if (lseek(fd, 0, SEEK_SET) != 0)
+     * the cache before the goroutine's reads (CI: 0 blocking reads anywhere). A round where
+     * every read found its data cached did not test anything: drop the cache and read again,
+     * a few times; then skip. */
+    if (write(fd, rf_want, RF_SIZE) != RF_SIZE || fsync(fd) != 0)
         return 2;
     rf_fd = fd;
     sched_test_hook_io_blocking = rf_hook;
-    ringo_wg_add(&rf_wg, 1);
-    ringo_go(rf_reader, NULL);
-    ringo_wg_wait(&rf_wg);
-    int on = atomic_load_explicit(&rf_on_worker, memory_order_relaxed);
-    int off = atomic_load_explicit(&rf_off_worker, memory_order_relaxed);
+    int on = 0, off = 0;
+    for (int round = 0; round < 5 && on + off == 0; round++) {
+        if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+            return 2;
+        ringo_wg_add(&rf_wg, 1);
+        ringo_go(rf_reader, NULL);
+        ringo_wg_wait(&rf_wg);
+        if (rf_bad)
+            break;
+        on = atomic_load_explicit(&rf_on_worker, memory_order_relaxed);
+        off = atomic_load_explicit(&rf_off_worker, memory_order_relaxed);
+    }
     printf("4 MiB read %s; blocking reads: %d on a worker, %d on the pool\n", rf_bad ? "WRONG" : "right", on, off);
-    if (rf_bad == 0 && on == 0 && off == 0)
-        return 7; /* every read found its data cached (readahead won): the case did not arise */
+    if (rf_bad == 0 && on + off == 0)
+        return 77; /* the page cache kept the file every time: the case never arose here */
     return rf_bad == 0 && on == 0 && off > 0 ? 0 : 3;
 }
 
@@ -1090,8 +1097,7 @@ static void test_io_epoll_regular_file_reads_do_not_block_the_worker(void **stat
 {
     (void)state;
     static const char *const env[] = { "RINGO_DISABLE=io_uring", NULL };
-    static const int retry[] = { 7, 0 };
-    tu_check_child("regular_file_read_off_worker", env, 60, retry);
+    tu_check_child("regular_file_read_off_worker", env, 60, NULL);
 }
 
 static int child_close_waits_only_for_its_rings(void); /* below */
@@ -1821,5 +1827,5 @@ int main(int argc, char **argv)
     const char *only = getenv("RINGO_TEST_FILTER"); /* e.g. "*close*" while debugging */
     if (only && *only)
         cmocka_set_test_filter(only);
-    return cmocka_run_group_tests_name("io", tests, group_setup, NULL);
+    return TU_RUN_GROUP("io", tests, group_setup, NULL);
 }
