@@ -896,6 +896,47 @@ static int child_exit_with_accept_pending(void)
     return 0;
 }
 
+/* ... and a child of fork(2) that exits must not cancel its parent's operations: it shares
+ * the parent's rings. The parent keeps an accept pending, forks a child that calls exit(0),
+ * then connects: the accept must get the connection. */
+static _Atomic int fork_accepted = -100;
+static void fork_acceptor(void *p)
+{
+    (void)p;
+    int c = ringo_accept(listen_fd_exit, NULL, NULL, ringo_now() + 10 * SEC);
+    atomic_store_explicit(&fork_accepted, c, memory_order_release);
+}
+
+static int child_fork_child_exit_keeps_parent_io(void)
+{
+    listen_fd_exit = ringo_tcp_listen("127.0.0.1", 0, 16);
+    if (listen_fd_exit < 0)
+        return 2;
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    if (getsockname(listen_fd_exit, (struct sockaddr *)&a, &al) != 0)
+        return 2;
+    ringo_go(fork_acceptor, NULL);
+    usleep(20 * 1000); /* the accept is in the kernel */
+    pid_t pid = fork();
+    if (pid == 0)
+        exit(0); /* atexit handlers run: the exit hook must leave the parent's rings alone */
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return 2;
+    usleep(20 * 1000);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) != 0)
+        return 2;
+    int64_t t0 = ringo_now();
+    while (atomic_load_explicit(&fork_accepted, memory_order_acquire) == -100 && ringo_now() - t0 < 5 * SEC)
+        usleep(1000);
+    int r = atomic_load_explicit(&fork_accepted, memory_order_acquire);
+    printf("accept after the child's exit: %d\n", r);
+    close(c);
+    return r >= 0 ? 0 : 3;
+}
+
 static void test_io_port_is_free_as_soon_as_a_server_exits(void **state)
 {
     (void)state;
@@ -922,6 +963,7 @@ static void test_io_port_is_free_as_soon_as_a_server_exits(void **state)
                 fail_msg("%s, round %d: bind to port %d right after the exit: %s", e ? "epoll" : "io_uring",
                          round, port, strerror(err));
         }
+        tu_check_child("fork_child_exit_keeps_parent_io", envs[e], 30, NULL);
     }
 }
 
@@ -1172,6 +1214,7 @@ static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
     { "read_starting_during_close_syscall", child_read_starting_during_close_syscall },
     { "exit_with_accept_pending", child_exit_with_accept_pending },
+    { "fork_child_exit_keeps_parent_io", child_fork_child_exit_keeps_parent_io },
     { "sigpipe_socket", child_sigpipe_socket },
     { "sigpipe_stdout", child_sigpipe_stdout },
     { "sigpipe_handler", child_sigpipe_handler },

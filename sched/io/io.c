@@ -107,9 +107,16 @@ static void io_probe(void)
 
 /* ================================================================== the poller (sched/poller.h) */
 
+/* The process that started the runtime (P5: a forked child shares its rings); set once by the
+ * first worker's init, read by the exit hook. relaxed: a pid, written before any exit. */
+static _Atomic pid_t io_start_pid;
+
 static int io_worker_init(struct worker *w)
 {
     pthread_once(&probe_once, io_probe);
+    pid_t none = 0; /* the first worker's: every worker starts in the process that started */
+    atomic_compare_exchange_strong_explicit(&io_start_pid, &none, getpid(), memory_order_relaxed,
+                                            memory_order_relaxed);
     int r = -ENOSYS;
     if (backend == IOK_URING) {
         r = uring_be_init(w, &caps);
@@ -222,12 +229,16 @@ static uint64_t io_waiting(struct worker *w)
  * (the exiting thread's exit_group ends them), so no new operation reaches a ring; then every
  * io_uring worker's requests are cancelled synchronously, again until a pass finds none (an
  * SQE filled before the flag may be submitted after the first pass), within EXIT_CANCEL_NS.
- * The epoll backend holds no file: nothing to do. */
+ * The epoll backend holds no file: nothing to do. Only in the process that started the
+ * runtime: a child of fork(2) shares its parent's rings, and its exit(3) must not cancel the
+ * parent's operations. */
 _Atomic bool sched_io_exiting;
 #define EXIT_CANCEL_NS 100000000LL
 
 static void io_at_exit(void)
 {
+    if (getpid() != atomic_load_explicit(&io_start_pid, memory_order_relaxed))
+        return; /* a forked child's exit */
     /* seq_cst: after it, a call that still missed it is caught by the passes below */
     atomic_store_explicit(&sched_io_exiting, true, memory_order_seq_cst);
     int asked = 0;
