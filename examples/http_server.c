@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #define IN_SIZE 8192
 #define OUT_SIZE 16384
@@ -169,6 +170,18 @@ static void reply_error(int fd, int status)
                      "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      msg, strlen(msg) + 1, msg);
     write_all(fd, buf, (size_t)n);
+    /* Lingering close (RFC 9112, 9.6): closing with the client's data unread makes the kernel
+     * send RST, which can destroy the reply before the client reads it. Send FIN, then read and
+     * drop what still comes until the client closes, for at most a second and 1 MiB. */
+    shutdown(fd, SHUT_WR);
+    int64_t until = ringo_now() + 1000000000LL;
+    size_t drained = 0;
+    while (drained < (1u << 20)) {
+        ssize_t r = ringo_read(fd, buf, sizeof buf, until);
+        if (r <= 0)
+            break;
+        drained += (size_t)r;
+    }
 }
 
 static void serve(void *arg)

@@ -1769,6 +1769,20 @@ static void test_io_http_server_keepalive_and_400(void **state)
     assert_true(eof); /* HTTP/1.0 without keep-alive: closed after the response */
     ringo_close(fd);
 
+    /* a header too large while the client keeps sending: the 431 reply arrives whole, then a
+     * clean end of stream (FIN), not a reset that can destroy the reply (lingering close) */
+    fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static char big[64 * 1024];
+    static const char head431[] = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+    memcpy(big, head431, sizeof head431 - 1);
+    memset(big + sizeof head431 - 1, 'a', sizeof big - (sizeof head431 - 1));
+    (void)write_full(fd, big, sizeof big, ringo_now() + 5 * SEC); /* the server stops reading at 8 KiB */
+    size_t got = read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    if (strncmp(buf, "HTTP/1.1 431 ", 13) != 0 || !eof)
+        fail_msg("header too large: %zu bytes, eof %d: '%.40s'", got, eof, buf);
+    ringo_close(fd);
+
     /* garbage: 400 and the connection is closed */
     static const char *const bad[] = { "garbage\r\n\r\n", "GET / HTTP/1.1\r\n\r\n" /* no Host */,
                                        "GET / HTTP/9.9\r\nHost: a\r\n\r\n", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
