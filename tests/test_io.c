@@ -881,17 +881,24 @@ static void exit_acceptor(void *p)
     ringo_accept(listen_fd_exit, NULL, NULL, -1);
 }
 
-static int child_exit_with_accept_pending(void)
+/* A loopback listener on an ephemeral port (its address in *a) with acceptor's accept pending
+ * in a goroutine; false when the listener cannot be made. */
+static bool listen_with_accept_pending(void (*acceptor)(void *), struct sockaddr_in *a)
 {
     listen_fd_exit = ringo_tcp_listen("127.0.0.1", 0, 16);
-    if (listen_fd_exit < 0)
-        return 2;
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    if (getsockname(listen_fd_exit, (struct sockaddr *)&a, &al) != 0)
-        return 2;
-    ringo_go(exit_acceptor, NULL);
+    socklen_t al = sizeof *a;
+    if (listen_fd_exit < 0 || getsockname(listen_fd_exit, (struct sockaddr *)a, &al) != 0)
+        return false;
+    ringo_go(acceptor, NULL);
     usleep(20 * 1000); /* the accept is in the kernel */
+    return true;
+}
+
+static int child_exit_with_accept_pending(void)
+{
+    struct sockaddr_in a;
+    if (!listen_with_accept_pending(exit_acceptor, &a))
+        return 2;
     printf("port %u\n", (unsigned)ntohs(a.sin_port));
     return 0;
 }
@@ -909,15 +916,9 @@ static void fork_acceptor(void *p)
 
 static int child_fork_child_exit_keeps_parent_io(void)
 {
-    listen_fd_exit = ringo_tcp_listen("127.0.0.1", 0, 16);
-    if (listen_fd_exit < 0)
-        return 2;
     struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    if (getsockname(listen_fd_exit, (struct sockaddr *)&a, &al) != 0)
+    if (!listen_with_accept_pending(fork_acceptor, &a))
         return 2;
-    ringo_go(fork_acceptor, NULL);
-    usleep(20 * 1000); /* the accept is in the kernel */
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
