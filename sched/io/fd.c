@@ -259,6 +259,17 @@ void io_closewait_ack(struct io_closewait *cw)
     }
 }
 
+void io_cancel_request(struct worker *v, struct io_cancelreq *r)
+{
+    struct io_common *c = v->io;
+    pthread_mutex_lock(&c->lock);
+    r->next = c->cancels;
+    c->cancels = r;
+    atomic_fetch_add_explicit(&c->ncancel, 1, memory_order_seq_cst); /* doorbell step 1 (io.c) */
+    pthread_mutex_unlock(&c->lock);
+    io_kick(v);
+}
+
 /* Whether worker i gets a cancel request, from the rings mask the closer read (F4). */
 static inline bool wants_request(uint64_t rings, unsigned i)
 {
@@ -312,12 +323,7 @@ static void cancel_everywhere(int fd, struct fd_slot *slot)
         struct io_cancelreq *r = &reqs[k++];
         r->fd = fd;
         r->cw = &cw;
-        pthread_mutex_lock(&c->lock);
-        r->next = c->cancels;
-        c->cancels = r;
-        atomic_fetch_add_explicit(&c->ncancel, 1, memory_order_seq_cst); /* doorbell step 1 */
-        pthread_mutex_unlock(&c->lock);
-        io_kick(v);
+        io_cancel_request(v, r);
     }
     io_closewait_ack(&cw); /* our own share: if every worker already acknowledged, ready ourselves */
     sched_park(self, -1, NULL, 0);

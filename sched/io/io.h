@@ -110,6 +110,8 @@ bool io_bell_reset_and_check(struct worker *w, struct io_common *c);
 void io_bell_quiet(struct io_common *c);
 /* Count one acknowledgement of a close; the last one readies the closer. Any thread. */
 void io_closewait_ack(struct io_closewait *cw);
+/* Queue r on io_uring worker v's cancel list (under its lock) and kick v (fd.c). */
+void io_cancel_request(struct worker *v, struct io_cancelreq *r);
 /* Take the whole list of cancel requests (owner). */
 struct io_cancelreq *io_cancels_take(struct io_common *c);
 

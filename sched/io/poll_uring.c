@@ -247,17 +247,11 @@ int uring_be_exit_request(struct worker *w)
 {
     if (w->id >= FD_RING_BITS)
         return 0;
-    struct uring_be *b = be_of(w);
     struct io_cancelreq *r = &exit_reqs[w->id];
     r->fd = -1;
     r->cw = &exit_cw;
     atomic_fetch_add_explicit(&exit_cw.pending, 1, memory_order_relaxed); /* the list lock publishes it */
-    pthread_mutex_lock(&b->c.lock);
-    r->next = b->c.cancels;
-    b->c.cancels = r;
-    atomic_fetch_add_explicit(&b->c.ncancel, 1, memory_order_seq_cst); /* doorbell step 1 (io.c) */
-    pthread_mutex_unlock(&b->c.lock);
-    io_kick(w);
+    io_cancel_request(w, r);
     return 1;
 }
 
