@@ -543,9 +543,11 @@ static int64_t timers_first_all(void)
     return first;
 }
 
-/* Test hook (tests/test_worker.c): called by an extra worker at each look of its spin, before
- * it checks whether it is still allowed. NULL otherwise. */
+/* Test hooks (tests/test_worker.c), NULL otherwise: called by an extra worker at each look of
+ * its spin, before it checks whether it is still allowed; and when that look found local work,
+ * right before it takes it. */
 void (*sched_test_hook_extra_look)(struct worker *w);
+void (*sched_test_hook_extra_local)(struct worker *w);
 
 /* A spinning worker looks everywhere for a while: its own I/O and timers, other workers' timers
  * (X1), other workers' rings (stealing) and the global queues. Returns a g to run (spinning stopped), or NULL when the
@@ -570,8 +572,16 @@ static struct g *spin_for_work(struct worker *w, struct steal_seen *seen)
             sched_timers_run(w, now);
         run_other_timers(w, now); /* X1: what they ready is on our ring now */
         struct g *g = NULL;
-        if (!runq_empty(w))
+        if (!runq_empty(w)) {
+            if (unlikely(w->extra && sched_test_hook_extra_local))
+                sched_test_hook_extra_local(w);
             g = sched_next_local(w);
+            if (!g && unlikely(w->extra))
+                /* sched_next_local refuses an extra worker disallowed since the check above
+                 * (CI's ASan run of test_io: "worker 2 is spinning with local work"): the
+                 * local work is findrunnable's to give away, as mid-spin above */
+                return NULL;
+        }
         if (!g) {
             SCHED_CHECK(runq_empty(w), "worker %u is spinning with local work", w->id);
             g = try_steal(w, seen, now);

@@ -631,6 +631,86 @@ static void test_worker_extra_disallowed_mid_spin_loses_no_wake_up(void **state)
     tu_check_child("extra_disallowed_mid_spin", env, 60, retry);
 }
 
+/* ------------------------------------------------------------------ ... and disallowed with local work
+ * The same extra worker, spinning, fires a timer of worker 0 (proc.c X1): the sleeper it
+ * readies is in the extra's own ring. Disallowed between its look's check and taking that
+ * work, sched_next_local refused it, and the spin went on to steal with local work queued (CI's
+ * ASan run of test_io: "fatal error: worker 2 is spinning with local work", in debug builds).
+ * The hooks make it: at the extra's first look, wait until the sleeper is due; when that look
+ * finds it in the ring, disallow the extra. The sleeper must wake, and nothing may abort. */
+extern void (*sched_test_hook_extra_local)(struct worker *w);
+static _Atomic int xd_state, xd_slept, xd_woke, xd_release;
+static _Atomic int64_t xd_due;
+
+static void xd_sleeper(void *p)
+{
+    (void)p;
+    atomic_store_explicit(&xd_due, ringo_now() + 150000000LL, memory_order_relaxed);
+    atomic_store_explicit(&xd_slept, 1, memory_order_release);
+    ringo_sleep(150000000LL);
+    atomic_store_explicit(&xd_woke, 1, memory_order_release);
+}
+
+static void xd_hog(void *p)
+{
+    (void)p;
+    ringo_go(xl_filler, NULL); /* work waiting: the sysmon wakes the extra it makes */
+    int64_t t0 = ringo_now();
+    while (!atomic_load_explicit(&xd_release, memory_order_relaxed) && ringo_now() - t0 < 5000000000LL)
+        ;
+}
+
+static void xd_look(struct worker *w)
+{
+    (void)w;
+    int one = 1;
+    if (!atomic_compare_exchange_strong_explicit(&xd_state, &one, 2, memory_order_relaxed, memory_order_relaxed))
+        return; /* the first look only */
+    /* worker 0 runs the hog: nobody but this look fires the sleeper's timer */
+    while (ringo_now() < atomic_load_explicit(&xd_due, memory_order_relaxed) + 1000000)
+        ;
+}
+
+static void xd_local(struct worker *w)
+{
+    (void)w;
+    int two = 2;
+    if (atomic_compare_exchange_strong_explicit(&xd_state, &two, 3, memory_order_relaxed, memory_order_relaxed))
+        atomic_store_explicit(&sched.extra_allowed, 0, memory_order_relaxed); /* as the sysmon may */
+}
+
+static int child_extra_disallowed_with_local_work(void)
+{
+    sched_test_hook_extra_look = xd_look;
+    sched_test_hook_extra_local = xd_local;
+    ringo_go(xd_sleeper, NULL);
+    while (!atomic_load_explicit(&xd_slept, memory_order_acquire))
+        usleep(1000);
+    atomic_store_explicit(&xd_state, 1, memory_order_relaxed);
+    ringo_go(xd_hog, NULL);
+    int64_t t0 = ringo_now();
+    while (!atomic_load_explicit(&xd_woke, memory_order_acquire) && ringo_now() - t0 < 2000000000LL)
+        usleep(1000);
+    int woke = atomic_load_explicit(&xd_woke, memory_order_acquire);
+    int state = atomic_load_explicit(&xd_state, memory_order_relaxed);
+    atomic_store_explicit(&xd_release, 1, memory_order_relaxed);
+    printf("the case %s; the sleeper %s\n", state == 3 ? "arose" : "did not arise (retried)",
+           woke ? "woke" : "had not woken after 2 s");
+    if (state != 3)
+        return 7;
+    return woke ? 0 : 3;
+}
+
+static void test_worker_extra_disallowed_with_local_work(void **state)
+{
+    (void)state;
+    if (tu_on_valgrind())
+        skip(); /* the sysmon's stuck threshold is 200 ms there */
+    static const char *const env[] = { "RINGO_PROCS=1", NULL };
+    static const int retry[] = { 7, 0 };
+    tu_check_child("extra_disallowed_with_local_work", env, 60, retry);
+}
+
 static const struct child_scenario scenarios[] = {
     { "unpinned", child_unpinned },
     { "interleave", child_interleave },
@@ -640,6 +720,7 @@ static const struct child_scenario scenarios[] = {
     { "pair_global", child_pair_from_global_queue },
     { "talkers_together", child_talkers_together },
     { "extra_disallowed_mid_spin", child_extra_disallowed_mid_spin },
+    { "extra_disallowed_with_local_work", child_extra_disallowed_with_local_work },
     { NULL, NULL },
 };
 
@@ -659,6 +740,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_cpu_bound_work_spreads_over_workers),
         cmocka_unit_test(test_worker_goroutines_sharing_a_channel_stay_together),
         cmocka_unit_test(test_worker_extra_disallowed_mid_spin_loses_no_wake_up),
+        cmocka_unit_test(test_worker_extra_disallowed_with_local_work),
     };
     return TU_RUN_GROUP("worker", tests, NULL, NULL);
 }
