@@ -185,9 +185,36 @@ RINGO_API int     ringo_poll (int fd, short events, int64_t deadline);  /* reven
  * (as after close(2)). A plain close(2) ends none of them: under io_uring the file stays open
  * while an operation holds it; under epoll the waiter waits for its deadline. */
 RINGO_API int     ringo_close(int fd);
+/* Datagrams and ancillary data (UDP, Unix sockets): as the system calls, with a deadline. msg,
+ * its iovecs and buffers stay the caller's until the call returns; ringo_recvmsg writes back
+ * msg_namelen, msg_controllen and msg_flags, ringo_recvfrom *fromlen. */
+RINGO_API ssize_t ringo_sendto  (int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+                                 socklen_t tolen, int64_t deadline);
+RINGO_API ssize_t ringo_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+                                 socklen_t *fromlen, int64_t deadline);
+RINGO_API ssize_t ringo_sendmsg (int fd, const struct msghdr *msg, int flags, int64_t deadline);
+RINGO_API ssize_t ringo_recvmsg (int fd, struct msghdr *msg, int flags, int64_t deadline);
+/* shutdown(2) (never waits): a shut read side ends a pending receive with 0. 0 or -errno. */
+RINGO_API int     ringo_shutdown(int fd, int how);
+/* sendfile(2) until count bytes are sent, in_fd ends, an error, or the deadline: the bytes sent
+ * (> 0 even when an error or the deadline ended the call after some), else -errno. out_fd is
+ * O_NONBLOCK during the call. The file is read from the page cache on the calling thread (an
+ * uncached file blocks it for the disk read, as in Go). offset as sendfile(2). */
+RINGO_API ssize_t ringo_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline);
 /* conveniences */
 RINGO_API int     ringo_tcp_listen(const char *host, uint16_t port, int backlog); /* host NULL = any; SO_REUSEADDR */
-RINGO_API int     ringo_tcp_dial  (const char *host, uint16_t port, int64_t deadline);
+RINGO_API int     ringo_tcp_dial  (const char *host, uint16_t port, int64_t deadline); /* the lookup within the deadline too */
+/* Unix-domain stream sockets. path "@name": the abstract namespace (no file). A listener's
+ * file is not removed first: an existing one gives -EADDRINUSE (as in Go). */
+RINGO_API int     ringo_unix_listen(const char *path, int backlog);
+RINGO_API int     ringo_unix_dial  (const char *path, int64_t deadline);
+/* The addresses of host (a name or a numeric address; family AF_UNSPEC, AF_INET, AF_INET6),
+ * port 0, at most max of them: how many (>= 1), or -ENOENT (no such host), -ETIMEDOUT (the
+ * deadline passed; the lookup finishes in the background and is freed), -EAGAIN (temporary
+ * DNS failure), -EINVAL, -EAFNOSUPPORT. A name is looked up on the blocking pool. */
+struct sockaddr_storage;
+RINGO_API int     ringo_resolve(const char *host, int family, struct sockaddr_storage *out, int max,
+                                int64_t deadline);
 
 /* ---------------------------------------------------------------- observability */
 

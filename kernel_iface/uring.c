@@ -138,7 +138,8 @@ int kif_uring_probe(const struct kif_uring_want *want, struct kif_uring_caps *ca
     struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
     static const int need[] = { IORING_OP_READ, IORING_OP_WRITE, IORING_OP_RECV, IORING_OP_SEND,
                                 IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_POLL_ADD,
-                                IORING_OP_LINK_TIMEOUT, IORING_OP_ASYNC_CANCEL };
+                                IORING_OP_LINK_TIMEOUT, IORING_OP_ASYNC_CANCEL, IORING_OP_SENDMSG,
+                                IORING_OP_RECVMSG };
     if (!pr) {
         snprintf(caps->why, sizeof caps->why, "io_uring: cannot probe operations (kernel older than 5.6)");
         io_uring_queue_exit(&ring);

@@ -1,6 +1,7 @@
 /* sched/io/io.c — the I/O calls of API.md, and the poller the scheduler calls (sched/poller.h).
  *
- * Responsibility: ringo_read/write/recv/send/accept/connect/poll; sched_poller, the ops table
+ * Responsibility: ringo_read/write/recv/send/accept/connect/poll, the message calls (ringo_sendmsg,
+ *   ringo_recvmsg, ringo_sendto, ringo_recvfrom), ringo_sendfile, ringo_shutdown; sched_poller, the ops table
  *   of sched/poller.h (per-worker backend setup, poll, flush, idle sleep, kick, stats); choosing
  *   the backend once at start-up. ringo_close and the fd table: fd.c; TCP helpers: tcp.c.
  *
@@ -69,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -270,10 +272,12 @@ static short op_events(const struct io_args *a)
     switch (a->op) {
     case IOP_READ:
     case IOP_RECV:
+    case IOP_RECVMSG:
     case IOP_ACCEPT:
         return POLLIN;
     case IOP_WRITE:
     case IOP_SEND:
+    case IOP_SENDMSG:
     case IOP_CONNECT:
         return POLLOUT;
     default:
@@ -299,6 +303,12 @@ static ssize_t attempt(const struct io_args *a, bool block)
         break;
     case IOP_SEND:
         r = send(a->fd, a->buf, a->n, a->flags | (block ? 0 : MSG_DONTWAIT));
+        break;
+    case IOP_SENDMSG:
+        r = sendmsg(a->fd, a->msg, a->flags | (block ? 0 : MSG_DONTWAIT));
+        break;
+    case IOP_RECVMSG:
+        r = recvmsg(a->fd, a->msg, a->flags | (block ? 0 : MSG_DONTWAIT));
         break;
     case IOP_ACCEPT:
         if (!block && !(fcntl(a->fd, F_GETFL) & O_NONBLOCK)) {
@@ -543,7 +553,7 @@ static void sigpipe_setup(void)
 /* Go's exception: a broken stdout or stderr ends the program, as SIGPIPE's default would. */
 static ssize_t sigpipe_std(const struct io_args *a, ssize_t r)
 {
-    if (r != -EPIPE || (a->fd != 1 && a->fd != 2) || (a->op != IOP_WRITE && a->op != IOP_SEND))
+    if (r != -EPIPE || (a->fd != 1 && a->fd != 2) || (a->op != IOP_WRITE && a->op != IOP_SEND && a->op != IOP_SENDMSG))
         return r;
     if (atomic_load_explicit(&sigpipe_state, memory_order_relaxed) != SP_OURS) /* set before any call */
         return r;
@@ -676,4 +686,109 @@ int ringo_poll(int fd, short events, int64_t deadline)
         return -EBADF;
     struct io_args a = { .op = IOP_POLL, .fd = fd, .events = events, .deadline = deadline };
     return (int)io_call(&a);
+}
+
+/* The datagram and ancillary-data calls (issue 13). msg, its iovecs and its buffers must stay
+ * valid until the call returns, as for recvmsg(2); a goroutine's stack holds them while it
+ * parks. recvmsg writes msg_namelen, msg_controllen and msg_flags back, as the system call does. */
+ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!msg)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_SENDMSG, .fd = fd, .msg = (struct msghdr *)msg, .flags = flags,
+                         .deadline = deadline };
+    return io_call(&a);
+}
+
+ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!msg)
+        return -EFAULT;
+    struct io_args a = { .op = IOP_RECVMSG, .fd = fd, .msg = msg, .flags = flags, .deadline = deadline };
+    return io_call(&a);
+}
+
+ssize_t ringo_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to, socklen_t tolen,
+                     int64_t deadline)
+{
+    if (!buf && n)
+        return -EFAULT;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = clamp_n(n) };
+    struct msghdr m = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov, .msg_iovlen = 1 };
+    return ringo_sendmsg(fd, &m, flags, deadline);
+}
+
+ssize_t ringo_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from, socklen_t *fromlen,
+                       int64_t deadline)
+{
+    if ((!buf && n) || (from && !fromlen))
+        return -EFAULT;
+    struct iovec iov = { .iov_base = buf, .iov_len = clamp_n(n) };
+    struct msghdr m = { .msg_name = from, .msg_namelen = from ? *fromlen : 0, .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t r = ringo_recvmsg(fd, &m, flags, deadline);
+    if (r >= 0 && from)
+        *fromlen = m.msg_namelen;
+    return r;
+}
+
+/* shutdown(2) never waits: the call itself. A shut-down read side ends a pending receive on the
+ * socket with 0 (end of file) on every backend, as the kernel does for recv(2). */
+int ringo_shutdown(int fd, int how)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+        return -EINVAL;
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+/* sendfile(2) to a socket (or pipe) with a deadline: the out side is made O_NONBLOCK for the
+ * duration of the call (restored after), each EAGAIN waits in ringo_poll (parks a goroutine),
+ * and the call goes on until count bytes are sent, in_fd ends, an error, or the deadline. The
+ * read side is the page cache: an uncached file blocks the calling thread for its disk read,
+ * as in Go; a server that sends files larger than memory can warm them in ringo_blocking.
+ * Returns the bytes sent when any were (the error, if one followed, comes back on the next
+ * call), else -errno; offset as sendfile(2) (NULL: in_fd's own position). */
+ssize_t ringo_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline)
+{
+    if (out_fd < 0 || in_fd < 0)
+        return -EBADF;
+    sigpipe_setup();
+    int fl = fcntl(out_fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(out_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    size_t done = 0;
+    ssize_t err = 0;
+    while (done < count) {
+        ssize_t r = sendfile(out_fd, in_fd, offset, clamp_n(count - done));
+        if (r > 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            break; /* end of in_fd */
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            err = -errno;
+            break;
+        }
+        int p = ringo_poll(out_fd, POLLOUT, deadline);
+        if (p < 0) {
+            err = p;
+            break;
+        }
+    }
+    if (!(fl & O_NONBLOCK))
+        fcntl(out_fd, F_SETFL, fl);
+    if (done)
+        return (ssize_t)done;
+    struct io_args a = { .op = IOP_SEND, .fd = out_fd };
+    return sigpipe_std(&a, err);
 }

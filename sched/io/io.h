@@ -18,7 +18,8 @@
 
 enum io_kind { IOK_URING = 1, IOK_EPOLL = 2 };
 
-enum io_opcode { IOP_READ = 0, IOP_WRITE, IOP_RECV, IOP_SEND, IOP_ACCEPT, IOP_CONNECT, IOP_POLL };
+enum io_opcode { IOP_READ = 0, IOP_WRITE, IOP_RECV, IOP_SEND, IOP_ACCEPT, IOP_CONNECT, IOP_POLL, IOP_SENDMSG,
+                 IOP_RECVMSG };
 
 /* One I/O call of API.md, as the public function received it (fd >= 0 checked). */
 struct io_args {
@@ -32,6 +33,7 @@ struct io_args {
     const struct sockaddr *caddr;  /* CONNECT */
     socklen_t caddrlen;            /* CONNECT */
     short events;                  /* POLL */
+    struct msghdr *msg;            /* SENDMSG/RECVMSG (flags: MSG_*) */
     int64_t deadline;              /* absolute, CLOCK_MONOTONIC ns; -1 none */
     struct fd_slot *fdslot;        /* fd.c's table entry for fd (goroutine calls), NULL: untracked */
 };

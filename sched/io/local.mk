@@ -4,6 +4,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/io.c \
 	%reldir%/fd.c \
 	%reldir%/tcp.c \
+	%reldir%/unix.c \
 	%reldir%/poll_uring.c \
 	%reldir%/poll_epoll.c \
 	%reldir%/poll_none.c

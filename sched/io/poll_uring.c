@@ -544,6 +544,12 @@ static void prep_op(struct io_uring_sqe *sqe, const struct io_args *a)
     case IOP_POLL:
         io_uring_prep_poll_add(sqe, a->fd, (unsigned)(unsigned short)a->events);
         break;
+    case IOP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, a->fd, a->msg, (unsigned)a->flags);
+        break;
+    case IOP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, a->fd, a->msg, (unsigned)a->flags);
+        break;
     }
 }
 

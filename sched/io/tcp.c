@@ -1,19 +1,33 @@
-/* sched/io/tcp.c — TCP conveniences: ringo_tcp_listen and ringo_tcp_dial.
+/* sched/io/tcp.c — name resolution and TCP conveniences: ringo_resolve, ringo_tcp_listen,
+ * ringo_tcp_dial.
  * Responsibility: name resolution (getaddrinfo, a blocking libc call), listeners that take
  * IPv4 and IPv6, and a dial that tries each address in turn with ringo_connect and one
- * deadline. getaddrinfo errors map to negative errno. The dial resolves a numeric host in place
- * (AI_NUMERICHOST never blocks) and any other name through ringo_blocking, so a slow DNS server
- * parks the goroutine, not its worker (on a plain thread it runs inline).
- * Depends on: the public I/O calls (io.c: ringo_connect, ringo_close), ringo_blocking
- * (sched/blocking.c).
+ * deadline. getaddrinfo errors map to negative errno. A numeric host is parsed in place
+ * (AI_NUMERICHOST never blocks); any other name is looked up on the blocking pool, so a slow DNS
+ * server parks the goroutine, not its worker.
+ *
+ * The deadline of a lookup (R1): getaddrinfo cannot be interrupted, so a lookup runs in a
+ *   goroutine of its own (struct lookup, on the heap) that makes it through ringo_blocking and
+ *   then writes an eventfd; the caller waits for that eventfd with ringo_poll until its
+ *   deadline (an I/O wait: the io layer may not use channels, tools/check-layers). A caller
+ *   that gives up returns -ETIMEDOUT at once and the lookup finishes alone. Two references
+ *   (caller, lookup goroutine): whoever drops the last frees the job, its eventfd and the
+ *   addrinfo list, so nothing leaks or is freed under the other. A plain thread waits the same
+ *   way (ringo_poll is a ppoll there).
+ * Depends on: the public I/O calls (io.c: ringo_connect, ringo_poll, ringo_close),
+ *   ringo_blocking (sched/blocking.c), ringo_go.
  */
 #include "sched/io/io.h"
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -97,11 +111,140 @@ struct resolve {
     int e, err;  /* getaddrinfo's result, and errno on the thread that ran it */
 };
 
+/* Test hook (tests/test_net.c): called on the thread about to call getaddrinfo for a name (a
+ * slow DNS server, made). NULL otherwise. */
+void (*sched_test_hook_resolve)(const char *host);
+
 static void resolve_run(void *p)
 {
     struct resolve *r = p;
+    if (unlikely(sched_test_hook_resolve) && !(r->hints.ai_flags & AI_NUMERICHOST))
+        sched_test_hook_resolve(r->host);
     r->e = getaddrinfo(r->host, r->port, &r->hints, &r->res);
     r->err = r->e == EAI_SYSTEM ? errno : 0;
+}
+
+/* R1 (top): a lookup that may outlive its caller. */
+struct lookup {
+    struct resolve rs;
+    char host[256], port[8];
+    int efd;                   /* the lookup goroutine's "finished": an eventfd it writes */
+    _Atomic int refs;          /* 2 at start; acq_rel: the last dropper sees the other's writes */
+    _Atomic int finished;      /* 1 once rs holds the result: release before the eventfd write */
+};
+
+static void lookup_unref(struct lookup *l)
+{
+    if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (l->rs.e == 0 && l->rs.res)
+        freeaddrinfo(l->rs.res);
+    ringo_close(l->efd);
+    free(l);
+}
+
+static void lookup_main(void *p)
+{
+    struct lookup *l = p;
+    if (ringo_blocking(resolve_run, &l->rs) < 0) {
+        l->rs.e = EAI_SYSTEM; /* no pool thread could be had */
+        l->rs.err = EAGAIN;
+    }
+    /* release: the caller's acquire load after its poll sees rs (the eventfd orders nothing in
+     * the C memory model) */
+    atomic_store_explicit(&l->finished, 1, memory_order_release);
+    uint64_t one = 1;
+    (void)!write(l->efd, &one, sizeof one); /* never blocks: the counter is far from full */
+    lookup_unref(l);
+}
+
+/* getaddrinfo for host (port: a numeric string) with the caller's deadline: a numeric host in
+ * place, a name as R1 says. 0 and rs->res set (the caller frees it with resolved_free), or a
+ * negative errno. */
+static int resolve_deadline(struct resolve *rs, struct lookup **lp, int64_t deadline)
+{
+    *lp = NULL;
+    struct addrinfo hints = rs->hints;
+    rs->hints.ai_flags |= AI_NUMERICHOST;
+    resolve_run(rs); /* a numeric address: parsed, never a lookup */
+    rs->hints = hints;
+    if (rs->e != EAI_NONAME)
+        return rs->e ? gai_errno(rs->e, rs->err) : 0;
+    size_t hl = strlen(rs->host);
+    if (hl >= sizeof (*lp)->host)
+        return -EINVAL; /* longer than any DNS name */
+    struct lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    memcpy(l->host, rs->host, hl + 1);
+    snprintf(l->port, sizeof l->port, "%s", rs->port ? rs->port : "0");
+    l->rs = (struct resolve){ .host = l->host, .port = rs->port ? l->port : NULL, .hints = hints };
+    l->efd = eventfd(0, EFD_CLOEXEC);
+    if (l->efd < 0) {
+        int err = -errno;
+        free(l);
+        return err;
+    }
+    atomic_store_explicit(&l->refs, 2, memory_order_relaxed); /* before ringo_go publishes l */
+    int64_t id = ringo_go(lookup_main, l);
+    if (id < 0) {
+        close(l->efd);
+        free(l);
+        return (int)id;
+    }
+    int r;
+    do
+        r = ringo_poll(l->efd, POLLIN, deadline);
+    while (r == -EINTR);
+    if (r < 0) {
+        lookup_unref(l); /* the lookup goroutine frees what it finds */
+        return r;        /* -ETIMEDOUT */
+    }
+    /* acquire: pairs with lookup_main's release; the store came before the eventfd write our
+     * poll saw, so it is there */
+    if (!atomic_load_explicit(&l->finished, memory_order_acquire))
+        sched_fatal("ringo_resolve: the lookup's eventfd was ready before its result");
+    rs->e = l->rs.e;
+    rs->err = l->rs.err;
+    if (rs->e) {
+        lookup_unref(l); /* nothing to hand over */
+        return gai_errno(rs->e, rs->err);
+    }
+    *lp = l;
+    rs->res = l->rs.res;
+    return 0;
+}
+
+/* Frees what resolve_deadline returned: the lookup (and its list) or the list alone. */
+static void resolved_free(struct resolve *rs, struct lookup *l)
+{
+    if (l)
+        lookup_unref(l);
+    else if (rs->e == 0 && rs->res)
+        freeaddrinfo(rs->res);
+}
+
+int ringo_resolve(const char *host, int family, struct sockaddr_storage *out, int max, int64_t deadline)
+{
+    if (!host || !host[0] || max <= 0 || !out)
+        return -EINVAL;
+    if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    struct resolve rs = { .host = host, .hints = { .ai_family = family, .ai_socktype = SOCK_STREAM } };
+    struct lookup *l;
+    int r = resolve_deadline(&rs, &l, deadline);
+    if (r < 0)
+        return r;
+    int n = 0;
+    for (struct addrinfo *ai = rs.res; ai && n < max; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof *out)
+            continue;
+        memset(&out[n], 0, sizeof out[n]);
+        memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
+        n++;
+    }
+    resolved_free(&rs, l);
+    return n ? n : -ENOENT;
 }
 
 int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
@@ -112,16 +255,11 @@ int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
     snprintf(ps, sizeof ps, "%u", (unsigned)port);
     struct resolve rs = { .host = host, .port = ps,
                           .hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                     .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST } };
-    resolve_run(&rs); /* a numeric address: parsed, never a lookup */
-    if (rs.e == EAI_NONAME) {
-        rs.hints.ai_flags = AI_NUMERICSERV; /* a name: /etc/hosts, DNS... may block */
-        int b = ringo_blocking(resolve_run, &rs);
-        if (b < 0)
-            return b;
-    }
-    if (rs.e)
-        return gai_errno(rs.e, rs.err);
+                                     .ai_flags = AI_NUMERICSERV } };
+    struct lookup *l;
+    int rr = resolve_deadline(&rs, &l, deadline); /* a name: /etc/hosts, DNS... within the deadline */
+    if (rr < 0)
+        return rr;
     struct addrinfo *res = rs.res;
     int r = -ECONNREFUSED;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -141,6 +279,6 @@ int ringo_tcp_dial(const char *host, uint16_t port, int64_t deadline)
         if (r == -ETIMEDOUT)
             break;
     }
-    freeaddrinfo(res);
+    resolved_free(&rs, l);
     return r;
 }
