@@ -7,12 +7,17 @@
  *                    keep-alive connection is kept (default 10000)
  * Prints "http_server: listening on 127.0.0.1:PORT with N workers" once it accepts.
  *
- * Every request gets "Hello, World!". Keep-alive is HTTP/1.1's default (HTTP/1.0 asks for it);
- * pipelined requests are answered in order with one write per batch. A malformed request gets
- * 400 and the connection is closed; so does a request whose header exceeds 8 KiB (431), whose
- * body exceeds the buffer (413) or that uses a transfer coding (501). A client that does not
- * finish its request within the read timeout (a slow or stalled client) is disconnected: each
- * read carries a deadline.
+ * Every request gets "Hello, World!" (HEAD: the same head, no body). The HTTP/1.1 rules of RFC
+ * 9112 a real client relies on: keep-alive is HTTP/1.1's default and HTTP/1.0's on request
+ * ("Connection: keep-alive", answered in kind); "Connection: close" closes after the response;
+ * pipelined requests are answered in order with one write per batch; lines may end in bare LF;
+ * empty lines between requests are skipped; "Expect: 100-continue" gets "100 Continue" before
+ * the body is read (any other expectation 417). A malformed request gets 400 and the
+ * connection is closed; so does a request whose header exceeds 8 KiB (431), whose body exceeds
+ * the buffer (413) or that uses a transfer coding (501); each error reply is followed by a
+ * lingering close (FIN, then the client's remaining data read and dropped) so that it is not
+ * lost to a reset. A client that does not finish its request within the read timeout (a slow
+ * or stalled client) is disconnected: each read carries a deadline.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* memmem, accept4; the build passes -D_GNU_SOURCE, standalone builds need it */
@@ -50,10 +55,13 @@ static const char ok_keep10[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n
 struct request {
     bool keep_alive;
     bool http10;
+    bool head;          /* HEAD: the response without its body */
+    bool expect_100;    /* Expect: 100-continue */
     size_t body;        /* Content-Length */
 };
 
-enum { REQ_OK = 200, REQ_BAD = 400, REQ_BODY_TOO_LARGE = 413, REQ_TOO_LARGE = 431, REQ_NOT_IMPL = 501 };
+enum { REQ_OK = 200, REQ_BAD = 400, REQ_BODY_TOO_LARGE = 413, REQ_TOO_LARGE = 431, REQ_NOT_IMPL = 501,
+       REQ_EXPECT = 417 };
 
 static bool is_tchar(int c)
 {
@@ -65,19 +73,53 @@ static bool token_eq(const char *p, size_t n, const char *word)
     return strlen(word) == n && strncasecmp(p, word, n) == 0;
 }
 
-/* Parse the head in [p, p+n) (ending with CRLF CRLF). Returns REQ_OK or an error status. */
+/* Lines end with LF, a CR before it ignored (RFC 9112, 2.2: curl and browsers send CRLF, some
+ * scripts and `printf ... | nc` send bare LF; both are answered). The length of the head (up to
+ * and including its empty line) in [p, p+n), or 0 while it is incomplete. */
+static size_t head_length(const char *p, size_t n)
+{
+    for (const char *lf = p; (lf = memchr(lf, '\n', (size_t)(p + n - lf))); lf++) {
+        const char *q = lf + 1;
+        if (q < p + n && *q == '\r')
+            q++;
+        if (q < p + n && *q == '\n')
+            return (size_t)(q + 1 - p);
+    }
+    return 0;
+}
+
+/* The line at *pos within [.., end): its start, *len without the CR LF; *pos moves past it.
+ * NULL at the end. A CR anywhere but before the LF makes *len (size_t)-1 (400, RFC 9112 2.2). */
+static const char *next_line(const char **pos, const char *end, size_t *len)
+{
+    const char *l = *pos;
+    if (l >= end)
+        return NULL;
+    const char *lf = memchr(l, '\n', (size_t)(end - l));
+    if (!lf)
+        return NULL;
+    *pos = lf + 1;
+    const char *e = lf > l && lf[-1] == '\r' ? lf - 1 : lf;
+    *len = memchr(l, '\r', (size_t)(e - l)) ? (size_t)-1 : (size_t)(e - l);
+    return l;
+}
+
+/* Parse the head in [p, p+n) (head_length's). Returns REQ_OK or an error status. */
 static int parse(const char *p, size_t n, struct request *rq)
 {
-    const char *end = p + n - 2; /* the final CRLF */
-    const char *eol = memchr(p, '\r', (size_t)(end - p));
-    if (!eol || eol[1] != '\n')
+    const char *pos = p, *end = p + n;
+    size_t ll;
+    const char *line = next_line(&pos, end, &ll);
+    if (!line || ll == (size_t)-1)
         return REQ_BAD;
+    const char *eol = line + ll;
     /* request line: METHOD SP TARGET SP HTTP/1.x */
-    const char *s = p;
+    const char *s = line;
     while (s < eol && is_tchar((unsigned char)*s))
         s++;
-    if (s == p || s >= eol || *s != ' ')
+    if (s == line || s >= eol || *s != ' ')
         return REQ_BAD;
+    rq->head = s - line == 4 && memcmp(line, "HEAD", 4) == 0; /* methods are case-sensitive */
     const char *t = ++s;
     while (s < eol && (unsigned char)*s > ' ' && *s != 0x7f)
         s++;
@@ -89,18 +131,19 @@ static int parse(const char *p, size_t n, struct request *rq)
     bool http11 = s[7] == '1';
     rq->keep_alive = http11;
     rq->http10 = !http11;
+    rq->expect_100 = false;
     rq->body = 0;
     bool host = false, have_len = false;
-    /* header fields: NAME ":" OWS VALUE OWS CRLF */
-    for (const char *line = eol + 2; line < end; line = eol + 2) {
-        eol = memchr(line, '\r', (size_t)(end + 2 - line));
-        if (!eol || eol[1] != '\n' || memchr(line, '\n', (size_t)(eol - line)))
+    /* header fields: NAME ":" OWS VALUE OWS, up to the empty line */
+    while ((line = next_line(&pos, end, &ll)) && ll != 0) {
+        if (ll == (size_t)-1)
             return REQ_BAD;
+        eol = line + ll;
         const char *c = line;
         while (c < eol && is_tchar((unsigned char)*c))
             c++;
         if (c == line || c >= eol || *c != ':')
-            return REQ_BAD;
+            return REQ_BAD; /* also an obsolete folded line (starts with SP/HTAB): RFC 9112 5.2 */
         size_t nlen = (size_t)(c - line);
         const char *v = c + 1, *ve = eol;
         while (v < ve && (*v == ' ' || *v == '\t'))
@@ -108,7 +151,7 @@ static int parse(const char *p, size_t n, struct request *rq)
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
             ve--;
         for (const char *q = v; q < ve; q++)
-            if ((unsigned char)*q < ' ' && *q != '\t')
+            if (((unsigned char)*q < ' ' && *q != '\t') || *q == 0x7f)
                 return REQ_BAD;
         if (token_eq(line, nlen, "host")) {
             if (host)
@@ -127,6 +170,10 @@ static int parse(const char *p, size_t n, struct request *rq)
             rq->body = len;
         } else if (token_eq(line, nlen, "transfer-encoding")) {
             return REQ_NOT_IMPL;
+        } else if (token_eq(line, nlen, "expect")) {
+            if (!token_eq(v, (size_t)(ve - v), "100-continue"))
+                return REQ_EXPECT; /* RFC 9110 10.1.1: an expectation we cannot meet */
+            rq->expect_100 = http11;
         } else if (token_eq(line, nlen, "connection")) {
             /* a comma-separated list of tokens */
             for (const char *q = v; q < ve;) {
@@ -147,6 +194,15 @@ static int parse(const char *p, size_t n, struct request *rq)
     return REQ_OK;
 }
 
+/* The response to rq: the keep-alive variant it asks for, without the body for HEAD. */
+static size_t response(const struct request *rq, const char **text)
+{
+    const char *r = !rq->keep_alive ? ok_close : rq->http10 ? ok_keep10 : ok_keep;
+    size_t n = !rq->keep_alive ? sizeof ok_close - 1 : rq->http10 ? sizeof ok_keep10 - 1 : sizeof ok_keep - 1;
+    *text = r;
+    return rq->head ? n - 13 : n; /* "Hello, World!" is the last 13 bytes */
+}
+
 static bool write_all(int fd, const char *p, size_t n)
 {
     while (n) {
@@ -164,6 +220,7 @@ static void reply_error(int fd, int status)
     const char *msg = status == REQ_TOO_LARGE        ? "431 Request Header Fields Too Large"
                       : status == REQ_BODY_TOO_LARGE ? "413 Content Too Large"
                       : status == REQ_NOT_IMPL       ? "501 Not Implemented"
+                      : status == REQ_EXPECT         ? "417 Expectation Failed"
                                                      : "400 Bad Request";
     char buf[256];
     int n = snprintf(buf, sizeof buf,
@@ -173,7 +230,7 @@ static void reply_error(int fd, int status)
     /* Lingering close (RFC 9112, 9.6): closing with the client's data unread makes the kernel
      * send RST, which can destroy the reply before the client reads it. Send FIN, then read and
      * drop what still comes until the client closes, for at most a second and 1 MiB. */
-    shutdown(fd, SHUT_WR);
+    ringo_shutdown(fd, SHUT_WR);
     int64_t until = ringo_now() + 1000000000LL;
     size_t drained = 0;
     while (drained < (1u << 20)) {
@@ -190,16 +247,24 @@ static void serve(void *arg)
     char *in = malloc(IN_SIZE), *out = malloc(OUT_SIZE);
     size_t len = 0, outlen = 0;
     int64_t deadline = ringo_now() + read_timeout_ns; /* for the request being received */
+    bool continued = false; /* "100 Continue" sent for the request being received */
     if (!in || !out)
         goto close;
     for (;;) {
         /* answer every complete request in the buffer (pipelining) */
         bool keep = true;
         while (keep) {
-            char *head_end = len >= 4 ? memmem(in, len, "\r\n\r\n", 4) : NULL;
-            if (!head_end)
+            /* empty lines before a request line are ignored (RFC 9112, 2.2) */
+            size_t skip = 0;
+            while (skip < len && (in[skip] == '\n' || (in[skip] == '\r' && skip + 1 < len && in[skip + 1] == '\n')))
+                skip += in[skip] == '\r' ? 2 : 1;
+            if (skip) {
+                memmove(in, in + skip, len - skip);
+                len -= skip;
+            }
+            size_t head = head_length(in, len);
+            if (!head)
                 break;
-            size_t head = (size_t)(head_end - in) + 4;
             struct request rq;
             int st = parse(in, head, &rq);
             if (st != REQ_OK) {
@@ -214,10 +279,22 @@ static void serve(void *arg)
                 reply_error(fd, REQ_BODY_TOO_LARGE);
                 goto close;
             }
-            if (len < head + rq.body)
-                break; /* the body is still coming */
-            const char *resp = !rq.keep_alive ? ok_close : rq.http10 ? ok_keep10 : ok_keep;
-            size_t rlen = !rq.keep_alive ? sizeof ok_close - 1 : rq.http10 ? sizeof ok_keep10 - 1 : sizeof ok_keep - 1;
+            if (len < head + rq.body) {
+                /* the body is still coming; a client that asked first is told to send it */
+                if (rq.expect_100 && !continued) {
+                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                    if (outlen && !write_all(fd, out, outlen))
+                        goto close;
+                    outlen = 0;
+                    if (!write_all(fd, cont, sizeof cont - 1))
+                        goto close;
+                    continued = true;
+                }
+                break;
+            }
+            continued = false;
+            const char *resp;
+            size_t rlen = response(&rq, &resp);
             if (outlen + rlen > OUT_SIZE) {
                 if (!write_all(fd, out, outlen))
                     goto close;

@@ -1679,6 +1679,14 @@ static void server_stop(struct server *s)
     waitpid(s->pid, &st, 0);
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *q = hay; (q = strstr(q, needle)); q++)
+        n++;
+    return n;
+}
+
 /* read until the connection closes or `want` occurrences of needle arrived */
 static size_t read_until(int fd, char *buf, size_t cap, const char *needle, int want, int64_t deadline, bool *eof)
 {
@@ -1753,6 +1761,14 @@ static void test_io_http_server_keepalive_and_400(void **state)
     read_until(fd, buf, sizeof buf, "Hello, World!", 2, ringo_now() + 5 * SEC, &eof);
     assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
     assert_non_null(strstr(strstr(buf, "Hello, World!") + 1, "Hello, World!"));
+    /* bare-LF lines (RFC 9112 2.2), an empty line before the request line, and a pipelined
+     * HEAD whose response has no body: the GET after it is answered in its own response */
+    static const char lf[] = "\r\nGET / HTTP/1.1\nHost: a\n\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET /d HTTP/1.1\nHost: a\n\n";
+    assert_int_equal(write_full(fd, lf, sizeof lf - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, "Hello, World!", 2, ringo_now() + 5 * SEC, &eof); /* the last body ends it all */
+    if (count_of(buf, "HTTP/1.1 200 OK") != 3 || count_of(buf, "Hello, World!") != 2)
+        fail_msg("bare LF + HEAD: %d responses, %d bodies: '%.300s'", count_of(buf, "HTTP/1.1 200 OK"),
+                 count_of(buf, "Hello, World!"), buf);
     static const char one[] = "GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     assert_int_equal(write_full(fd, one, sizeof one - 1, -1), 0);
     read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
@@ -1833,6 +1849,103 @@ static void test_io_http_server_keepalive_and_400(void **state)
     assert_int_equal(LOAD(h.ok), 1000);
 }
 
+/* A command's stdout and stderr (at most cap - 1 bytes kept) and its exit status (-1: could
+ * not run). Each command carries its own time bound (timeout(1) or the client's own). */
+static int run_capture(const char *cmd, char *out, size_t cap)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *f = popen(full, "r");
+    if (!f)
+        return -1;
+    size_t n = 0;
+    size_t k;
+    char junk[4096];
+    while ((k = fread(n < cap - 1 ? out + n : junk, 1, n < cap - 1 ? cap - 1 - n : sizeof junk, f)) > 0)
+        if (n < cap - 1)
+            n += k;
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool have_program(const char *name)
+{
+    char cmd[128], out[256];
+    snprintf(cmd, sizeof cmd, "command -v %s", name);
+    return run_capture(cmd, out, sizeof out) == 0;
+}
+
+/* A number that follows label in ab's report ("Failed requests:        0"), -1 if absent. */
+static long ab_field(const char *report, const char *label)
+{
+    const char *p = strstr(report, label);
+    return p ? strtol(p + strlen(label), NULL, 10) : -1;
+}
+
+/* examples/http_server with clients nobody here wrote: curl (keep-alive reuse on HTTP/1.1 and
+ * on HTTP/1.0 with keep-alive, HEAD, a body sent after "100 Continue") and ab with and without
+ * -k (every request answered, every one on a kept-alive connection with -k). Skipped when
+ * neither client is installed (.ci/run installs both). */
+static void test_io_http_server_with_curl_and_ab(void **state)
+{
+    (void)state;
+    bool curl = have_program("curl"), ab = have_program("ab");
+    if (!curl && !ab)
+        skip();
+    struct server s;
+    if (!server_start(&s, "http_server", "5000"))
+        skip();
+    begin(240);
+    static char out[65536];
+    char cmd[512], url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", s.port);
+    if (curl) {
+        snprintf(cmd, sizeof cmd, "curl -sS -v --max-time 20 %s/a %s/b", url, url);
+        int st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || count_of(out, "Hello, World!") != 2 || !strstr(out, "Re-using existing connection"))
+            fail_msg("curl, two requests on one connection: exit %d: %.600s", st, out);
+        snprintf(cmd, sizeof cmd, "curl -sS -v --max-time 20 --http1.0 -H 'Connection: keep-alive' %s/a %s/b", url, url);
+        st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || count_of(out, "Hello, World!") != 2 || !strstr(out, "Re-using existing connection"))
+            fail_msg("curl --http1.0 keep-alive: exit %d: %.600s", st, out);
+        /* HEAD: the head alone; curl would wait for a body it was promised otherwise, or
+         * complain of one it was not */
+        snprintf(cmd, sizeof cmd, "curl -sS -I --max-time 20 %s/ %s/", url, url);
+        st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || strstr(out, "Hello") || !strstr(out, "Content-Length: 13"))
+            fail_msg("curl -I: exit %d: %.600s", st, out);
+        /* a body larger than the server buffers: 413, and curl gets it whole (lingering close) */
+        snprintf(cmd, sizeof cmd, "curl -sS -v --max-time 20 --data-binary @/proc/self/exe -o /dev/null "
+                                  "-w 'code=%%{http_code}' %s/upload", url);
+        st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || !strstr(out, "code=413"))
+            fail_msg("curl, a body larger than the server takes: exit %d: %.300s", st, out);
+        /* a 3000-byte body after "Expect: 100-continue": the server says go on before reading it */
+        snprintf(cmd, sizeof cmd, "head -c 3000 /dev/zero | curl -sS -v --max-time 20 -H 'Expect: 100-continue' --data-binary @- %s/upload", url);
+        st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || !strstr(out, "HTTP/1.1 100 Continue") || !strstr(out, "Hello, World!"))
+            fail_msg("curl, Expect: 100-continue: exit %d: %.600s", st, out);
+    }
+    if (ab) {
+        long n = TU_SANITIZED ? 2000 : 20000;
+        snprintf(cmd, sizeof cmd, "timeout -s KILL 120 ab -q -k -n %ld -c 50 %s/", n, url);
+        int st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || ab_field(out, "Complete requests:") != n || ab_field(out, "Failed requests:") != 0 ||
+            ab_field(out, "Keep-Alive requests:") != n)
+            fail_msg("ab -k: exit %d: %.1500s", st, out);
+        snprintf(cmd, sizeof cmd, "timeout -s KILL 120 ab -q -n %ld -c 10 %s/", n / 10, url);
+        st = run_capture(cmd, out, sizeof out);
+        if (st != 0 || ab_field(out, "Complete requests:") != n / 10 || ab_field(out, "Failed requests:") != 0)
+            fail_msg("ab: exit %d: %.1500s", st, out);
+        /* ab -k with HTTP/1.0 (ab speaks 1.0): each response said keep-alive, or ab would have
+         * opened a connection per request and waited */
+        print_message("# ab -k: %ld requests, all on kept-alive connections\n", n);
+    }
+    server_stop(&s);
+    end();
+}
+
 static void echo_example_client(void *p, long id)
 {
     uint16_t port = *(uint16_t *)p;
@@ -1889,6 +2002,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_plain_thread_calls),
         cmocka_unit_test(test_io_stats_count_operations),
         cmocka_unit_test(test_io_http_server_keepalive_and_400),
+        cmocka_unit_test(test_io_http_server_with_curl_and_ab),
         cmocka_unit_test(test_io_echo_server_example),
     };
     const char *only = getenv("RINGO_TEST_FILTER"); /* e.g. "*close*" while debugging */
