@@ -194,6 +194,12 @@ RINGO_API ssize_t ringo_recvfrom(int fd, void *buf, size_t n, int flags, struct 
                                  socklen_t *fromlen, int64_t deadline);
 RINGO_API ssize_t ringo_sendmsg (int fd, const struct msghdr *msg, int flags, int64_t deadline);
 RINGO_API ssize_t ringo_recvmsg (int fd, struct msghdr *msg, int flags, int64_t deadline);
+/* Receive into a buffer ringo lends (up to 16 KiB): an idle connection waiting here holds no
+ * buffer; one is chosen only when data has arrived (io_uring: the kernel picks it from the
+ * worker's provided-buffer ring). > 0: that many bytes at *data, the caller's until
+ * ringo_buf_release(*data) (any thread; twice is fatal); 0 end of file, -errno: nothing lent. */
+RINGO_API ssize_t ringo_recv_lend(int fd, void **data, int flags, int64_t deadline);
+RINGO_API void    ringo_buf_release(void *data);
 /* shutdown(2) (never waits): a shut read side ends a pending receive with 0. 0 or -errno. */
 RINGO_API int     ringo_shutdown(int fd, int how);
 /* sendfile(2) until count bytes are sent, in_fd ends, an error, or the deadline: the bytes sent
@@ -222,6 +228,8 @@ struct ringo_stats {
     uint64_t goroutines, spawned, switches, steals, parks, wakeups,
              io_submitted, io_completed;
     uint64_t spilled;   /* goroutines a worker's full run queue sent to the global queue */
+    uint64_t io_lent_ring, io_lent_heap; /* ringo_recv_lend buffers the kernel picked from a
+                                          * worker's ring; taken from the heap (fallback) */
     /* more fields may follow */
 };
 RINGO_API void ringo_stats_get(struct ringo_stats *out);

@@ -41,7 +41,7 @@ struct poller {
     int  (*rescue)(struct worker *w);
     void (*at_exit)(void);                             /* P5 */
     /* totals over all workers (stats only) */
-    void (*stats)(uint64_t *submitted, uint64_t *completed);
+    void (*stats)(struct ringo_stats *out); /* its io_* fields */
 };
 
 extern const struct poller sched_poller;  /* sched/io/io.c */

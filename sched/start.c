@@ -159,9 +159,9 @@ static void detect_valgrind(void)
 static void read_flags(void)
 {
     static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
-                                             "ring_handoff", "extra_workers" };
+                                             "ring_handoff", "extra_workers", "pbuf_ring" };
     static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
-    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 6);
+    sched.disable = parse_flags("RINGO_DISABLE", dis_names, 7);
     sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
 }
 

@@ -6,7 +6,8 @@
 #               TAP output goes through the same driver). It spawns examples/http_server and
 #               examples/echo_server, so it depends on them.
 #   test_net    datagrams, ancillary data, Unix sockets, shutdown, sendfile, ringo_resolve; once
-#               on the default backend and once with RINGO_DISABLE=io_uring (net_nouring.sh)
+#               on the default backend, with RINGO_DISABLE=io_uring (net_nouring.sh) and with
+#               RINGO_DISABLE=pbuf_ring (net_nopbuf.sh: ringo_recv_lend without the kernel ring)
 #   stress_io   4-entry rings (the SQ-full paths), a close storm, deadlines racing data
 #               (RINGO_STRESS_ITERS scales it)
 IO_TESTS = %reldir%/test_io %reldir%/test_net %reldir%/stress_io
@@ -21,6 +22,6 @@ EXTRA_%canon_reldir%_test_io_DEPENDENCIES = examples/http_server examples/echo_s
 %canon_reldir%_stress_io_SOURCES = %reldir%/stress_io.c %reldir%/ioutil.h
 %canon_reldir%_stress_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_stress_io_LDADD = $(RINGO_TEST_LIBS)
-IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/net_nouring.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh %reldir%/io_nohandoff.sh
+IO_FALLBACK_TESTS = %reldir%/io_nouring.sh %reldir%/net_nouring.sh %reldir%/net_nopbuf.sh %reldir%/io_nofutex.sh %reldir%/io_nodefer.sh %reldir%/io_nohandoff.sh
 TESTS += $(IO_TESTS) $(IO_FALLBACK_TESTS)
 dist_check_SCRIPTS += $(IO_FALLBACK_TESTS)

@@ -25,7 +25,7 @@ void ringo_stats_get(struct ringo_stats *out)
         out->wakeups += atomic_load_explicit(&w->st_wakeups, memory_order_relaxed);
         out->spilled += atomic_load_explicit(&w->st_spilled, memory_order_relaxed);
     }
-    sched_poller.stats(&out->io_submitted, &out->io_completed);
+    sched_poller.stats(out);
 }
 
 void sched_stats_at_exit(void)
@@ -34,10 +34,10 @@ void sched_stats_at_exit(void)
     ringo_stats_get(&s);
     fprintf(stderr,
             "ringo stats: goroutines=%llu spawned=%llu switches=%llu steals=%llu parks=%llu wakeups=%llu "
-            "io_submitted=%llu io_completed=%llu spilled=%llu\n",
+            "io_submitted=%llu io_completed=%llu spilled=%llu io_lent_ring=%llu io_lent_heap=%llu\n",
             (unsigned long long)s.goroutines, (unsigned long long)s.spawned, (unsigned long long)s.switches,
             (unsigned long long)s.steals, (unsigned long long)s.parks, (unsigned long long)s.wakeups,
             (unsigned long long)s.io_submitted, (unsigned long long)s.io_completed,
-            (unsigned long long)s.spilled);
+            (unsigned long long)s.spilled, (unsigned long long)s.io_lent_ring, (unsigned long long)s.io_lent_heap);
 }
 

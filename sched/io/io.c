@@ -23,8 +23,9 @@
  *   operations); then epoll. DEFER_TASKRUN and FUTEX_WAIT are probed inside io_uring
  *   (kernel_iface/uring.c) and can be forced off (defer_taskrun, futex_uring). RINGO_DEBUG
  *   prints the choice once. A worker whose own ring cannot be created falls back to epoll alone.
- *   Operations are single-shot; multishot accept/recv and provided-buffer rings are not used yet
- *   (and RINGO_DISABLE has no multishot item until they are).
+ *   Operations are single-shot. ringo_recv_lend takes its buffer from a provided-buffer ring
+ *   per worker (lend.c; RINGO_DISABLE=pbuf_ring forces its fallback); multishot accept/recv are
+ *   not used (lend.c L2 says why not for receives).
  *
  * Doorbell (why the sleep does not wait on w->wake itself): besides proc.c's wake-ups
  *   (w->wake = 1, then sched_io_kick), an idle worker must also wake for cancel requests posted
@@ -199,18 +200,21 @@ void io_bell_quiet(struct io_common *c)
     atomic_store_explicit(&c->bell, 1, memory_order_relaxed); /* step d: a hint; S1 is the truth */
 }
 
-static void io_stats(uint64_t *submitted, uint64_t *completed)
+_Atomic uint64_t io_st_lent_heap; /* lend.c: stats only (relaxed); the fallback path is the slow one */
+
+static void io_stats(struct ringo_stats *out)
 {
-    *submitted = 0;
-    *completed = 0;
+    out->io_submitted = out->io_completed = out->io_lent_ring = 0;
+    out->io_lent_heap = atomic_load_explicit(&io_st_lent_heap, memory_order_relaxed); /* stats only */
     if (!sched_started())
         return;
     for (unsigned i = 0, n = sched_nworkers(); i < n; i++) {
         struct io_common *c = sched.w[i]->io;
         if (!c)
             continue;
-        *submitted += atomic_load_explicit(&c->st_submitted, memory_order_relaxed); /* stats only */
-        *completed += atomic_load_explicit(&c->st_completed, memory_order_relaxed);
+        out->io_submitted += atomic_load_explicit(&c->st_submitted, memory_order_relaxed); /* stats only */
+        out->io_completed += atomic_load_explicit(&c->st_completed, memory_order_relaxed);
+        out->io_lent_ring += atomic_load_explicit(&c->st_lent, memory_order_relaxed);
     }
 }
 
@@ -578,7 +582,7 @@ static ssize_t io_call(struct io_args *a)
     struct g *self = sched_cur_g(w);
     /* relaxed: a hint; the exit hook's passes catch a call that reads it late (P5) */
     if (!self || !w->io || unlikely(atomic_load_explicit(&sched_io_exiting, memory_order_relaxed)))
-        return sigpipe_std(a, plain_call(a));
+        return a->op == IOP_RECV_LEND ? -ENOBUFS : sigpipe_std(a, plain_call(a));
     struct fd_slot *slot;
     if (fd_enter(a->fd, &slot) < 0)
         return -EBADF; /* being closed */
@@ -587,7 +591,9 @@ static ssize_t io_call(struct io_args *a)
     for (;;) {
         w = sched_cur_worker(); /* I4 */
         struct io_common *c = w->io;
-        if (!c)
+        if (a->op == IOP_RECV_LEND && (!c || c->kind != IOK_URING))
+            r = -ENOBUFS; /* only a ring lends its pool's buffers: lend.c's other path */
+        else if (!c)
             r = plain_call(a);
         else if (c->kind == IOK_URING && a->op == IOP_ACCEPT && (r = accept_first(a)) != -EAGAIN)
             ; /* accepted (or failed) without a trip through the ring */
@@ -791,4 +797,12 @@ ssize_t ringo_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64
         return (ssize_t)done;
     struct io_args a = { .op = IOP_SEND, .fd = out_fd };
     return sigpipe_std(&a, err);
+}
+
+/* lend.c's io_uring path: a receive into a buffer the kernel picks from the current worker's
+ * pool (poll_uring.c U9). -ENOBUFS: no pool here, or none free: lend.c's other path. */
+ssize_t io_recv_lend_uring(int fd, void **lent, int flags, int64_t deadline)
+{
+    struct io_args a = { .op = IOP_RECV_LEND, .fd = fd, .lent = lent, .flags = flags, .deadline = deadline };
+    return io_call(&a);
 }

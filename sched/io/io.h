@@ -19,7 +19,7 @@
 enum io_kind { IOK_URING = 1, IOK_EPOLL = 2 };
 
 enum io_opcode { IOP_READ = 0, IOP_WRITE, IOP_RECV, IOP_SEND, IOP_ACCEPT, IOP_CONNECT, IOP_POLL, IOP_SENDMSG,
-                 IOP_RECVMSG };
+                 IOP_RECVMSG, IOP_RECV_LEND };
 
 /* One I/O call of API.md, as the public function received it (fd >= 0 checked). */
 struct io_args {
@@ -34,6 +34,8 @@ struct io_args {
     socklen_t caddrlen;            /* CONNECT */
     short events;                  /* POLL */
     struct msghdr *msg;            /* SENDMSG/RECVMSG (flags: MSG_*) */
+    void **lent;                   /* RECV_LEND (io_uring only): out, the data of the buffer the
+                                    * kernel picked from the worker's pool (lend.c L2) */
     int64_t deadline;              /* absolute, CLOCK_MONOTONIC ns; -1 none */
     struct fd_slot *fdslot;        /* fd.c's table entry for fd (goroutine calls), NULL: untracked */
 };
@@ -70,7 +72,10 @@ struct io_common {
     _Atomic uint32_t ncancel;      /* mirrors cancels != NULL; seq_cst (doorbell recipe) */
     _Atomic uint64_t st_submitted; /* stats only: owner writes relaxed, anyone reads relaxed */
     _Atomic uint64_t st_completed;
+    _Atomic uint64_t st_lent;      /* stats only: buffers of this worker's lend pool handed out
+                                    * (relaxed RMW: by whichever thread the receiver resumed on) */
 };
+extern _Atomic uint64_t io_st_lent_heap; /* stats only: ringo_recv_lend's heap buffers */
 
 /* ---- fd.c: the fd table (one entry per fd number, allocated in chunks, never freed). */
 struct fd_slot {
@@ -127,6 +132,19 @@ void uring_be_ring(struct worker *w);           /* the doorbell's kernel half (a
 ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a);
 void uring_be_cancel_fd(struct worker *w, int fd);  /* owner thread only */
 int  uring_be_rescue(struct worker *w);         /* the sysmon, for a stuck worker (U1) */
+
+/* io.c: ringo_recv_lend's io_uring path (-ENOBUFS: take the other) */
+ssize_t io_recv_lend_uring(int fd, void **lent, int flags, int64_t deadline);
+/* ---- lend.c / poll_uring.c: buffers ringo lends to ringo_recv_lend (lend.c top) */
+#define LEND_SIZE 16384u           /* the data of one buffer */
+#define LEND_HDR 64u               /* the header before it (struct lend_hdr, lend.c) */
+/* The header of a pool buffer about to be lent: kind, worker, buffer id; marks it out (L3). */
+void lend_hdr_init_pool(void *hdr, unsigned wid, uint32_t bid);
+/* io_uring owner, under its ring lock: the worker's pool, made on first use (false: none:
+ * RINGO_DISABLE=pbuf_ring, a kernel before 5.19, no memory). */
+bool uring_be_lend_ready(struct worker *w);
+/* Any thread: buffer bid goes back to worker wid's ring (L4). */
+void uring_be_lend_recycle(unsigned wid, uint32_t bid);
 
 /* ---- poll_epoll.c */
 int  epoll_be_init(struct worker *w);

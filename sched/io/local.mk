@@ -5,6 +5,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/fd.c \
 	%reldir%/tcp.c \
 	%reldir%/unix.c \
+	%reldir%/lend.c \
 	%reldir%/poll_uring.c \
 	%reldir%/poll_epoll.c \
 	%reldir%/poll_none.c

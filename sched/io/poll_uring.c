@@ -53,6 +53,8 @@
  *       kernel's CQ (8x the SQ, at least 4096) holds them instead, and the idle sleep never
  *       starts while the CQ has entries. The sysmon's rescue has no bound: it fills no ring.
  *
+ *   U9  The lend pool of ringo_recv_lend (struct lend_pool below; lend.c's top comment).
+ *
  * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
@@ -69,7 +71,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -84,8 +88,23 @@ struct uring_req {
     int32_t tres;                 /* the link timeout's CQE res (deadline only) */
     uint32_t pending;             /* CQEs still due (U2); the owner worker only */
     int fd;                       /* counted in fdc when slot != NULL (U7) */
+    uint32_t cflags;              /* the op's CQE flags (IORING_CQE_F_BUFFER: the buffer id) */
     struct fd_slot *slot;
     struct __kernel_timespec ts;  /* LINK_TIMEOUT reads it at submission */
+};
+
+/* U9: the lend pool (lend.c): LEND_COUNT buffers in one mapping and a provided-buffer ring
+ * (IORING_REGISTER_PBUF_RING, group LEND_BGID) from which the kernel picks one when data
+ * arrives for a ringo_recv_lend. Made by the owner under the ring lock on first use; buffers go
+ * back from any thread under plock (never the ring lock, which the owner holds while it
+ * sleeps): the kernel reads the ring's tail with acquire, io_uring_buf_ring_advance stores it
+ * with release after the entry. */
+#define LEND_COUNT 128u
+#define LEND_BGID 0
+struct lend_pool {
+    struct io_uring_buf_ring *br; /* LEND_COUNT entries, under plock */
+    char *base;                   /* LEND_COUNT slots of LEND_HDR + LEND_SIZE */
+    _Atomic uint32_t plock;       /* sched/spinlock.h */
 };
 
 struct fdc_ent {
@@ -108,6 +127,10 @@ struct uring_be {
     uint64_t efd_buf;             /* the eventfd READ's target */
     unsigned wid;                 /* the owner's worker id: its bit in rings masks (U7) */
     struct fdc_ent *fdc;          /* ring: U7; NULL until the first tracked op */
+    /* U9: made once under the ring lock; read by recyclers of any thread (acquire: they got a
+     * buffer of it, through the owner's completion and their goroutine's resume) */
+    _Atomic(struct lend_pool *) lend;
+    bool lend_failed;             /* ring: no pool can be made here; RECV_LEND gets -ENOBUFS */
     unsigned fdc_cap, fdc_used;   /* ring: a power of 2 (or 0), entries in use */
 };
 
@@ -321,10 +344,12 @@ static int reap_max(struct uring_be *b, int max)
             continue;
         }
         struct uring_req *req = (struct uring_req *)(uintptr_t)(ud & ~(uint64_t)1);
-        if (ud & 1)
+        if (ud & 1) {
             req->tres = cqe->res;
-        else
+        } else {
             req->res = cqe->res;
+            req->cflags = cqe->flags;
+        }
         if (--req->pending == 0) {
             b->inflight--;
             fdc_done(b, req);
@@ -550,6 +575,11 @@ static void prep_op(struct io_uring_sqe *sqe, const struct io_args *a)
     case IOP_RECVMSG:
         io_uring_prep_recvmsg(sqe, a->fd, a->msg, (unsigned)a->flags);
         break;
+    case IOP_RECV_LEND: /* U9: the kernel picks the buffer when data arrives */
+        io_uring_prep_recv(sqe, a->fd, NULL, LEND_SIZE, a->flags);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = LEND_BGID;
+        break;
     }
 }
 
@@ -562,11 +592,26 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
     struct uring_req req;
     unsigned need = a->deadline >= 0 ? 2 : 1;
     spin_lock(&b->lock); /* U1: until our SQEs are in the ring (never across the park) */
-    ssize_t r = fill_locked(b, self, a, &req, need);
+    ssize_t r = a->op == IOP_RECV_LEND && !uring_be_lend_ready(w) ? -ENOBUFS : fill_locked(b, self, a, &req, need);
     spin_unlock(&b->lock);
     if (r != 0)
         return r;
     sched_park(self, -1, NULL, 0);
+    if (a->op == IOP_RECV_LEND && (req.cflags & IORING_CQE_F_BUFFER)) {
+        /* U9: the buffer of b's pool the kernel filled (or took for an end of file) */
+        uint32_t bid = req.cflags >> IORING_CQE_BUFFER_SHIFT;
+        if (req.res > 0) {
+            /* acquire: the pool pointer was published by its maker (this ring's owner) */
+            struct lend_pool *lp = atomic_load_explicit(&b->lend, memory_order_acquire);
+            char *hdr = lp->base + (size_t)bid * (LEND_HDR + LEND_SIZE);
+            lend_hdr_init_pool(hdr, b->wid, bid);
+            /* stats only, relaxed; an RMW: we may have resumed on another worker's thread */
+            atomic_fetch_add_explicit(&b->c.st_lent, 1, memory_order_relaxed);
+            *a->lent = hdr + LEND_HDR;
+        } else {
+            uring_be_lend_recycle(b->wid, bid);
+        }
+    }
     /* resumed, perhaps on another worker (I4): only req is read from here on */
     if (req.res == -ECANCELED || req.res == -EINTR) {
         if (need == 2 && req.tres == -ETIME)
@@ -632,4 +677,68 @@ static ssize_t fill_locked(struct uring_be *b, struct g *self, const struct io_a
     if (b->unsub >= URING_BATCH)
         submit(b, false);
     return 0;
+}
+
+/* ---- U9: the lend pool */
+
+bool uring_be_lend_ready(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    if (likely(atomic_load_explicit(&b->lend, memory_order_relaxed) != NULL)) /* ring lock held: ours */
+        return true;
+    if (b->lend_failed)
+        return false;
+    b->lend_failed = true; /* until it succeeds below */
+    if (sched.disable & DIS_PBUF_RING)
+        return false;
+    struct lend_pool *lp = calloc(1, sizeof *lp);
+    if (!lp)
+        return false;
+    size_t slots = (size_t)LEND_COUNT * (LEND_HDR + LEND_SIZE);
+    size_t ringsz = LEND_COUNT * sizeof(struct io_uring_buf);
+    /* untouched pages cost nothing: a buffer's pages become resident when the kernel first
+     * fills it (lend.c L5 gives them back when the load is over) */
+    lp->base = mmap(NULL, slots, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *ring = mmap(NULL, ringsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (lp->base == MAP_FAILED || ring == MAP_FAILED)
+        goto fail;
+    lp->br = ring;
+    io_uring_buf_ring_init(lp->br);
+    struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)ring, .ring_entries = LEND_COUNT,
+                                    .bgid = LEND_BGID };
+    int r = io_uring_register_buf_ring(&b->ring, &reg, 0); /* the owner: fine for SINGLE_ISSUER */
+    if (r < 0) {
+        if (sched.debug)
+            fprintf(stderr, "ringo: worker %u: no provided-buffer ring (%s): ringo_recv_lend polls, then "
+                            "receives into a heap buffer\n", w->id, strerror(-r));
+        goto fail;
+    }
+    for (uint32_t i = 0; i < LEND_COUNT; i++)
+        io_uring_buf_ring_add(lp->br, lp->base + (size_t)i * (LEND_HDR + LEND_SIZE) + LEND_HDR, LEND_SIZE,
+                              (unsigned short)i, io_uring_buf_ring_mask(LEND_COUNT), (int)i);
+    io_uring_buf_ring_advance(lp->br, LEND_COUNT);
+    /* release: recyclers on other threads read the pool through this pointer */
+    atomic_store_explicit(&b->lend, lp, memory_order_release);
+    b->lend_failed = false;
+    return true;
+fail:
+    if (lp->base && lp->base != MAP_FAILED)
+        munmap(lp->base, slots);
+    if (ring != MAP_FAILED)
+        munmap(ring, ringsz);
+    free(lp);
+    return false;
+}
+
+void uring_be_lend_recycle(unsigned wid, uint32_t bid)
+{
+    struct uring_be *b = be_of(sched.w[wid]);
+    /* acquire: pairs with the pool's publication (the buffer came from it) */
+    struct lend_pool *lp = atomic_load_explicit(&b->lend, memory_order_acquire);
+    SCHED_CHECK(lp && bid < LEND_COUNT, "ringo_buf_release: buffer %u of worker %u has no pool", bid, wid);
+    spin_lock(&lp->plock);
+    io_uring_buf_ring_add(lp->br, lp->base + (size_t)bid * (LEND_HDR + LEND_SIZE) + LEND_HDR, LEND_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(LEND_COUNT), 0);
+    io_uring_buf_ring_advance(lp->br, 1); /* release store of the tail: the kernel's acquire */
+    spin_unlock(&lp->plock);
 }

@@ -1,0 +1,6 @@
+#!/bin/sh
+# tests/net_nopbuf.sh — tests/test_net with RINGO_DISABLE=pbuf_ring: ringo_recv_lend without the
+# kernel's provided-buffer ring (a forced fallback; see sched/io/lend.c L4).
+RINGO_DISABLE=pbuf_ring
+export RINGO_DISABLE
+exec "${top_builddir:-.}/tests/test_net" "$@"
