@@ -23,6 +23,16 @@
  *       pool; once that holds more than GPOOL_HOT, the stacks moved there have every page below
  *       the descriptor page released. (Releasing eagerly made spawn-heavy programs refault the
  *       same pages over and over: skynet spent a third of its time in the kernel.)
+ *   S3  Decay (issue 13: 48 of 82 MB stayed resident after 10,000 clients left). A worker that
+ *       goes idle hands the stacks of its pool beyond POOL_BATCH to the global pool
+ *       (sched_g_pool_trim). Every quarter second (sysmon.c DECAY_NS) the sysmon takes from each
+ *       global pool the stacks that sat unused that whole time (its low-water mark since the
+ *       last decay, less
+ *       GPOOL_FLOOR) and gives back all their pages, the descriptor's too: such a slot leaves
+ *       the pool for the node's cold list (slot addresses, under the pool lock) and gets a
+ *       fresh descriptor when it is taken again. A zeroed descriptor reads as GS_IDLE, so a
+ *       dump that walks every slot sees an idle one. A burst that keeps coming back keeps its
+ *       stacks warm: only a full quiet interval gives them back.
  * Contexts: ringo_go from anywhere; sched_g_free on the worker that switched the dead g out.
  * Depends on: sched.h, ctx.c (first frame, switch to the child), runq.c/proc.c (global push),
  *   kernel_iface/stackmem.
@@ -39,6 +49,7 @@
 #define POOL_HI    256u   /* stacks a worker keeps, pages intact */
 #define POOL_BATCH 64u    /* moved to the global pool at a time */
 #define GPOOL_HOT  1024u  /* stacks the global pool keeps with their pages; beyond, pages go back */
+#define GPOOL_FLOOR 64u   /* S3: stacks a node keeps warm however quiet */
 #define ID_BLOCK   1024
 
 static size_t page_size;
@@ -88,8 +99,15 @@ static struct g *pool_get(struct worker *w)
     int node = w ? (int)w->node : sched_thread_node();
     struct gpool *gp = &sched.gpool[node];
     struct g *g = NULL;
-    if (atomic_load_explicit(&gp->n, memory_order_relaxed)) { /* hint; checked under the lock */
+    char *cold = NULL;
+    /* relaxed: hints, checked under the lock */
+    if (atomic_load_explicit(&gp->n, memory_order_relaxed) || atomic_load_explicit(&gp->ncold, memory_order_relaxed)) {
         pthread_mutex_lock(&gp->lock);
+        size_t nc = atomic_load_explicit(&gp->ncold, memory_order_relaxed); /* under lock */
+        if (!gp->head && nc) {
+            cold = gp->cold[nc - 1]; /* S3: a slot with no pages: a new descriptor below */
+            atomic_store_explicit(&gp->ncold, nc - 1, memory_order_relaxed);
+        }
         if (gp->head) {
             g = gp->head;
             gp->head = g->schedlink;
@@ -103,11 +121,16 @@ static struct g *pool_get(struct worker *w)
                 w->pool = x;
                 w->npool++;
             }
+            size_t left = atomic_load_explicit(&gp->n, memory_order_relaxed); /* under lock */
+            if (left < gp->low)
+                gp->low = left; /* S3 */
         }
         pthread_mutex_unlock(&gp->lock);
     }
     if (g)
         return g;
+    if (cold)
+        return g_from_slot(cold);
     char *slot = stk_carve(sched.node_ids[node]);
     return slot ? g_from_slot(slot) : NULL;
 }
@@ -140,6 +163,99 @@ void sched_g_free(struct worker *w, struct g *g)
     gp->head = head;
     atomic_fetch_add_explicit(&gp->n, POOL_BATCH, memory_order_relaxed); /* under lock */
     pthread_mutex_unlock(&gp->lock);
+}
+
+/* S3: the owner, going idle: the stacks of its pool beyond POOL_BATCH go to the global pool,
+ * where the sysmon's decay can reach them. */
+void sched_g_pool_trim(struct worker *w)
+{
+    if (w->npool <= POOL_BATCH)
+        return;
+    struct g *head = NULL, *tail = NULL;
+    size_t k = 0;
+    while (w->npool > POOL_BATCH) {
+        struct g *x = w->pool;
+        w->pool = x->schedlink;
+        w->npool--;
+        x->schedlink = head;
+        head = x;
+        if (!tail)
+            tail = x;
+        k++;
+    }
+    struct gpool *gp = &sched.gpool[w->node];
+    pthread_mutex_lock(&gp->lock);
+    tail->schedlink = gp->head;
+    gp->head = head;
+    atomic_fetch_add_explicit(&gp->n, k, memory_order_relaxed); /* under lock */
+    pthread_mutex_unlock(&gp->lock);
+}
+
+bool sched_g_pools_warm(void)
+{
+    for (unsigned node = 0; node < sched.nnodes; node++)
+        if (atomic_load_explicit(&sched.gpool[node].n, memory_order_relaxed) > GPOOL_FLOOR) /* a hint */
+            return true;
+    return false;
+}
+
+/* S3: the sysmon, every DECAY_NS. Returns how many stacks the global pools still keep warm
+ * above their floors (0: a later decay has nothing to do until stacks come back). */
+size_t sched_g_pools_decay(void)
+{
+    size_t warm = 0, slot = stk_slot_bytes(), guard = stk_guard_bytes();
+    for (unsigned node = 0; node < sched.nnodes; node++) {
+        struct gpool *gp = &sched.gpool[node];
+        pthread_mutex_lock(&gp->lock);
+        size_t n = atomic_load_explicit(&gp->n, memory_order_relaxed); /* under lock */
+        size_t take = gp->low > n ? n : gp->low; /* low <= n unless stacks were added since */
+        take = take > GPOOL_FLOOR ? take - GPOOL_FLOOR : 0;
+        char **slots = take ? malloc(take * sizeof *slots) : NULL;
+        if (!slots)
+            take = 0; /* nothing to do, or no memory for the list: keep them warm */
+        for (size_t i = 0; i < take; i++) {
+            struct g *x = gp->head;
+            gp->head = x->schedlink;
+            slots[i] = (char *)x->stack_lo - guard; /* read before its pages go */
+        }
+        atomic_fetch_sub_explicit(&gp->n, take, memory_order_relaxed); /* under lock */
+        gp->low = n - take;
+        warm += n - take > GPOOL_FLOOR ? n - take - GPOOL_FLOOR : 0;
+        pthread_mutex_unlock(&gp->lock);
+        if (!take)
+            continue;
+        /* these slots are on no list now: nobody else reaches them */
+        for (size_t i = 0; i < take; i++)
+            stk_release(slots[i] + guard, slot - guard);
+        pthread_mutex_lock(&gp->lock);
+        size_t nc = atomic_load_explicit(&gp->ncold, memory_order_relaxed); /* under lock */
+        if (nc + take > gp->cold_cap) {
+            size_t cap = gp->cold_cap ? gp->cold_cap : 256;
+            while (cap < nc + take)
+                cap *= 2;
+            char **c = realloc(gp->cold, cap * sizeof *c);
+            if (c) {
+                gp->cold = c;
+                gp->cold_cap = cap;
+            }
+        }
+        size_t fit = gp->cold_cap - nc < take ? gp->cold_cap - nc : take;
+        memcpy(gp->cold + nc, slots, fit * sizeof *slots);
+        atomic_store_explicit(&gp->ncold, nc + fit, memory_order_relaxed); /* under lock */
+        pthread_mutex_unlock(&gp->lock);
+        /* no memory to list the rest: they become stacks again, cold (pages fault back in) */
+        for (size_t i = fit; i < take; i++) {
+            struct g *g = g_from_slot(slots[i]);
+            atomic_store_explicit(&g->status, GS_IDLE, memory_order_relaxed);
+            pthread_mutex_lock(&gp->lock);
+            g->schedlink = gp->head;
+            gp->head = g;
+            atomic_fetch_add_explicit(&gp->n, 1, memory_order_relaxed); /* under lock */
+            pthread_mutex_unlock(&gp->lock);
+        }
+        free(slots);
+    }
+    return warm;
 }
 
 static int64_t new_id(struct worker *w)

@@ -628,6 +628,7 @@ static void idle_sleep(struct worker *w)
     run_other_timers(w, clk_now());
     if (!runq_empty(w))
         return;
+    sched_g_pool_trim(w); /* goroutine.c S3: what a quiet worker does not need can go back */
 
     idle_announce(w);
 
@@ -673,6 +674,7 @@ static void extra_retire(struct worker *w)
         wakep_node((int)w->node);
         return;
     }
+    sched_g_pool_trim(w); /* goroutine.c S3, as idle_sleep */
     idle_announce(w); /* its step-c fence also orders us against the sysmon's extra_allowed store + wake (S2) */
     sched_poller.flush(w);
     if (!sched_extra_allowed(w) && runq_empty(w) && sched_poller.poll(w) == 0 && timers_due(w) > clk_now()) {

@@ -296,6 +296,10 @@ struct sched {
         pthread_mutex_t lock;
         struct g *head;           /* under lock */
         _Atomic size_t n;         /* changed under lock; read as a hint without it */
+        size_t low;               /* under lock: the fewest in head since the last decay (S3) */
+        char **cold;              /* under lock: slots whose pages all went back (S3) */
+        _Atomic size_t ncold;     /* changed under lock; read as a hint without it */
+        size_t cold_cap;          /* under lock */
     } *gpool;
 
     _Atomic int64_t next_id;      /* id blocks; relaxed: uniqueness is all that matters */
@@ -428,6 +432,9 @@ void sched_extra_started(struct worker *w);
 
 /* ------------------------------------------------------------------ goroutines (goroutine.c) */
 void sched_g_free(struct worker *w, struct g *g);   /* after the switch-out of a dead g */
+void sched_g_pool_trim(struct worker *w);           /* the owner, going idle (goroutine.c S3) */
+size_t sched_g_pools_decay(void);                   /* the sysmon, every DECAY_NS (S3): stacks still warm */
+bool sched_g_pools_warm(void);                      /* a hint: a global pool holds more than its floor */
 void sched_stacks_init(void);
 const char *sched_status_str(uint32_t st);
 /* iterate over every goroutine descriptor ever carved (dumps, deadlock report) */

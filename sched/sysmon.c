@@ -86,6 +86,7 @@
 #define DEEP_AFTER 50       /* S5: looks with every worker idle before the sysmon sleeps deep */
 #define LOOK_NS 1000000LL   /* between looks while some worker runs a goroutine */
 #define DEEP_NS 1000000000LL
+#define DECAY_NS 250000000LL /* goroutine.c S3: stacks unused this long give their pages back */
 #define LOST_NS 1000000000LL /* S6: no wake-up in flight takes this long, even under valgrind */
 
 static _Atomic uint32_t sysmon_deep;  /* S5: 1 while the sysmon sleeps because all are idle */
@@ -215,7 +216,7 @@ static void *sysmon_main(void *arg)
         fprintf(stderr, "ringo: sysmon: out of memory: stuck workers will hold their work\n");
         return NULL;
     }
-    int64_t lost_since = 0;
+    int64_t lost_since = 0, decayed = clk_now();
     unsigned idle_looks = 0; /* S5: looks in a row that found every worker idle */
     /* Under valgrind threads run one at a time (its big lock): a worker waits its turn for
      * tens of milliseconds in the middle of anything, which is no reason for extra workers. */
@@ -247,6 +248,10 @@ static void *sysmon_main(void *arg)
             sched_poller.rescue(w); /* P4: its I/O, readied into the global queue */
         }
         adjust_extras(nstuck, stuck, n);
+        if (now - decayed >= DECAY_NS) {
+            sched_g_pools_decay();
+            decayed = now;
+        }
         if (running == 0 && nstuck == 0 && all_idle_with_work(now, &lost_since)) {
             struct timespec ts = clk_to_ts(LOOK_NS);
             nanosleep(&ts, NULL);
@@ -257,7 +262,8 @@ static void *sysmon_main(void *arg)
             /* S5: seq_cst store, then the seq_cst load of nidle */
             atomic_store_explicit(&sysmon_deep, 1, memory_order_seq_cst);
             if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == sched_nworkers())
-                futex_wait((uint32_t *)&sysmon_deep, 1, clk_now() + DEEP_NS);
+                /* stacks still warm in a global pool: wake for the next decay (S3) */
+                futex_wait((uint32_t *)&sysmon_deep, 1, clk_now() + (sched_g_pools_warm() ? DECAY_NS : DEEP_NS));
             atomic_store_explicit(&sysmon_deep, 0, memory_order_relaxed); /* ours again */
             continue;
         }

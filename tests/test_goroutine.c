@@ -305,6 +305,64 @@ static void test_goroutine_surplus_stack_pages_are_given_back(void **state)
     assert_true(after - before < N * 16 / 3);
 }
 
+/* Decay (goroutine.c S3): once the load is over, even the stacks the pools keep warm go back.
+ * 8,000 goroutines alive at once, 64 KiB of stack touched each; a quiet second later the
+ * growth must be what the floors keep (64 per worker pool after its idle trim, 64 per node's
+ * global pool: about 200 stacks), not the 1,536 warm stacks that stayed before. */
+struct held {
+    struct ringo_waitgroup touched, go;
+};
+
+static void touch_and_hold(void *a)
+{
+    struct held *h = a;
+    volatile char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 4096)
+        buf[i] = 1;
+    ringo_wg_done(&h->touched);
+    ringo_wg_wait(&h->go);
+}
+
+/* In a fresh process: what earlier tests left in the pools decays meanwhile otherwise. */
+static int child_pools_decay(void)
+{
+    enum { N = 8000 };
+    static struct held h;
+    h = (struct held){ RINGO_WAITGROUP_INIT, RINGO_WAITGROUP_INIT };
+    ringo_init(NULL);
+    usleep(100000);
+    long before = rss_pages();
+    ringo_wg_add(&h.touched, N);
+    ringo_wg_add(&h.go, 1);
+    for (int i = 0; i < N; i++)
+        ringo_go(touch_and_hold, &h);
+    ringo_wg_wait(&h.touched);
+    long peak = rss_pages();
+    ringo_wg_done(&h.go);
+    while (ringo_num_goroutines() != 0)
+        usleep(1000);
+    int64_t t0 = ringo_now();
+    long after = rss_pages();
+    while (after - before > N * 16 / 20 && ringo_now() - t0 < 5000000000LL) {
+        usleep(50000);
+        after = rss_pages();
+    }
+    printf("%d stacks of 64 KiB: +%ld pages at the peak, +%ld %lld ms after the last one ended\n", N,
+           peak - before, after - before, (long long)((ringo_now() - t0) / 1000000));
+    if (peak - before < N * 16 / 2)
+        return 3; /* the load did not hold its stacks: the test proves nothing */
+    return after - before <= N * 16 / 20 ? 0 : 4; /* 400 stacks' worth: the floors and slack */
+}
+
+static void test_goroutine_pools_give_pages_back_after_the_load(void **state)
+{
+    (void)state;
+    if (tu_on_valgrind() || TU_SANITIZED)
+        skip(); /* resident size there is the tools' shadow memory (which madvise keeps), not our stacks */
+    static const char *const env[] = { "RINGO_PROCS=2", NULL };
+    tu_check_child("pools_decay", env, 60, NULL);
+}
+
 /* ------------------------------------------------------------------ overflow and guards */
 static int recurse(int n)
 {
@@ -596,6 +654,7 @@ static void test_goroutine_stack_pages_are_on_the_workers_node(void **state)
 }
 
 static const struct child_scenario scenarios[] = {
+    { "pools_decay", child_pools_decay },
     { "bad_config", child_bad_config },
     { "env_procs", child_env_procs },
     { "overflow", child_overflow },
@@ -622,6 +681,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_exit_ends_only_the_goroutine),
         cmocka_unit_test(test_goroutine_slot_reused_100k_times),
         cmocka_unit_test(test_goroutine_surplus_stack_pages_are_given_back),
+        cmocka_unit_test(test_goroutine_pools_give_pages_back_after_the_load),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_madvise_guard),
         cmocka_unit_test(test_goroutine_stack_overflow_reported_mprotect_guard),
         cmocka_unit_test(test_goroutine_stack_overflow_64k_frames_reported_madvise_guard),
