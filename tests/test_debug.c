@@ -502,7 +502,8 @@ static void test_debug_stats_printed_at_exit(void **state)
     assert_int_equal(res.code, 0);
     /* 4 goroutines spawned (plus none left at exit), 400 values handed over */
     expect_match(res.out, "^ringo stats: goroutines=0 spawned=4 switches=[1-9][0-9]* steals=[0-9]+ "
-                          "parks=[1-9][0-9]* wakeups=[1-9][0-9]* io_submitted=[0-9]+ io_completed=[0-9]+ spilled=[0-9]+$");
+                          "parks=[1-9][0-9]* wakeups=[1-9][0-9]* io_submitted=[0-9]+ io_completed=[0-9]+ spilled=[0-9]+ "
+                          "io_lent_ring=0 io_lent_heap=0$");
 }
 
 static void test_debug_schedtrace_one_line_per_worker(void **state)
