@@ -241,19 +241,23 @@ static void reply_error(int fd, int status)
     }
 }
 
+/* Memory per idle connection (issue 13): a connection waiting for its next request holds no
+ * buffer. Reads borrow a buffer ringo picks when data arrives (ringo_recv_lend); the request
+ * buffer `in` exists only while a request is incomplete, and `out` only while a batch of
+ * responses is being written, so an idle keep-alive connection costs its goroutine's stack page. */
 static void serve(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char *in = malloc(IN_SIZE), *out = malloc(OUT_SIZE);
+    char *in = NULL, *out = NULL; /* IN_SIZE and OUT_SIZE bytes while in use */
     size_t len = 0, outlen = 0;
+    char *lent = NULL;            /* the lent buffer being copied into `in`, and what is left of it */
+    size_t lent_off = 0, lent_len = 0;
     int64_t deadline = ringo_now() + read_timeout_ns; /* for the request being received */
     bool continued = false; /* "100 Continue" sent for the request being received */
-    if (!in || !out)
-        goto close;
     for (;;) {
         /* answer every complete request in the buffer (pipelining) */
         bool keep = true;
-        while (keep) {
+        while (keep && len > 0) {
             /* empty lines before a request line are ignored (RFC 9112, 2.2) */
             size_t skip = 0;
             while (skip < len && (in[skip] == '\n' || (in[skip] == '\r' && skip + 1 < len && in[skip + 1] == '\n')))
@@ -300,6 +304,8 @@ static void serve(void *arg)
                     goto close;
                 outlen = 0;
             }
+            if (!out && !(out = malloc(OUT_SIZE)))
+                goto close;
             memcpy(out + outlen, resp, rlen);
             outlen += rlen;
             memmove(in, in + head + rq.body, len - head - rq.body);
@@ -318,12 +324,33 @@ static void serve(void *arg)
             reply_error(fd, REQ_TOO_LARGE);
             goto close;
         }
-        ssize_t n = ringo_read(fd, in + len, IN_SIZE - len, deadline);
-        if (n <= 0)
-            goto close; /* EOF, reset, or the client was too slow (-ETIMEDOUT) */
-        len += (size_t)n;
+        if (lent_off == lent_len) {
+            /* nothing left to parse: wait holding no buffer */
+            ringo_buf_release(lent);
+            lent = NULL;
+            lent_off = lent_len = 0;
+            free(out);
+            out = NULL;
+            if (len == 0) {
+                free(in);
+                in = NULL;
+            }
+            void *data;
+            ssize_t n = ringo_recv_lend(fd, &data, 0, deadline);
+            if (n <= 0)
+                goto close; /* EOF, reset, or the client was too slow (-ETIMEDOUT) */
+            lent = data;
+            lent_len = (size_t)n;
+        }
+        if (!in && !(in = malloc(IN_SIZE)))
+            goto close;
+        size_t take = lent_len - lent_off < IN_SIZE - len ? lent_len - lent_off : IN_SIZE - len;
+        memcpy(in + len, lent + lent_off, take);
+        len += take;
+        lent_off += take;
     }
 close:
+    ringo_buf_release(lent);
     free(in);
     free(out);
     ringo_close(fd);
