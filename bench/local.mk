@@ -28,7 +28,7 @@ BENCH_BASELINES = \
 	%reldir%/baseline/http_epoll \
 	%reldir%/baseline/echo_load
 
-noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES)
+noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES) %reldir%/b12_idle
 
 %canon_reldir%_b1_spawn_SOURCES = %reldir%/b1_spawn.c %reldir%/bench_util.h
 %canon_reldir%_b1_spawn_LDADD = libringo.la
@@ -53,6 +53,8 @@ noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES)
 %canon_reldir%_b11_stuck_SOURCES = %reldir%/b11_stuck.c %reldir%/bench_util.h
 %canon_reldir%_b11_stuck_LDADD = libringo.la
 
+%canon_reldir%_b12_idle_SOURCES = %reldir%/b12_idle.c
+
 BENCH_SHAPES = %reldir%/baseline/server_shapes.c %reldir%/bench_util.h
 %canon_reldir%_baseline_echo_threads_SOURCES = %reldir%/baseline/echo_threads.c $(BENCH_SHAPES)
 %canon_reldir%_baseline_echo_epoll_SOURCES = %reldir%/baseline/echo_epoll.c $(BENCH_SHAPES)
@@ -62,6 +64,7 @@ BENCH_SHAPES = %reldir%/baseline/server_shapes.c %reldir%/bench_util.h
 
 EXTRA_DIST += \
 	%reldir%/run \
+	%reldir%/idle \
 	%reldir%/README.md \
 	%reldir%/go/go.mod \
 	%reldir%/go/benchutil/benchutil.go \
@@ -79,7 +82,7 @@ EXTRA_DIST += \
 # The runner finds the tools configure found (empty: it looks on PATH itself) and takes the
 # build and source folders as arguments. Everything it writes goes under bench/ in the build
 # folder: results/ (with logs/ and nginx/), go/bin/, and baseline/ when make has not built it.
-.PHONY: bench bench-oversub
+.PHONY: bench bench-oversub bench-idle
 bench: $(BENCH_PROGS) $(BENCH_BASELINES)
 	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
 	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'
@@ -90,3 +93,7 @@ bench-oversub: $(BENCH_PROGS) $(BENCH_BASELINES)
 	n=$$(nproc); RINGO_BENCH_PROCS="1 $$n $$((4 * n))" \
 	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
 	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'
+
+# B12 idle connections (issue 13): RSS per idle connection and after the clients leave.
+bench-idle: %reldir%/b8_echo %reldir%/b12_idle %reldir%/baseline/echo_epoll examples/http_server
+	GO='$(GO)' NGINX='$(NGINX)' bash '$(abs_top_srcdir)/%reldir%/idle' '$(abs_top_builddir)' '$(abs_top_srcdir)'
