@@ -183,7 +183,8 @@ RINGO_API int     ringo_poll (int fd, short events, int64_t deadline);  /* reven
  * either backend) ends with -EBADF before the fd is closed, and a call that starts while the
  * close is in progress gets -EBADF or waits for it and then sees whatever the number names
  * (as after close(2)). A plain close(2) ends none of them: under io_uring the file stays open
- * while an operation holds it; under epoll the waiter waits for its deadline. */
+ * while an operation holds it; under epoll the waiter waits for its deadline.
+ * RINGO_DEBUG=fdcheck names such a close(2): the fd, the goroutine and its call. */
 RINGO_API int     ringo_close(int fd);
 /* Datagrams and ancillary data (UDP, Unix sockets): as the system calls, with a deadline. msg,
  * its iovecs and buffers stay the caller's until the call returns; ringo_recvmsg writes back

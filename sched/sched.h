@@ -355,7 +355,8 @@ extern _Atomic int sched_fence_word;
 enum { DIS_GUARD_MADVISE = 1, DIS_IO_URING = 2, DIS_FUTEX_URING = 4, DIS_DEFER_TASKRUN = 8, DIS_RING_HANDOFF = 16,
        DIS_EXTRA_WORKERS = 32, DIS_PBUF_RING = 64 };
 /* RINGO_DEBUG bits */
-enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16, DBG_HOG = 32 };
+enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG_VERBOSE = 16, DBG_HOG = 32,
+       DBG_FDCHECK = 64 };
 
 /* ------------------------------------------------------------------ context switch (arch/, ctx.c) */
 void sched_ctx_switch(void **save_sp, void *to_sp);

@@ -160,9 +160,10 @@ static void read_flags(void)
 {
     static const char *const dis_names[] = { "guard_madvise", "io_uring", "futex_uring", "defer_taskrun",
                                              "ring_handoff", "extra_workers", "pbuf_ring" };
-    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog" };
+    static const char *const dbg_names[] = { "stats", "schedtrace", "sigquit", "topology", "verbose", "hog",
+                                             "fdcheck" };
     sched.disable = parse_flags("RINGO_DISABLE", dis_names, 7);
-    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 6);
+    sched.debug = parse_flags("RINGO_DEBUG", dbg_names, 7);
 }
 
 /* The CPUs workers may run on: the affinity mask, narrowed by RINGO_CPUS / RINGO_NODES. */

@@ -1220,6 +1220,78 @@ static int child_completion_burst_fits_the_ring(void)
     return st.spilled == 0 ? 0 : 4;
 }
 
+/* RINGO_DEBUG=fdcheck (issue 13): a plain close(2) of an fd a goroutine waits on is named, with
+ * the fd, the goroutine and the call; a ringo_close of another fd in the same state is not. */
+struct fdc_wait {
+    int fd;
+    _Atomic int started;
+    ssize_t got;
+    int64_t gid;
+    struct ringo_waitgroup wg;
+};
+
+static void fdc_reader(void *p)
+{
+    struct fdc_wait *f = p;
+    char b;
+    f->gid = ringo_self();
+    atomic_store_explicit(&f->started, 1, memory_order_release);
+    f->got = ringo_read(f->fd, &b, 1, ringo_now() + 1500 * MS);
+    ringo_wg_done(&f->wg);
+}
+
+static int child_fdcheck_plain_close(void)
+{
+    static struct fdc_wait a, b;
+    int sa[2], sb[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sa) != 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sb) != 0)
+        return 3;
+    a = (struct fdc_wait){ .fd = sa[0], .wg = RINGO_WAITGROUP_INIT };
+    b = (struct fdc_wait){ .fd = sb[0], .wg = RINGO_WAITGROUP_INIT };
+    ringo_wg_add(&a.wg, 1);
+    ringo_wg_add(&b.wg, 1);
+    ringo_go(fdc_reader, &a);
+    ringo_go(fdc_reader, &b);
+    while (!atomic_load_explicit(&a.started, memory_order_acquire) || !atomic_load_explicit(&b.started, memory_order_acquire))
+        usleep(1000);
+    usleep(100000); /* both wait in the kernel */
+    printf("closing fd %d (goroutine %lld) with close(2), fd %d (goroutine %lld) with ringo_close\n", a.fd,
+           (long long)a.gid, b.fd, (long long)b.gid);
+    fflush(stdout);
+    close(a.fd);      /* the misuse */
+    ringo_close(b.fd); /* the right way: its reader ends with -EBADF at once */
+    ringo_wg_wait(&b.wg);
+    ringo_wg_wait(&a.wg); /* ends at its deadline (epoll) or ... (io_uring: the file is still open) */
+    printf("reads: %zd (close(2)), %zd (ringo_close)\n", a.got, b.got);
+    usleep(250000); /* a report, if any, for the ringo_close'd fd would be out by now */
+    fflush(stderr);
+    return b.got == -EBADF ? 0 : 4;
+}
+
+static void test_io_fdcheck_names_a_plain_close(void **state)
+{
+    (void)state;
+    static const char *const uring[] = { "RINGO_DEBUG=fdcheck", NULL },
+                             *const epoll[] = { "RINGO_DEBUG=fdcheck", "RINGO_DISABLE=io_uring", NULL };
+    const char *const *envs[] = { uring, epoll };
+    static struct child_result r;
+    for (int e = 0; e < 2; e++) {
+        tu_run_child("fdcheck_plain_close", envs[e], 30, &r);
+        int fda = -1, fdb = -1;
+        long long ga = -1, gb = -1;
+        const char *l = strstr(r.out, "closing fd ");
+        if (l)
+            sscanf(l, "closing fd %d (goroutine %lld) with close(2), fd %d (goroutine %lld)", &fda, &ga, &fdb, &gb);
+        char want[256], unwanted[128];
+        snprintf(want, sizeof want,
+                 "ringo: fdcheck: fd %d was closed with close(2) while goroutine %lld waits in ringo_read on it "
+                 "(use ringo_close: close(2) does not end the wait)", fda, ga);
+        snprintf(unwanted, sizeof unwanted, "fdcheck: fd %d ", fdb);
+        if (!r.exited || r.code != 0 || fda < 0 || !strstr(r.out, want) || strstr(r.out, unwanted))
+            fail_msg("%s: exited %d code %d, output:\n%s", e ? "epoll" : "io_uring", r.exited, r.code, r.out);
+    }
+}
+
 static const struct child_scenario child_scenarios[] = {
     { "epoll_close_in_eagain_window", child_epoll_close_in_eagain_window },
     { "read_starting_during_close_syscall", child_read_starting_during_close_syscall },
@@ -1231,6 +1303,7 @@ static const struct child_scenario child_scenarios[] = {
     { "regular_file_read_off_worker", child_regular_file_read_off_worker },
     { "close_waits_only_for_its_rings", child_close_waits_only_for_its_rings },
     { "completion_burst_fits_the_ring", child_completion_burst_fits_the_ring },
+    { "fdcheck_plain_close", child_fdcheck_plain_close },
     { NULL, NULL },
 };
 
@@ -1997,6 +2070,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_sigpipe_follows_go),
         cmocka_unit_test(test_io_epoll_regular_file_reads_do_not_block_the_worker),
         cmocka_unit_test(test_io_close_waits_only_for_rings_holding_the_fd),
+        cmocka_unit_test(test_io_fdcheck_names_a_plain_close),
         cmocka_unit_test(test_io_bad_input_and_reset),
         cmocka_unit_test(test_io_100000_failed_calls_leak_nothing),
         cmocka_unit_test(test_io_plain_thread_calls),

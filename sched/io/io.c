@@ -587,6 +587,10 @@ static ssize_t io_call(struct io_args *a)
     if (fd_enter(a->fd, &slot) < 0)
         return -EBADF; /* being closed */
     a->fdslot = slot;
+    struct fdcheck_rec chk;
+    bool check = unlikely(sched.debug & DBG_FDCHECK);
+    if (check)
+        fdcheck_begin(&chk, a->fd, a->op, self->id);
     ssize_t r;
     for (;;) {
         w = sched_cur_worker(); /* I4 */
@@ -614,6 +618,8 @@ static ssize_t io_call(struct io_args *a)
         }
         ringo_yield(); /* no SQE to be had right now, or moved between backends */
     }
+    if (check)
+        fdcheck_end(&chk);
     fd_leave(slot);
     return sigpipe_std(a, r);
 }

@@ -135,6 +135,18 @@ int  uring_be_rescue(struct worker *w);         /* the sysmon, for a stuck worke
 
 /* io.c: ringo_recv_lend's io_uring path (-ENOBUFS: take the other) */
 ssize_t io_recv_lend_uring(int fd, void **lent, int flags, int64_t deadline);
+/* ---- fdcheck.c: RINGO_DEBUG=fdcheck (a record on the calling goroutine's stack) */
+struct fdcheck_rec {
+    struct fdcheck_rec *prev, *next;
+    int fd, op;
+    int64_t gid;
+    dev_t dev;
+    ino_t ino;
+    bool told;
+};
+void fdcheck_begin(struct fdcheck_rec *r, int fd, int op, int64_t gid);
+void fdcheck_end(struct fdcheck_rec *r);
+
 /* ---- lend.c / poll_uring.c: buffers ringo lends to ringo_recv_lend (lend.c top) */
 #define LEND_SIZE 16384u           /* the data of one buffer */
 #define LEND_HDR 64u               /* the header before it (struct lend_hdr, lend.c) */

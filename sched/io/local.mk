@@ -6,6 +6,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/tcp.c \
 	%reldir%/unix.c \
 	%reldir%/lend.c \
+	%reldir%/fdcheck.c \
 	%reldir%/poll_uring.c \
 	%reldir%/poll_epoll.c \
 	%reldir%/poll_none.c
