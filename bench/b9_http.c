@@ -1,6 +1,8 @@
 /* B9 http — HTTP/1.1 keep-alive "Hello, World!" server, one goroutine per connection, on
- * 127.0.0.1 only. Requests are GETs without bodies (what wrk sends); each request head (ending
- * in CRLF CRLF, pipelined or split across reads) gets BENCH_HTTP_RESPONSE.
+ * 127.0.0.1 only. Requests are GETs without bodies (what wrk and ab send); each request head
+ * (ending in CRLF CRLF, pipelined or split across reads) gets BENCH_HTTP_RESPONSE, or its
+ * keep-alive variant for HTTP/1.0 with keep-alive (ab -k); an HTTP/1.0 request without it (ab)
+ * or "Connection: close" is answered and the connection closed (bench_http_feed).
  * Usage: b9_http PORT [SECONDS]   (exits by itself after SECONDS, default 600, or on SIGTERM)
  * Load: wrk -t1 -c100 (the runner). Peers: bench/go/b9_http, bench/baseline/http_threads,
  * bench/baseline/http_epoll, nginx. */
@@ -26,6 +28,7 @@ static void conn_error(const char *what, ssize_t err)
 }
 static char responses[BATCH * (sizeof BENCH_HTTP_RESPONSE - 1)];
 static const size_t resp_len = sizeof BENCH_HTTP_RESPONSE - 1;
+static const size_t ka10_len = sizeof BENCH_HTTP_RESPONSE_KA10 - 1;
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -44,22 +47,36 @@ static int write_all(int fd, const char *p, size_t n)
 static void conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    unsigned state = 0;
+    struct bench_http_state st = { 0 };
     char buf[4096];
 
     for (;;) {
         ssize_t n = ringo_read(fd, buf, sizeof buf, -1);
-        unsigned heads;
         if (n <= 0) {
             conn_error("ringo_read", n);
             break;
         }
-        heads = bench_http_heads(buf, (size_t)n, &state);
-        while (heads > 0) {
-            unsigned k = heads < BATCH ? heads : BATCH;
-            if (write_all(fd, responses, k * resp_len) != 0)
-                goto out;
-            heads -= k;
+        for (size_t off = 0; off < (size_t)n;) {
+            unsigned char kinds[BATCH];
+            size_t used;
+            unsigned k = bench_http_feed(buf + off, (size_t)n - off, &st, kinds, BATCH, &used), i = 0;
+            off += used;
+            while (i < k) { /* runs of one response: wrk's requests are all KEEP, one write */
+                unsigned j = i;
+                while (j < k && (kinds[j] == BENCH_HTTP_KEEP10) == (kinds[i] == BENCH_HTTP_KEEP10))
+                    j++;
+                int rc = 0;
+                if (kinds[i] == BENCH_HTTP_KEEP10)
+                    for (unsigned q = i; q < j && rc == 0; q++)
+                        rc = write_all(fd, BENCH_HTTP_RESPONSE_KA10, ka10_len);
+                else
+                    rc = write_all(fd, responses, (j - i) * resp_len);
+                if (rc != 0)
+                    goto out;
+                i = j;
+            }
+            if (k && kinds[k - 1] == BENCH_HTTP_CLOSE)
+                goto out; /* HTTP/1.0 without keep-alive, or Connection: close: answered, closed */
         }
     }
 out:

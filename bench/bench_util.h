@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
@@ -151,26 +152,78 @@ static inline void bench_server_args(int argc, char **argv, uint16_t *port, int 
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n" \
     "Hello, World!"
 
-/* Count request heads (ending in CRLF CRLF) in a byte stream read in arbitrary pieces; *state
- * (start at 0) carries a partial terminator across calls. Requests are assumed to have no body
- * (wrk sends GETs), so one head = one request; pipelined requests are counted one by one. */
-static inline unsigned bench_http_heads(const char *p, size_t n, unsigned *state)
-{
-    static const char term[4] = { '\r', '\n', '\r', '\n' };
-    unsigned m = *state, heads = 0;
+/* The answer to an HTTP/1.0 request that asks to stay open (ab -k): an HTTP/1.0 client closes
+ * after a response that does not say it stays open (RFC 9112, 9.3). */
+#define BENCH_HTTP_RESPONSE_KA10                                                 \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"   \
+    "Connection: keep-alive\r\n\r\nHello, World!"
 
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == term[m])
-            m++;
-        else
-            m = p[i] == '\r' ? 1 : 0;
-        if (m == 4) {
-            heads++;
-            m = 0;
+/* Request heads (ending in CRLF CRLF) in a byte stream read in arbitrary pieces. Requests are
+ * assumed to have no body (wrk and ab send GETs), so one head = one request; pipelined requests
+ * are counted one by one. Each head has a kind: KEEP (HTTP/1.1, the default response), KEEP10
+ * (HTTP/1.0 with "Connection: keep-alive": BENCH_HTTP_RESPONSE_KA10) or CLOSE (HTTP/1.0 without
+ * it, or "Connection: close": the default response, then the server closes). The kind is read
+ * from the head's first BENCH_HTTP_KEEP_BYTES bytes (the request line and the first fields). */
+enum { BENCH_HTTP_KEEP = 0, BENCH_HTTP_KEEP10 = 1, BENCH_HTTP_CLOSE = 2 };
+#define BENCH_HTTP_KEEP_BYTES 256
+struct bench_http_state {
+    unsigned m;                        /* terminator bytes matched */
+    unsigned len;                      /* bytes of the current head kept */
+    char head[BENCH_HTTP_KEEP_BYTES];
+};
+
+static inline unsigned bench_http_kind(const char *h, size_t n)
+{
+    size_t eol = 0;
+    while (eol < n && h[eol] != '\r')
+        eol++;
+    int http10 = eol >= 8 && memcmp(h + eol - 8, "HTTP/1.0", 8) == 0;
+    int ka = 0, close = 0;
+    for (size_t i = eol; i + 11 <= n; i++) {
+        if (h[i] != '\n' || strncasecmp(h + i + 1, "connection:", 11) != 0)
+            continue;
+        size_t e = i + 12;
+        while (e < n && h[e] != '\r')
+            e++;
+        for (size_t j = i + 12; j + 5 <= e; j++) {
+            close |= strncasecmp(h + j, "close", 5) == 0;
+            ka |= j + 10 <= e && strncasecmp(h + j, "keep-alive", 10) == 0;
         }
     }
-    *state = m;
-    return heads;
+    if (close || (http10 && !ka))
+        return BENCH_HTTP_CLOSE;
+    return http10 ? BENCH_HTTP_KEEP10 : BENCH_HTTP_KEEP;
+}
+
+/* Feed p[0..n): the kinds of the heads it completes go to kinds[], at most max; it stops after
+ * max heads or a CLOSE head (what follows is never answered). *used: the bytes consumed.
+ * Returns how many heads. */
+static inline unsigned bench_http_feed(const char *p, size_t n, struct bench_http_state *st, unsigned char *kinds,
+                                       unsigned max, size_t *used)
+{
+    static const char term[4] = { '\r', '\n', '\r', '\n' };
+    unsigned m = st->m, k = 0;
+    size_t i = 0;
+
+    while (i < n && k < max) {
+        char c = p[i++];
+        if (st->len < BENCH_HTTP_KEEP_BYTES)
+            st->head[st->len++] = c;
+        if (c == term[m])
+            m++;
+        else
+            m = c == '\r' ? 1 : 0;
+        if (m == 4) {
+            kinds[k] = (unsigned char)bench_http_kind(st->head, st->len);
+            m = 0;
+            st->len = 0;
+            if (kinds[k++] == BENCH_HTTP_CLOSE)
+                break;
+        }
+    }
+    st->m = m;
+    *used = i;
+    return k;
 }
 
 /* ---------------------------------------------------------------- baseline servers */
@@ -179,10 +232,11 @@ struct bs_out {
     char  *p;
     size_t len, off, cap;   /* bytes p[off..len) are still to be written */
 };
-/* A handler turns input bytes into output bytes; state is per connection (zeroed at start). */
-typedef void (*bs_handler)(unsigned *state, const char *in, size_t n, struct bs_out *out);
-void bs_echo_handler(unsigned *state, const char *in, size_t n, struct bs_out *out); /* echo */
-void bs_http_handler(unsigned *state, const char *in, size_t n, struct bs_out *out); /* B9 */
+/* A handler turns input bytes into output bytes; state is per connection (zeroed at start).
+ * Returns 1 when the connection closes once out is written (an HTTP/1.0 request), else 0. */
+typedef int (*bs_handler)(struct bench_http_state *state, const char *in, size_t n, struct bs_out *out);
+int bs_echo_handler(struct bench_http_state *state, const char *in, size_t n, struct bs_out *out); /* echo */
+int bs_http_handler(struct bench_http_state *state, const char *in, size_t n, struct bs_out *out); /* B9 */
 /* Serve "PORT [SECONDS]" from argv: accept loop + one pthread per connection. Never returns. */
 int bs_serve_threads(int argc, char **argv, bs_handler handler);
 /* Serve "PORT [SECONDS]" from argv: one thread, level-triggered epoll. Returns 0 after SECONDS. */

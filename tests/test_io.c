@@ -1701,17 +1701,27 @@ struct server {
     uint16_t port;
 };
 
+static bool server_start_argv(struct server *s, char *const argv[]);
+
+/* examples/NAME on any free port with 2 workers */
 static bool server_start(struct server *s, const char *name, const char *timeout_ms)
 {
     char path[4096];
     const char *top = getenv("top_builddir");
     snprintf(path, sizeof path, "%s/examples/%s", top ? top : ".", name);
+    char *argv[] = { path, "0", "2", (char *)timeout_ms, NULL };
+    return server_start_argv(s, argv);
+}
+
+/* argv[0] is started; the port is read from its first line ("... 127.0.0.1:PORT ...") */
+static bool server_start_argv(struct server *s, char *const argv[])
+{
+    const char *path = argv[0];
     if (access(path, X_OK) != 0)
         return false;
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0)
         return false;
-    char *argv[] = { path, "0", "2", (char *)timeout_ms, NULL };
     pid_t parent = getpid();
     s->pid = fork();
     if (s->pid == 0) {
@@ -2019,6 +2029,51 @@ static void test_io_http_server_with_curl_and_ab(void **state)
     end();
 }
 
+/* bench/b9_http (and, through bench_http_feed, every C B9 server): HTTP/1.0 without
+ * keep-alive is answered and closed (ab waited forever on every connection), HTTP/1.0 with
+ * keep-alive gets "Connection: keep-alive" and stays open, HTTP/1.1 stays open. */
+static void test_io_b9_http_closes_http10(void **state)
+{
+    (void)state;
+    char path[4096], port[16];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/bench/b9_http", top ? top : ".");
+    int probe = ringo_tcp_listen("127.0.0.1", 0, 1); /* a free port for it (b9_http takes no 0) */
+    assert_true(probe >= 0);
+    snprintf(port, sizeof port, "%u", port_of(probe));
+    ringo_close(probe);
+    char *argv[] = { path, port, "60", NULL };
+    struct server s;
+    if (!server_start_argv(&s, argv))
+        skip();
+    begin(30);
+    char buf[2048];
+    bool eof;
+    int fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static const char r10[] = "GET / HTTP/1.0\r\n\r\n";
+    assert_int_equal(write_full(fd, r10, sizeof r10 - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    if (!strstr(buf, "Hello, World!") || !eof)
+        fail_msg("HTTP/1.0: eof %d: '%.100s'", eof, buf);
+    ringo_close(fd);
+    fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static const char ka[] = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write_full(fd, ka, sizeof ka - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, "Hello, World!", 2, ringo_now() + 5 * SEC, &eof);
+    if (count_of(buf, "Hello, World!") != 2 || count_of(buf, "\r\nConnection: keep-alive\r\n") != 1 || eof)
+        fail_msg("HTTP/1.0 keep-alive then 1.1: eof %d: '%.300s'", eof, buf);
+    static const char cl[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write_full(fd, cl, sizeof cl - 1, -1), 0);
+    read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    if (count_of(buf, "Hello, World!") != 1 || !eof)
+        fail_msg("Connection: close: eof %d: '%.300s'", eof, buf);
+    ringo_close(fd);
+    server_stop(&s);
+    end();
+}
+
 static void echo_example_client(void *p, long id)
 {
     uint16_t port = *(uint16_t *)p;
@@ -2077,6 +2132,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_stats_count_operations),
         cmocka_unit_test(test_io_http_server_keepalive_and_400),
         cmocka_unit_test(test_io_http_server_with_curl_and_ab),
+        cmocka_unit_test(test_io_b9_http_closes_http10),
         cmocka_unit_test(test_io_echo_server_example),
     };
     const char *only = getenv("RINGO_TEST_FILTER"); /* e.g. "*close*" while debugging */

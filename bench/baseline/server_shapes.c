@@ -75,17 +75,19 @@ static void *bs_conn_thread(void *p)
 {
     struct bs_thread_arg a = *(struct bs_thread_arg *)p;
     struct bs_out out = { 0 };
-    unsigned state = 0;
+    struct bench_http_state *state = calloc(1, sizeof *state);
     char buf[4096];
 
     free(p);
+    if (!state)
+        goto done;
     for (;;) {
         ssize_t n = read(a.fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        a.handler(&state, buf, (size_t)n, &out);
+        int last = a.handler(state, buf, (size_t)n, &out);
         while (out.off < out.len) {
             ssize_t w = write(a.fd, out.p + out.off, out.len - out.off);
             if (w < 0 && errno == EINTR)
@@ -95,10 +97,13 @@ static void *bs_conn_thread(void *p)
             out.off += (size_t)w;
         }
         out.off = out.len = 0;
+        if (last)
+            break;
     }
 done:
     close(a.fd);
     free(out.p);
+    free(state);
     return NULL;
 }
 
@@ -152,9 +157,10 @@ int bs_serve_threads(int argc, char **argv, bs_handler handler)
 
 struct bs_conn {
     struct bs_out out;
-    unsigned state;
+    struct bench_http_state state;
     int fd;
     int want_out;   /* 1: output pending, waiting for EPOLLOUT (input paused: backpressure) */
+    int last;       /* 1: close once out is written (bs_handler) */
 };
 
 static void bs_conn_close(int ep, struct bs_conn *c)
@@ -238,7 +244,8 @@ int bs_serve_epoll(int argc, char **argv, bs_handler handler)
                 continue;
             }
             if (c->want_out) {
-                if (bs_conn_flush(ep, c) < 0)
+                int f = bs_conn_flush(ep, c);
+                if (f < 0 || (f == 0 && c->last))
                     bs_conn_close(ep, c);
                 continue;
             }
@@ -250,8 +257,9 @@ int bs_serve_epoll(int argc, char **argv, bs_handler handler)
                     bs_conn_close(ep, c);
                     continue;
                 }
-                handler(&c->state, buf, (size_t)n, &c->out);
-                if (bs_conn_flush(ep, c) < 0)
+                c->last = handler(&c->state, buf, (size_t)n, &c->out);
+                int f = bs_conn_flush(ep, c);
+                if (f < 0 || (f == 0 && c->last))
                     bs_conn_close(ep, c);
             }
         }
@@ -261,16 +269,29 @@ int bs_serve_epoll(int argc, char **argv, bs_handler handler)
 
 /* ---------------------------------------------------------------- handlers */
 
-void bs_echo_handler(unsigned *state, const char *in, size_t n, struct bs_out *out)
+int bs_echo_handler(struct bench_http_state *state, const char *in, size_t n, struct bs_out *out)
 {
     (void)state;
     bs_out_append(out, in, n);
+    return 0;
 }
 
-void bs_http_handler(unsigned *state, const char *in, size_t n, struct bs_out *out)
+int bs_http_handler(struct bench_http_state *state, const char *in, size_t n, struct bs_out *out)
 {
-    unsigned heads = bench_http_heads(in, n, state);
-    while (heads-- > 0)
-        bs_out_append(out, BENCH_HTTP_RESPONSE, sizeof BENCH_HTTP_RESPONSE - 1);
+    for (size_t off = 0; off < n;) {
+        unsigned char kinds[32];
+        size_t used;
+        unsigned k = bench_http_feed(in + off, n - off, state, kinds, 32, &used);
+        off += used;
+        for (unsigned i = 0; i < k; i++) {
+            if (kinds[i] == BENCH_HTTP_KEEP10)
+                bs_out_append(out, BENCH_HTTP_RESPONSE_KA10, sizeof BENCH_HTTP_RESPONSE_KA10 - 1);
+            else
+                bs_out_append(out, BENCH_HTTP_RESPONSE, sizeof BENCH_HTTP_RESPONSE - 1);
+        }
+        if (k && kinds[k - 1] == BENCH_HTTP_CLOSE)
+            return 1; /* the rest is never answered */
+    }
+    return 0;
 }
 

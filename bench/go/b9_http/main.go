@@ -23,19 +23,33 @@ var responses = []byte(strings.Repeat(bu.HTTPResponse, batch))
 func serve(c net.Conn) {
 	defer c.Close()
 	buf := make([]byte, 4096)
-	state := 0
+	var st bu.HTTPState
+	kinds := make([]byte, batch)
 	for {
 		n, err := c.Read(buf)
-		if n > 0 {
-			for heads := bu.HTTPHeads(buf[:n], &state); heads > 0; {
-				k := heads
-				if k > batch {
-					k = batch
+		for off := 0; off < n; {
+			k, used := bu.HTTPFeed(buf[off:n], &st, kinds)
+			off += used
+			for i := 0; i < k; {
+				j := i
+				for j < k && (kinds[j] == bu.HTTPKeep10) == (kinds[i] == bu.HTTPKeep10) {
+					j++
 				}
-				if _, werr := c.Write(responses[:k*len(bu.HTTPResponse)]); werr != nil {
+				var werr error
+				if kinds[i] == bu.HTTPKeep10 {
+					for q := i; q < j && werr == nil; q++ {
+						_, werr = c.Write([]byte(bu.HTTPResponseKA10))
+					}
+				} else {
+					_, werr = c.Write(responses[:(j-i)*len(bu.HTTPResponse)])
+				}
+				if werr != nil {
 					return
 				}
-				heads -= k
+				i = j
+			}
+			if k > 0 && kinds[k-1] == bu.HTTPClose {
+				return // HTTP/1.0 without keep-alive, or Connection: close
 			}
 		}
 		if err != nil {

@@ -110,23 +110,73 @@ func ServerArgs() int {
 // HTTPResponse is BENCH_HTTP_RESPONSE.
 const HTTPResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
 
-// HTTPHeads is bench_http_heads: request heads (ending in CRLF CRLF) in p; *state carries a
-// partial terminator across reads.
-func HTTPHeads(p []byte, state *int) int {
-	m, heads := *state, 0
-	for _, c := range p {
-		if c == "\r\n\r\n"[m] {
-			m++
-		} else if c == '\r' {
-			m = 1
-		} else {
-			m = 0
-		}
-		if m == 4 {
-			heads++
-			m = 0
+// HTTPResponseKA10 is BENCH_HTTP_RESPONSE_KA10: the answer to HTTP/1.0 with keep-alive (ab -k).
+const HTTPResponseKA10 = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, World!"
+
+// Head kinds, as bench_http_kind.
+const (
+	HTTPKeep   = 0
+	HTTPKeep10 = 1
+	HTTPClose  = 2
+)
+
+const httpKeepBytes = 256
+
+// HTTPState is struct bench_http_state.
+type HTTPState struct {
+	m    int
+	head []byte
+}
+
+func httpKind(h []byte) int {
+	s := strings.ToLower(string(h))
+	eol := strings.IndexByte(s, '\r')
+	if eol < 0 {
+		eol = len(s)
+	}
+	http10 := strings.HasSuffix(s[:eol], "http/1.0")
+	ka, cl := false, false
+	for _, line := range strings.Split(s[eol:], "\n") {
+		if strings.HasPrefix(line, "connection:") {
+			ka = ka || strings.Contains(line, "keep-alive")
+			cl = cl || strings.Contains(line, "close")
 		}
 	}
-	*state = m
-	return heads
+	if cl || (http10 && !ka) {
+		return HTTPClose
+	}
+	if http10 {
+		return HTTPKeep10
+	}
+	return HTTPKeep
+}
+
+// HTTPFeed is bench_http_feed: the kinds of the heads p completes go to kinds (at most
+// len(kinds)); it stops after a close head. Returns how many heads and the bytes consumed.
+func HTTPFeed(p []byte, st *HTTPState, kinds []byte) (int, int) {
+	k, i := 0, 0
+	for i < len(p) && k < len(kinds) {
+		c := p[i]
+		i++
+		if len(st.head) < httpKeepBytes {
+			st.head = append(st.head, c)
+		}
+		if c == "\r\n\r\n"[st.m] {
+			st.m++
+		} else if c == '\r' {
+			st.m = 1
+		} else {
+			st.m = 0
+		}
+		if st.m == 4 {
+			kinds[k] = byte(httpKind(st.head))
+			st.m = 0
+			st.head = st.head[:0]
+			k++
+			if kinds[k-1] == HTTPClose {
+				break
+			}
+		}
+	}
+	return k, i
 }
