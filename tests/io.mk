@@ -16,6 +16,9 @@ check_PROGRAMS += $(IO_TESTS)
 %canon_reldir%_test_io_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_io_LDADD = $(RINGO_TEST_LIBS)
 EXTRA_%canon_reldir%_test_io_DEPENDENCIES = examples/http_server examples/echo_server bench/b9_http
+if HAVE_OPENSSL
+EXTRA_%canon_reldir%_test_io_DEPENDENCIES += examples/https_server
+endif
 %canon_reldir%_test_net_SOURCES = %reldir%/test_net.c %reldir%/ioutil.h
 %canon_reldir%_test_net_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_net_LDADD = $(RINGO_TEST_LIBS)

@@ -2029,6 +2029,53 @@ static void test_io_http_server_with_curl_and_ab(void **state)
     end();
 }
 
+/* examples/https_server (built when configure found OpenSSL) with curl -k: TLS handshakes and
+ * records through ringo_poll's parking, keep-alive reuse, HTTP/1.0 closing, 50 parallel
+ * clients, and a client that speaks plain HTTP to it is dropped, not served or left hanging. */
+static void test_io_https_server_with_curl(void **state)
+{
+    (void)state;
+    struct server s;
+    char path[4096];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/examples/https_server", top ? top : ".");
+    char *argv[] = { path, "0", "2", NULL };
+    if (!have_program("curl") || !server_start_argv(&s, argv))
+        skip(); /* no curl, or no OpenSSL at configure time */
+    begin(120);
+    static char out[65536];
+    char cmd[512], url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u", s.port);
+    snprintf(cmd, sizeof cmd, "curl -sS -k -v --max-time 20 %s/a %s/b", url, url);
+    int st = run_capture(cmd, out, sizeof out);
+    if (st != 0 || count_of(out, "Hello, World!") != 2 || !strstr(out, "Re-using existing connection") ||
+        !strstr(out, "SSL connection using"))
+        fail_msg("curl -k, two requests on one TLS connection: exit %d: %.800s", st, out);
+    snprintf(cmd, sizeof cmd, "curl -sS -k --max-time 20 --http1.0 %s/", url);
+    st = run_capture(cmd, out, sizeof out);
+    if (st != 0 || strcmp(out, "Hello, World!") != 0)
+        fail_msg("curl -k --http1.0: exit %d: %.300s", st, out);
+    /* 50 clients at once, each its own handshake */
+    snprintf(cmd, sizeof cmd,
+             "for i in $(seq 50); do curl -sS -k --max-time 60 %s/$i & done; wait", url);
+    st = run_capture(cmd, out, sizeof out);
+    if (count_of(out, "Hello, World!") != 50)
+        fail_msg("50 parallel curl -k: %d answers: %.300s", count_of(out, "Hello, World!"), out);
+    /* plain HTTP on the TLS port: the handshake fails, the connection is closed */
+    int fd = ringo_tcp_dial("127.0.0.1", s.port, ringo_now() + 5 * SEC);
+    assert_true(fd >= 0);
+    static const char plain[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write_full(fd, plain, sizeof plain - 1, -1), 0);
+    char buf[512];
+    bool eof;
+    read_until(fd, buf, sizeof buf, NULL, 0, ringo_now() + 5 * SEC, &eof);
+    if (strstr(buf, "Hello"))
+        fail_msg("plain HTTP to the TLS port was answered: '%.100s'", buf);
+    ringo_close(fd);
+    server_stop(&s);
+    end();
+}
+
 /* bench/b9_http (and, through bench_http_feed, every C B9 server): HTTP/1.0 without
  * keep-alive is answered and closed (ab waited forever on every connection), HTTP/1.0 with
  * keep-alive gets "Connection: keep-alive" and stays open, HTTP/1.1 stays open. */
@@ -2133,6 +2180,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_http_server_keepalive_and_400),
         cmocka_unit_test(test_io_http_server_with_curl_and_ab),
         cmocka_unit_test(test_io_b9_http_closes_http10),
+        cmocka_unit_test(test_io_https_server_with_curl),
         cmocka_unit_test(test_io_echo_server_example),
     };
     const char *only = getenv("RINGO_TEST_FILTER"); /* e.g. "*close*" while debugging */
