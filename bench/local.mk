@@ -65,6 +65,7 @@ BENCH_SHAPES = %reldir%/baseline/server_shapes.c %reldir%/bench_util.h
 EXTRA_DIST += \
 	%reldir%/run \
 	%reldir%/idle \
+	%reldir%/tls \
 	%reldir%/README.md \
 	%reldir%/go/go.mod \
 	%reldir%/go/benchutil/benchutil.go \
@@ -82,7 +83,7 @@ EXTRA_DIST += \
 # The runner finds the tools configure found (empty: it looks on PATH itself) and takes the
 # build and source folders as arguments. Everything it writes goes under bench/ in the build
 # folder: results/ (with logs/ and nginx/), go/bin/, and baseline/ when make has not built it.
-.PHONY: bench bench-oversub bench-idle
+.PHONY: bench bench-oversub bench-idle bench-tls
 bench: $(BENCH_PROGS) $(BENCH_BASELINES)
 	QUICK='$(QUICK)' GO='$(GO)' WRK='$(WRK)' NGINX='$(NGINX)' GNUPLOT='$(GNUPLOT)' CC='$(CC)' \
 	  bash '$(abs_top_srcdir)/%reldir%/run' '$(abs_top_builddir)' '$(abs_top_srcdir)'
@@ -97,3 +98,12 @@ bench-oversub: $(BENCH_PROGS) $(BENCH_BASELINES)
 # B12 idle connections (issue 13): RSS per idle connection and after the clients leave.
 bench-idle: %reldir%/b8_echo %reldir%/b12_idle %reldir%/baseline/echo_epoll examples/http_server
 	GO='$(GO)' NGINX='$(NGINX)' bash '$(abs_top_srcdir)/%reldir%/idle' '$(abs_top_builddir)' '$(abs_top_srcdir)'
+
+# B13 TLS (issue 13): examples/https_server against nginx with the same certificate, wrk.
+if HAVE_OPENSSL
+bench-tls: examples/https_server
+	WRK='$(WRK)' NGINX='$(NGINX)' bash '$(abs_top_srcdir)/%reldir%/tls' '$(abs_top_builddir)' '$(abs_top_srcdir)'
+else
+bench-tls:
+	@echo "bench-tls: configure found no OpenSSL (apt-get install libssl-dev)"; exit 1
+endif
