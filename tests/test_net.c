@@ -482,25 +482,39 @@ static void test_net_unix_sockets(void **state)
 
 /* ================================================================== shutdown */
 
-struct shut_case {
+/* One goroutine parks in wait(fd); once it has, another ends the wait with end(fd) (the
+ * shutdown and the lend tests). */
+struct parked {
     int fd;
     _Atomic int parked;
     ssize_t got;
+    ssize_t (*wait)(int fd);
+    void (*end)(int fd);
 };
 
-static void shut_reader(void *p, long i)
+static void parked_job(void *p, long i)
 {
-    struct shut_case *s = p;
+    struct parked *k = p;
     if (i == 0) {
-        char b[16];
-        atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
-        s->got = ringo_recv(s->fd, b, sizeof b, 0, ringo_now() + 10 * SEC);
+        atomic_store_explicit(&k->parked, 1, memory_order_relaxed);
+        k->got = k->wait(k->fd);
     } else {
-        while (!atomic_load_explicit(&s->parked, memory_order_relaxed))
+        while (!atomic_load_explicit(&k->parked, memory_order_relaxed))
             ringo_yield();
-        ringo_sleep(30 * MS); /* the reader waits in the kernel by now */
-        CHECK(ringo_shutdown(s->fd, SHUT_RD) == 0, "shutdown");
+        ringo_sleep(30 * MS); /* the other waits in the kernel by now */
+        k->end(k->fd);
     }
+}
+
+static ssize_t recv_10s(int fd)
+{
+    char b[16];
+    return ringo_recv(fd, b, sizeof b, 0, ringo_now() + 10 * SEC);
+}
+
+static void end_by_shutdown(int fd)
+{
+    CHECK(ringo_shutdown(fd, SHUT_RD) == 0, "shutdown");
 }
 
 static void test_net_shutdown_ends_a_pending_receive(void **state)
@@ -516,9 +530,9 @@ static void test_net_shutdown_ends_a_pending_receive(void **state)
     assert_true(c >= 0);
     int s = ringo_accept(lfd, NULL, NULL, ringo_now() + 5 * SEC);
     assert_true(s >= 0);
-    struct shut_case sc = { .fd = s };
+    struct parked sc = { .fd = s, .wait = recv_10s, .end = end_by_shutdown };
     int64_t t0 = ringo_now();
-    run_n(2, shut_reader, &sc);
+    run_n(2, parked_job, &sc);
     end();
     assert_int_equal(sc.got, 0); /* end of file, at once, not at the 10 s deadline */
     assert_true(ringo_now() - t0 < 5 * SEC);
@@ -964,25 +978,18 @@ static void lend_misc_main(void *p, long i)
     }
 }
 
-struct lend_close {
-    int fd;
-    _Atomic int waiting;
-    ssize_t got;
-};
-
-static void lend_close_main(void *p, long i)
+static ssize_t lend_10s(int fd)
 {
-    struct lend_close *c = p;
-    if (i == 0) {
-        void *data;
-        atomic_store_explicit(&c->waiting, 1, memory_order_relaxed);
-        c->got = ringo_recv_lend(c->fd, &data, 0, ringo_now() + 10 * SEC);
-    } else {
-        while (!atomic_load_explicit(&c->waiting, memory_order_relaxed))
-            ringo_yield();
-        ringo_sleep(30 * MS);
-        ringo_close(c->fd);
-    }
+    void *data;
+    ssize_t n = ringo_recv_lend(fd, &data, 0, ringo_now() + 10 * SEC);
+    if (n > 0)
+        ringo_buf_release(data);
+    return n;
+}
+
+static void end_by_close(int fd)
+{
+    ringo_close(fd);
 }
 
 static void test_net_recv_lend_deadline_close_and_bad_input(void **state)
@@ -999,12 +1006,11 @@ static void test_net_recv_lend_deadline_close_and_bad_input(void **state)
     assert_int_equal(ringo_recv_lend(m.sv[1], &data, 0, ringo_now() + 5 * SEC), 0);
     assert_null(data);
     close(m.sv[1]);
-    struct lend_close lc = { 0 };
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    lc.fd = sv[1];
+    struct parked lc = { .fd = sv[1], .wait = lend_10s, .end = end_by_close };
     int64_t t0 = ringo_now();
-    run_n(2, lend_close_main, &lc);
+    run_n(2, parked_job, &lc);
     end();
     assert_int_equal(lc.got, -EBADF);
     assert_true(ringo_now() - t0 < 5 * SEC);
