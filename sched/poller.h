@@ -20,6 +20,8 @@
  *   P5  at_exit() runs once, on the thread that calls exit(3), while the workers may still run:
  *       it ends the operations in flight within a bound (issue 13: a pending accept kept a
  *       server's port taken for 10-200 ms after exit, so a restart failed with EADDRINUSE).
+ *   P6  reclaim(w) runs on the sysmon thread at any time; it only asks (and kicks): what w's
+ *       backend gives back, it gives back on w's own thread (issue 13: memory after a load).
  * Depends on: sched.h.
  */
 #ifndef RINGO_SCHED_POLLER_H
@@ -40,6 +42,10 @@ struct poller {
      * or when the backend cannot be shared (RINGO_DISABLE=ring_handoff). */
     int  (*rescue)(struct worker *w);
     void (*at_exit)(void);                             /* P5 */
+    /* P6: on the sysmon thread, every decay tick (goroutine.c S3): memory w's backend keeps for
+     * a load that has ended may go back (the owner gives it back itself, on its way to sleep,
+     * when asked: poll_uring.c U9). Returns whether w still keeps such memory. */
+    bool (*reclaim)(struct worker *w);
     /* totals over all workers (stats only) */
     void (*stats)(struct ringo_stats *out); /* its io_* fields */
 };

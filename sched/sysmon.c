@@ -217,6 +217,7 @@ static void *sysmon_main(void *arg)
         return NULL;
     }
     int64_t lost_since = 0, decayed = clk_now();
+    bool io_keeps = false; /* P6: some backend kept memory for a load at the last decay tick */
     unsigned idle_looks = 0; /* S5: looks in a row that found every worker idle */
     /* Under valgrind threads run one at a time (its big lock): a worker waits its turn for
      * tens of milliseconds in the middle of anything, which is no reason for extra workers. */
@@ -250,6 +251,9 @@ static void *sysmon_main(void *arg)
         adjust_extras(nstuck, stuck, n);
         if (now - decayed >= DECAY_NS) {
             sched_g_pools_decay();
+            io_keeps = false;
+            for (unsigned i = 0; i < n; i++)
+                io_keeps |= sched_poller.reclaim(sched.w[i]); /* P6 */
             decayed = now;
         }
         if (running == 0 && nstuck == 0 && all_idle_with_work(now, &lost_since)) {
@@ -263,7 +267,8 @@ static void *sysmon_main(void *arg)
             atomic_store_explicit(&sysmon_deep, 1, memory_order_seq_cst);
             if (atomic_load_explicit(&sched.nidle, memory_order_seq_cst) == sched_nworkers())
                 /* stacks still warm in a global pool: wake for the next decay (S3) */
-                futex_wait((uint32_t *)&sysmon_deep, 1, clk_now() + (sched_g_pools_warm() ? DECAY_NS : DEEP_NS));
+                futex_wait((uint32_t *)&sysmon_deep, 1,
+                           clk_now() + (sched_g_pools_warm() || io_keeps ? DECAY_NS : DEEP_NS));
             atomic_store_explicit(&sysmon_deep, 0, memory_order_relaxed); /* ours again */
             continue;
         }

@@ -257,6 +257,12 @@ static void io_at_exit(void)
         uring_be_exit_wait(EXIT_CANCEL_NS);
 }
 
+static bool io_reclaim(struct worker *w)
+{
+    struct io_common *c = w->io;
+    return c && c->kind == IOK_URING && uring_be_reclaim(w);
+}
+
 const struct poller sched_poller = {
     .at_exit = io_at_exit,
     .init = io_worker_init,
@@ -265,6 +271,7 @@ const struct poller sched_poller = {
     .sleep = io_sleep,
     .kick = io_kick,
     .rescue = io_rescue,
+    .reclaim = io_reclaim,
     .waiting = io_waiting,
     .stats = io_stats,
 };

@@ -157,6 +157,7 @@ void lend_hdr_init_pool(void *hdr, unsigned wid, uint32_t bid);
 bool uring_be_lend_ready(struct worker *w);
 /* Any thread: buffer bid goes back to worker wid's ring (L4). */
 void uring_be_lend_recycle(unsigned wid, uint32_t bid);
+bool uring_be_reclaim(struct worker *w);        /* P6, the sysmon (U9) */
 
 /* ---- poll_epoll.c */
 int  epoll_be_init(struct worker *w);

@@ -89,6 +89,7 @@ struct uring_req {
     uint32_t pending;             /* CQEs still due (U2); the owner worker only */
     int fd;                       /* counted in fdc when slot != NULL (U7) */
     uint32_t cflags;              /* the op's CQE flags (IORING_CQE_F_BUFFER: the buffer id) */
+    bool lend;                    /* an IOP_RECV_LEND (U9: counted in the pool's inflight) */
     struct fd_slot *slot;
     struct __kernel_timespec ts;  /* LINK_TIMEOUT reads it at submission */
 };
@@ -98,13 +99,24 @@ struct uring_req {
  * arrives for a ringo_recv_lend. Made by the owner under the ring lock on first use; buffers go
  * back from any thread under plock (never the ring lock, which the owner holds while it
  * sleeps): the kernel reads the ring's tail with acquire, io_uring_buf_ring_advance stores it
- * with release after the entry. */
+ * with release after the entry.
+ * Giving the pages back (issue 13, P6): a buffer the kernel filled stays resident. Once the
+ * sysmon sees a dirty pool lend nothing for a whole decay tick it sets `want` and kicks the
+ * owner, which on its way to sleep, under the ring lock (no RECV_LEND can be filled then), with
+ * no RECV_LEND in flight (the kernel picks no buffer) and none out (`out` counts buffers from
+ * the reap that carried them until their recycle), drops every page with MADV_DONTNEED. The
+ * buffers stay in the ring: their next use faults zero pages in. */
 #define LEND_COUNT 128u
 #define LEND_BGID 0
 struct lend_pool {
     struct io_uring_buf_ring *br; /* LEND_COUNT entries, under plock */
     char *base;                   /* LEND_COUNT slots of LEND_HDR + LEND_SIZE */
     _Atomic uint32_t plock;       /* sched/spinlock.h */
+    unsigned inflight;            /* ring: RECV_LEND ops not reaped */
+    _Atomic uint32_t out;         /* buffers reaped and not yet recycled: acq_rel */
+    _Atomic bool dirty;           /* pages may be resident: owner sets, owner clears (relaxed) */
+    _Atomic bool want;            /* the sysmon asks for the pages back (relaxed; a kick follows) */
+    uint64_t seen;                /* the sysmon's: st_lent at its last tick */
 };
 
 struct fdc_ent {
@@ -349,9 +361,14 @@ static int reap_max(struct uring_be *b, int max)
         } else {
             req->res = cqe->res;
             req->cflags = cqe->flags;
+            if (cqe->flags & IORING_CQE_F_BUFFER) /* U9: out from here until its recycle */
+                atomic_fetch_add_explicit(&atomic_load_explicit(&b->lend, memory_order_relaxed)->out, 1,
+                                          memory_order_relaxed); /* ring lock held: the pool is ours */
         }
         if (--req->pending == 0) {
             b->inflight--;
+            if (req->lend)
+                atomic_load_explicit(&b->lend, memory_order_relaxed)->inflight--; /* U9, ring lock */
             fdc_done(b, req);
             struct g *g = req->g; /* the last touch of req (U2): g may run and return at once */
             sched_ready(g);
@@ -486,11 +503,13 @@ void uring_be_flush(struct worker *w)
 }
 
 static void sleep_locked(struct worker *w, struct uring_be *b, int64_t deadline);
+static void lend_reclaim_locked(struct uring_be *b);
 
 void uring_be_sleep(struct worker *w, int64_t deadline)
 {
     struct uring_be *b = be_of(w);
     spin_lock(&b->lock); /* held across the enter: a sleeping owner is not stuck (U1) */
+    lend_reclaim_locked(b);
     sleep_locked(w, b, deadline);
     spin_unlock(&b->lock);
 }
@@ -655,6 +674,12 @@ static ssize_t fill_locked(struct uring_be *b, struct g *self, const struct io_a
     rq->res = 0;
     rq->tres = 0;
     rq->pending = need;
+    rq->lend = a->op == IOP_RECV_LEND;
+    if (rq->lend) {
+        struct lend_pool *lp = atomic_load_explicit(&b->lend, memory_order_relaxed); /* ring lock */
+        lp->inflight++;
+        atomic_store_explicit(&lp->dirty, true, memory_order_relaxed); /* the owner's flag */
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
     prep_op(sqe, a);
     sqe->user_data = (uint64_t)(uintptr_t)rq;
@@ -741,4 +766,38 @@ void uring_be_lend_recycle(unsigned wid, uint32_t bid)
                           (unsigned short)bid, io_uring_buf_ring_mask(LEND_COUNT), 0);
     io_uring_buf_ring_advance(lp->br, 1); /* release store of the tail: the kernel's acquire */
     spin_unlock(&lp->plock);
+    /* release: the owner's reclaim that reads 0 sees this buffer back in the ring */
+    atomic_fetch_sub_explicit(&lp->out, 1, memory_order_release);
+}
+
+/* P6, the owner under its ring lock on its way to sleep (U9). */
+static void lend_reclaim_locked(struct uring_be *b)
+{
+    struct lend_pool *lp = atomic_load_explicit(&b->lend, memory_order_relaxed); /* ring lock: ours */
+    if (likely(!lp || !atomic_load_explicit(&lp->want, memory_order_relaxed)))
+        return;
+    /* acquire: pairs with the recycles' release (every buffer is home) */
+    if (lp->inflight != 0 || atomic_load_explicit(&lp->out, memory_order_acquire) != 0)
+        return; /* in use after all: asked again at the next quiet tick */
+    atomic_store_explicit(&lp->want, false, memory_order_relaxed);
+    madvise(lp->base, (size_t)LEND_COUNT * (LEND_HDR + LEND_SIZE), MADV_DONTNEED);
+    atomic_store_explicit(&lp->dirty, false, memory_order_relaxed);
+}
+
+bool uring_be_reclaim(struct worker *w)
+{
+    struct uring_be *b = be_of(w);
+    /* acquire: the pool's publication */
+    struct lend_pool *lp = atomic_load_explicit(&b->lend, memory_order_acquire);
+    if (!lp || !atomic_load_explicit(&lp->dirty, memory_order_relaxed)) /* a hint */
+        return false;
+    uint64_t lent = atomic_load_explicit(&b->c.st_lent, memory_order_relaxed); /* activity, as a hint */
+    if (lent != lp->seen)
+        atomic_store_explicit(&lp->want, false, memory_order_relaxed); /* lending again: not now */
+    else if (!atomic_load_explicit(&lp->want, memory_order_relaxed)) {
+        atomic_store_explicit(&lp->want, true, memory_order_relaxed);
+        io_kick(w); /* its sleep ends; it gives the pages back before the next one */
+    }
+    lp->seen = lent;
+    return true;
 }
