@@ -676,7 +676,7 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 }
 
 struct res_case {
-    long ok;
+    _Atomic long ok;
 };
 
 static void resolve_main(void *p, long i)
@@ -737,7 +737,7 @@ static void test_net_resolve_and_its_deadline(void **state)
     struct res_case rc = { 0 };
     run_n(2, resolve_main, &rc);
     end();
-    assert_int_equal(rc.ok, 2);
+    assert_int_equal(LOAD(rc.ok), 2);
     struct sockaddr_storage a[2];
     assert_int_equal(ringo_resolve(NULL, AF_UNSPEC, a, 2, -1), -EINVAL);
     assert_int_equal(ringo_resolve("localhost", AF_UNSPEC, a, 0, -1), -EINVAL);
