@@ -3,7 +3,8 @@
  * Responsibility: ringo_read/write/recv/send/accept/connect/poll, the message calls (ringo_sendmsg,
  *   ringo_recvmsg, ringo_sendto, ringo_recvfrom), ringo_sendfile, ringo_shutdown; sched_poller, the ops table
  *   of sched/poller.h (per-worker backend setup, poll, flush, idle sleep, kick, stats); choosing
- *   the backend once at start-up. ringo_close and the fd table: fd.c; TCP helpers: tcp.c.
+ *   the backend once at start-up. ringo_close and the fd table: fd.c; name resolution and TCP
+ *   helpers: tcp.c; Unix sockets: unix.c; lent buffers: lend.c; RINGO_DEBUG=fdcheck: fdcheck.c.
  *
  * Where a call runs:
  *   goroutine, io_uring worker  an SQE on the current worker's ring, park (poll_uring.c)
