@@ -422,12 +422,12 @@ static int select_once(struct sel *s)
     return (int)won;
 }
 
-int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
+/* The select with an absolute deadline (-1 none, 0 do not wait). */
+static int select_until(struct ringo_case *cases, size_t n, int64_t deadline)
 {
     int ret = check_cases(cases, n);
     if (ret < 0)
         return ret;
-    int64_t deadline = timeout < 0 ? -1 : timeout == 0 ? 0 : ringo_now() + timeout;
     struct sel s;
     if (sel_init(&s, cases, n, deadline) < 0)
         return -ENOMEM;
@@ -436,4 +436,34 @@ int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
     while (ret == SEL_RETRY); /* a retry collects the channels again */
     sel_free(&s);
     return ret;
+}
+
+int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
+{
+    return select_until(cases, n, timeout < 0 ? -1 : timeout == 0 ? 0 : ringo_now() + timeout);
+}
+
+/* The channel operations with a deadline (issue 14; Boost.Fiber's push_wait_until, libdill's
+ * chsend/chrecv): a one-case select on the absolute deadline, so they share its claim word
+ * with the timer (a value is either taken or not, never lost to the deadline). A deadline
+ * already past tries once. */
+static int one_case_until(ringo_chan *c, int op, void *elem, int64_t deadline)
+{
+    if (!c)
+        return -EINVAL; /* as ringo_chan_send/recv (a NULL channel is not Go's nil channel here) */
+    struct ringo_case k = { .chan = c, .op = op, .elem = elem };
+    int r = select_until(&k, 1, deadline < 0 ? -1 : deadline == 0 ? 1 : deadline);
+    if (r == 0)
+        return k.result;
+    return r == -EAGAIN ? -ETIMEDOUT : r;
+}
+
+int ringo_chan_send_until(ringo_chan *c, const void *elem, int64_t deadline)
+{
+    return one_case_until(c, RINGO_SEND, (void *)elem, deadline);
+}
+
+int ringo_chan_recv_until(ringo_chan *c, void *out, int64_t deadline)
+{
+    return one_case_until(c, RINGO_RECV, out, deadline);
 }

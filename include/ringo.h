@@ -112,6 +112,10 @@ RINGO_API int    ringo_chan_recv(ringo_chan *c, void *out);
 RINGO_API int    ringo_chan_try_send(ringo_chan *c, const void *elem);
 /* Non-blocking. 1; 0 closed and drained; -EAGAIN; -EINVAL. */
 RINGO_API int    ringo_chan_try_recv(ringo_chan *c, void *out);
+/* With a deadline (absolute, -1 none; one already past tries once): as ringo_chan_send /
+ * ringo_chan_recv, or -ETIMEDOUT when the deadline passed first (nothing sent or taken). */
+RINGO_API int    ringo_chan_send_until(ringo_chan *c, const void *elem, int64_t deadline);
+RINGO_API int    ringo_chan_recv_until(ringo_chan *c, void *out, int64_t deadline);
 /* 0; -EPIPE already closed; -EINVAL. Wakes every blocked receiver and sender. */
 RINGO_API int    ringo_chan_close(ringo_chan *c);
 RINGO_API size_t ringo_chan_len(const ringo_chan *c);

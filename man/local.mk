@@ -1,6 +1,7 @@
 # man/local.mk: fragment of the top Makefile.am — the man pages (roff, section 3), installed by
 # `make install` under $(mandir)/man3. man/check-pages.test checks them in `make check`.
-# The pages so far: the server calls of issue 13; the API issue adds one per remaining call.
+# The pages so far: the server calls of issue 13 and the channel deadlines of issue 14; the API
+# issue adds one per remaining call.
 dist_man3_MANS = \
 	%reldir%/ringo_sendmsg.3 \
 	%reldir%/ringo_recvmsg.3 \
@@ -12,6 +13,8 @@ dist_man3_MANS = \
 	%reldir%/ringo_sendfile.3 \
 	%reldir%/ringo_shutdown.3 \
 	%reldir%/ringo_recv_lend.3 \
-	%reldir%/ringo_buf_release.3
+	%reldir%/ringo_buf_release.3 \
+	%reldir%/ringo_chan_send_until.3 \
+	%reldir%/ringo_chan_recv_until.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test

@@ -1032,6 +1032,191 @@ static const struct child_scenario scenarios[] = {
     { NULL, NULL },
 };
 
+/* ------------------------------------------------------------------ deadlines (issue 14)
+ * ringo_chan_send_until / ringo_chan_recv_until: the deadline ends the wait with -ETIMEDOUT and
+ * nothing taken or left behind; a partner before it completes the operation; closed and NULL
+ * channels answer as the plain calls do; a deadline already past tries once. */
+#define MS_NS 1000000LL
+
+struct late_partner {
+    ringo_chan *c;
+    int64_t after_ns;
+    int op; /* RINGO_SEND: sends 42; RINGO_RECV: receives and records it */
+    long got;
+    struct ringo_waitgroup *wg;
+};
+
+static void late_partner_main(void *p)
+{
+    struct late_partner *l = p;
+    ringo_sleep(l->after_ns);
+    long v = 42;
+    if (l->op == RINGO_SEND)
+        CHECK(ringo_chan_send(l->c, &v) == 0);
+    else
+        CHECK(ringo_chan_recv(l->c, &l->got) == 1);
+    ringo_wg_done(l->wg);
+}
+
+static void until_in_kind(int kind);
+
+struct until_arg {
+    int kind;
+    struct ringo_waitgroup *wg;
+};
+
+static void until_main(void *p)
+{
+    struct until_arg *a = p;
+    until_in_kind(a->kind);
+    ringo_wg_done(a->wg);
+}
+
+/* The checks, as a goroutine or a plain thread (kind: for the messages). */
+static void until_in_kind(int kind)
+{
+    (void)kind;
+    for (size_t cap = 0; cap <= 1; cap++) {
+        ringo_chan *c = ringo_chan_make(sizeof(long), cap);
+        long v = 7, out = -1;
+        /* nobody there: the deadline, nothing taken */
+        int64_t t0 = ringo_now();
+        CHECK(ringo_chan_recv_until(c, &out, t0 + 30 * MS_NS) == -ETIMEDOUT);
+        CHECK(ringo_now() - t0 >= 29 * MS_NS);
+        CHECK(out == -1);
+        CHECK(ringo_chan_recv_until(c, &out, 0) == -ETIMEDOUT); /* past: once */
+        if (cap) {
+            CHECK(ringo_chan_send_until(c, &v, ringo_now() + 30 * MS_NS) == 0); /* room */
+            t0 = ringo_now();
+            CHECK(ringo_chan_send_until(c, &v, t0 + 30 * MS_NS) == -ETIMEDOUT); /* full */
+            CHECK(ringo_now() - t0 >= 29 * MS_NS);
+            CHECK(ringo_chan_len(c) == 1);
+            CHECK(ringo_chan_recv_until(c, &out, 0) == 1 && out == 7); /* ready: a past deadline takes it */
+        } else {
+            t0 = ringo_now();
+            CHECK(ringo_chan_send_until(c, &v, t0 + 30 * MS_NS) == -ETIMEDOUT); /* no receiver */
+            CHECK(ringo_now() - t0 >= 29 * MS_NS);
+        }
+        /* a partner before the deadline */
+        struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+        struct late_partner l = { .c = c, .after_ns = 20 * MS_NS, .op = RINGO_SEND, .wg = &wg };
+        ringo_wg_add(&wg, 1);
+        ringo_go(late_partner_main, &l);
+        out = -1;
+        CHECK(ringo_chan_recv_until(c, &out, ringo_now() + 5000 * MS_NS) == 1 && out == 42);
+        ringo_wg_wait(&wg);
+        l = (struct late_partner){ .c = c, .after_ns = 20 * MS_NS, .op = RINGO_RECV, .wg = &wg };
+        ringo_wg_add(&wg, 1);
+        ringo_go(late_partner_main, &l);
+        v = 42;
+        CHECK(ringo_chan_send_until(c, &v, ringo_now() + 5000 * MS_NS) == 0);
+        ringo_wg_wait(&wg);
+        CHECK(l.got == 42);
+        /* closed */
+        CHECK(ringo_chan_close(c) == 0);
+        CHECK(ringo_chan_send_until(c, &v, ringo_now() + 30 * MS_NS) == -EPIPE);
+        out = -1;
+        CHECK(ringo_chan_recv_until(c, &out, ringo_now() + 30 * MS_NS) == 0 && out == 0); /* zeroed */
+        CHECK(ringo_chan_free(c) == 0);
+    }
+    long v = 1;
+    CHECK(ringo_chan_send_until(NULL, &v, -1) == -EINVAL);
+    CHECK(ringo_chan_recv_until(NULL, &v, ringo_now() + MS_NS) == -EINVAL);
+}
+
+static void test_chan_deadline_calls(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("deadline calls", 30);
+    for (int kind = 0; kind < 2; kind++) {
+        struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+        struct until_arg a = { kind, &wg };
+        ringo_wg_add(&wg, 1);
+        spawn(kind, until_main, &a);
+        ringo_wg_wait(&wg);
+    }
+    tu_watchdog_disarm();
+}
+
+/* Stress: senders with short random deadlines race one slow receiver. Every value whose send
+ * returned 0 is received exactly once, and none whose send timed out (count and checksum). */
+#define UNTIL_SENDERS 16
+#define UNTIL_PER 400
+struct until_stress {
+    ringo_chan *c;
+    _Atomic uint64_t sent_n, sent_sum;
+    struct ringo_waitgroup *wg;
+    uint32_t seed;
+};
+
+static void until_sender(void *p)
+{
+    struct until_stress *u = p;
+    uint32_t x = u->seed;
+    for (uint64_t i = 0; i < UNTIL_PER; i++) {
+        x = x * 1664525u + 1013904223u;
+        uint64_t v = ((uint64_t)u->seed << 32) | i;
+        int64_t dl = ringo_now() + (int64_t)(x % 200) * 1000; /* 0-200 us */
+        int r = ringo_chan_send_until(u->c, &v, (x & 15) == 0 ? 0 : dl);
+        CHECK(r == 0 || r == -ETIMEDOUT);
+        if (r == 0) {
+            atomic_fetch_add_explicit(&u->sent_n, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&u->sent_sum, v * 2654435761u, memory_order_relaxed);
+        }
+    }
+    ringo_wg_done(u->wg);
+}
+
+static void test_chan_deadline_stress_loses_and_duplicates_nothing(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("deadline stress", 120);
+    for (size_t cap = 0; cap <= 4; cap += 4) {
+        ringo_chan *c = ringo_chan_make(sizeof(uint64_t), cap);
+        struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+        static struct until_stress us[UNTIL_SENDERS];
+        _Atomic uint64_t total_n = 0, total_sum = 0;
+        ringo_wg_add(&wg, UNTIL_SENDERS);
+        for (int i = 0; i < UNTIL_SENDERS; i++) {
+            us[i] = (struct until_stress){ .c = c, .wg = &wg, .seed = 0x1000u + (uint32_t)i };
+            spawn(i % 3 == 0 ? TH : G, until_sender, &us[i]);
+        }
+        /* the receiver, here: slow enough that many sends time out, until every sender is done */
+        uint64_t got_n = 0, got_sum = 0, v;
+        int idle = 0;
+        while (idle < 50) {
+            int r = ringo_chan_recv_until(c, &v, ringo_now() + 2 * MS_NS);
+            if (r == 1) {
+                got_n++;
+                got_sum += v * 2654435761u;
+                idle = 0;
+                if ((got_n & 7) == 0)
+                    ringo_sleep(20000);
+            } else {
+                CHECK(r == -ETIMEDOUT);
+                idle++; /* 50 quiet receives in a row (100 ms): every sender has finished */
+            }
+        }
+        ringo_wg_wait(&wg);
+        while (ringo_chan_try_recv(c, &v) == 1) {
+            got_n++;
+            got_sum += v * 2654435761u;
+        }
+        for (int i = 0; i < UNTIL_SENDERS; i++) {
+            total_n += atomic_load(&us[i].sent_n);
+            total_sum += atomic_load(&us[i].sent_sum);
+        }
+        print_message("# cap %zu: %llu of %d sends went through before their deadline\n", cap,
+                      (unsigned long long)total_n, UNTIL_SENDERS * UNTIL_PER);
+        if (got_n != total_n || got_sum != total_sum)
+            fail_msg("cap %zu: received %llu values (checksum %llx), sent %llu (%llx)", cap, (unsigned long long)got_n,
+                     (unsigned long long)got_sum, (unsigned long long)total_n, (unsigned long long)total_sum);
+        assert_true(total_n > 0 && total_n < UNTIL_SENDERS * UNTIL_PER); /* both outcomes happened */
+        assert_int_equal(ringo_chan_free(c), 0);
+    }
+    tu_watchdog_disarm();
+}
+
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
@@ -1056,6 +1241,8 @@ int main(int argc, char **argv)
         T(test_chan_free_is_ebusy_while_someone_is_blocked),
         T(test_chan_free_after_close_waits_for_woken_receivers),
         T(test_chan_free_right_after_the_last_value_is_received),
+        T(test_chan_deadline_calls),
+        T(test_chan_deadline_stress_loses_and_duplicates_nothing),
     };
     if (getenv("RINGO_TEST_FILTER")) /* run only the cases matching this pattern */
         cmocka_set_test_filter(getenv("RINGO_TEST_FILTER"));
