@@ -1271,6 +1271,10 @@ static int child_fdcheck_plain_close(void)
 static void test_io_fdcheck_names_a_plain_close(void **state)
 {
     (void)state;
+#ifdef UNDER_TSAN
+    skip(); /* the misuse itself (close(2) while another thread uses the fd) is a race TSan reports
+             * (close against the checker's fstat), so the child exits 66 under it */
+#endif
     static const char *const uring[] = { "RINGO_DEBUG=fdcheck", NULL },
                              *const epoll[] = { "RINGO_DEBUG=fdcheck", "RINGO_DISABLE=io_uring", NULL };
     const char *const *envs[] = { uring, epoll };
