@@ -171,6 +171,17 @@ RINGO_API void ringo_wg_add(struct ringo_waitgroup *wg, int64_t delta);
 RINGO_API void ringo_wg_done(struct ringo_waitgroup *wg);
 RINGO_API void ringo_wg_wait(struct ringo_waitgroup *wg);
 
+/* Go's sync.Once: the first caller runs fn(arg); every other caller, concurrent or later, returns
+ * after fn has returned, and sees what fn wrote. 1: this call ran fn; 0: it had been run;
+ * -EINVAL o or fn NULL. Calling it from inside fn on the same object deadlocks, as in Go.
+ * Zeroed memory is a fresh once. */
+struct ringo_once {
+    uint32_t           _r_done;  /* private */
+    struct ringo_mutex _r_m;     /* private */
+};
+#define RINGO_ONCE_INIT { 0, RINGO_MUTEX_INIT }
+RINGO_API int ringo_once(struct ringo_once *o, void (*fn)(void *arg), void *arg);
+
 /* ---------------------------------------------------------------- I/O */
 
 /* Each call behaves like the system call of the same name, but a goroutine that must wait parks

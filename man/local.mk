@@ -15,6 +15,7 @@ dist_man3_MANS = \
 	%reldir%/ringo_recv_lend.3 \
 	%reldir%/ringo_buf_release.3 \
 	%reldir%/ringo_chan_send_until.3 \
-	%reldir%/ringo_chan_recv_until.3
+	%reldir%/ringo_chan_recv_until.3 \
+	%reldir%/ringo_once.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test

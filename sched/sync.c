@@ -1,6 +1,6 @@
 /* sched/sync.c — mutex and wait group, for goroutines and plain threads in any mix.
  *
- * Responsibility: ringo_mutex_* and ringo_wg_*, built on the park protocol (park.c). Every
+ * Responsibility: ringo_mutex_*, ringo_wg_* and ringo_once, built on the park protocol (park.c). Every
  * object is the caller's memory (public layout, private fields; zeroed = unlocked / zero);
  * waiter records live on the waiters' stacks, so nothing is allocated.
  *
@@ -257,4 +257,28 @@ void ringo_wg_wait(struct ringo_waitgroup *wg)
      * Go's check and message. */
     if (atomic_load_explicit(A64(&wg->_r_count), memory_order_relaxed) != 0)
         sched_fatal("sync: WaitGroup is reused before previous Wait has returned");
+}
+
+/* Once (issue 14; Go's sync.Once). _r_done goes 0 -> 1 (running, under _r_m) -> 2 (done):
+ *   O1  fn runs at most once: only a holder of _r_m that read 0 under it runs fn.
+ *   O2  every caller returns after fn returned, and sees its writes: the fast path's acquire
+ *       load of 2 pairs with the release store of 2 after fn; a slow caller takes _r_m, which
+ *       the runner holds until after that store.
+ * The states other than 2 are read under _r_m only (relaxed). */
+int ringo_once(struct ringo_once *o, void (*fn)(void *arg), void *arg)
+{
+    if (!o || !fn)
+        return -EINVAL;
+    if (likely(atomic_load_explicit(A32(&o->_r_done), memory_order_acquire) == 2)) /* O2 */
+        return 0;
+    ringo_mutex_lock(&o->_r_m);
+    int ran = 0;
+    if (atomic_load_explicit(A32(&o->_r_done), memory_order_relaxed) == 0) { /* under _r_m: O1 */
+        atomic_store_explicit(A32(&o->_r_done), 1, memory_order_relaxed);
+        fn(arg);
+        atomic_store_explicit(A32(&o->_r_done), 2, memory_order_release); /* O2 */
+        ran = 1;
+    }
+    ringo_mutex_unlock(&o->_r_m);
+    return ran;
 }

@@ -9,6 +9,8 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <string.h>
+#include <unistd.h>
 #include "tests/testutil.h"
 
 #define PER 100000
@@ -461,6 +463,65 @@ static void test_sync_no_false_deadlock(void **state)
     assert_null(strstr(r.out, "deadlock"));
 }
 
+/* ringo_once (issue 14): 200 goroutines and 8 threads race one once; fn runs exactly once, every
+ * caller returns after it and sees what it wrote (a slow fn, so most callers wait); later calls
+ * return 0 at once; NULL is -EINVAL; a zeroed struct is a fresh once. */
+static struct ringo_once once_obj = RINGO_ONCE_INIT;
+static _Atomic int once_runs, once_ran_returns, once_bad;
+static long once_value; /* written by fn only, read by every caller after ringo_once returned */
+static struct ringo_waitgroup once_wg = RINGO_WAITGROUP_INIT;
+
+static void once_fn(void *arg)
+{
+    atomic_fetch_add_explicit(&once_runs, 1, memory_order_relaxed);
+    ringo_sleep(20000000); /* the others pile up on the mutex meanwhile */
+    once_value = (long)(intptr_t)arg;
+}
+
+static void once_caller(void *arg)
+{
+    (void)arg;
+    int r = ringo_once(&once_obj, once_fn, (void *)(intptr_t)4242);
+    if (r == 1)
+        atomic_fetch_add_explicit(&once_ran_returns, 1, memory_order_relaxed);
+    if (r < 0 || once_value != 4242) /* fn's write is visible to every caller (O2) */
+        atomic_fetch_add_explicit(&once_bad, 1, memory_order_relaxed);
+    ringo_wg_done(&once_wg);
+}
+
+static void *once_thread(void *arg)
+{
+    once_caller(arg);
+    return NULL;
+}
+
+static void test_sync_once_runs_exactly_once(void **state)
+{
+    (void)state;
+    enum { G = 200, T = 8 };
+    ringo_wg_add(&once_wg, G + T);
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, once_thread, NULL), 0);
+    for (int i = 0; i < G; i++)
+        assert_true(ringo_go(once_caller, NULL) > 0);
+    ringo_wg_wait(&once_wg);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&once_runs), 1);
+    assert_int_equal(atomic_load(&once_ran_returns), 1);
+    assert_int_equal(atomic_load(&once_bad), 0);
+    assert_int_equal(ringo_once(&once_obj, once_fn, NULL), 0); /* done: fn is not run again */
+    assert_int_equal(atomic_load(&once_runs), 1);
+    assert_int_equal(ringo_once(NULL, once_fn, NULL), -EINVAL);
+    assert_int_equal(ringo_once(&once_obj, NULL, NULL), -EINVAL);
+    struct ringo_once fresh;
+    memset(&fresh, 0, sizeof fresh);
+    assert_int_equal(ringo_once(&fresh, once_fn, (void *)(intptr_t)7), 1);
+    assert_int_equal(once_value, 7);
+    assert_int_equal(atomic_load(&once_runs), 2);
+}
+
 static const struct child_scenario scenarios[] = {
     { "unlock_unlocked", child_unlock_unlocked },
     { "negative_wg", child_negative_wg },
@@ -486,6 +547,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync_misuse_is_fatal_with_a_message),
         cmocka_unit_test(test_sync_deadlock_reported_like_go),
         cmocka_unit_test(test_sync_no_false_deadlock),
+        cmocka_unit_test(test_sync_once_runs_exactly_once),
     };
     return TU_RUN_GROUP("sync", tests, NULL, NULL);
 }
