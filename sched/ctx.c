@@ -152,6 +152,20 @@ void sched_ctx_stack_new(struct g *g)
 #endif
 }
 
+/* g's slot is about to lose its pages, descriptor included (goroutine.c S3): what the
+ * descriptor holds of the tools' state goes first. */
+void sched_ctx_stack_release(struct g *g)
+{
+#ifdef RINGO_TSAN
+    if (g->tsan_fiber) {
+        __tsan_destroy_fiber(g->tsan_fiber);
+        g->tsan_fiber = NULL;
+    }
+#else
+    (void)g;
+#endif
+}
+
 /* Prepare g to start in entry(g) at its next switch-in. */
 void sched_ctx_init(struct g *g, void (*entry)(void *))
 {
@@ -162,8 +176,9 @@ void sched_ctx_init(struct g *g, void (*entry)(void *))
     g->sp = ctx_make((char *)g, entry, g);
 #ifdef RINGO_TSAN
     /* A TSan fiber costs a few mmaps to make and unmap (~0.7 ms under load): it stays with the
-     * descriptor, which is never released, and serves every goroutine this slot runs (the exit
-     * path leaves nothing on its shadow stack: TSAN_NO_FRAMES in sched.h). */
+     * descriptor and serves every goroutine this slot runs (the exit path leaves nothing on its
+     * shadow stack: TSAN_NO_FRAMES in sched.h), until the pool's decay gives the slot's pages
+     * back (sched_ctx_stack_release destroys it first). */
     if (!g->tsan_fiber)
         g->tsan_fiber = __tsan_create_fiber(0);
 #endif

@@ -372,6 +372,7 @@ void sched_post_switch(struct worker *w);
 /* From g0 (worker_main): run g until it switches back. */
 void sched_run_from_g0(struct worker *w, struct g *g);
 void sched_ctx_stack_new(struct g *g);               /* a slot carved for the first time */
+void sched_ctx_stack_release(struct g *g);   /* before goroutine.c S3 drops a slot's pages */
 void sched_ctx_init(struct g *g, void (*entry)(void *)); /* g starts in entry(g) */
 void sched_ctx_entered(void);                        /* first call on a new goroutine's stack */
 
