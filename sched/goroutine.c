@@ -199,43 +199,24 @@ bool sched_g_pools_warm(void)
     return false;
 }
 
-/* S3: the sysmon, every DECAY_NS. Returns how many stacks the global pools still keep warm
- * above their floors (0: a later decay has nothing to do until stacks come back). */
-size_t sched_g_pools_decay(void)
+/* S3: the sysmon, every DECAY_NS. */
+void sched_g_pools_decay(void)
 {
 #ifdef RINGO_VALGRIND
     /* a slot's stack is registered with valgrind once, when its descriptor is made (ctx.c):
      * a decayed slot would be registered again; valgrind builds keep their stacks warm */
-    return 0;
+    return;
 #endif
-    size_t warm = 0, slot = stk_slot_bytes(), guard = stk_guard_bytes();
+    size_t slot = stk_slot_bytes(), guard = stk_guard_bytes();
     for (unsigned node = 0; node < sched.nnodes; node++) {
         struct gpool *gp = &sched.gpool[node];
         pthread_mutex_lock(&gp->lock);
         size_t n = atomic_load_explicit(&gp->n, memory_order_relaxed); /* under lock */
         size_t take = gp->low > n ? n : gp->low; /* low <= n unless stacks were added since */
         take = take > GPOOL_FLOOR ? take - GPOOL_FLOOR : 0;
-        char **slots = take ? malloc(take * sizeof *slots) : NULL;
-        if (!slots)
-            take = 0; /* nothing to do, or no memory for the list: keep them warm */
-        for (size_t i = 0; i < take; i++) {
-            struct g *x = gp->head;
-            gp->head = x->schedlink;
-            slots[i] = (char *)x->stack_lo - guard; /* read before its pages go */
-            sched_ctx_stack_release(x);
-        }
-        atomic_fetch_sub_explicit(&gp->n, take, memory_order_relaxed); /* under lock */
-        gp->low = n - take;
-        warm += n - take > GPOOL_FLOOR ? n - take - GPOOL_FLOOR : 0;
-        pthread_mutex_unlock(&gp->lock);
-        if (!take)
-            continue;
-        /* these slots are on no list now: nobody else reaches them */
-        for (size_t i = 0; i < take; i++)
-            stk_release(slots[i] + guard, slot - guard);
-        pthread_mutex_lock(&gp->lock);
+        /* room on the cold list first: only this thread adds to it, so it still fits below */
         size_t nc = atomic_load_explicit(&gp->ncold, memory_order_relaxed); /* under lock */
-        if (nc + take > gp->cold_cap) {
+        if (take && nc + take > gp->cold_cap) {
             size_t cap = gp->cold_cap ? gp->cold_cap : 256;
             while (cap < nc + take)
                 cap *= 2;
@@ -245,23 +226,32 @@ size_t sched_g_pools_decay(void)
                 gp->cold_cap = cap;
             }
         }
-        size_t fit = gp->cold_cap - nc < take ? gp->cold_cap - nc : take;
-        memcpy(gp->cold + nc, slots, fit * sizeof *slots);
-        atomic_store_explicit(&gp->ncold, nc + fit, memory_order_relaxed); /* under lock */
-        pthread_mutex_unlock(&gp->lock);
-        /* no memory to list the rest: they become stacks again, cold (pages fault back in) */
-        for (size_t i = fit; i < take; i++) {
-            struct g *g = g_from_slot(slots[i]);
-            atomic_store_explicit(&g->status, GS_IDLE, memory_order_relaxed);
-            pthread_mutex_lock(&gp->lock);
-            g->schedlink = gp->head;
-            gp->head = g;
-            atomic_fetch_add_explicit(&gp->n, 1, memory_order_relaxed); /* under lock */
-            pthread_mutex_unlock(&gp->lock);
+        if (take > gp->cold_cap - nc)
+            take = gp->cold_cap - nc; /* no memory for more: the rest stay warm */
+        char **slots = take ? malloc(take * sizeof *slots) : NULL;
+        if (!slots)
+            take = 0;
+        for (size_t i = 0; i < take; i++) {
+            struct g *x = gp->head;
+            gp->head = x->schedlink;
+            slots[i] = (char *)x->stack_lo - guard; /* read before its pages go */
+            sched_ctx_stack_release(x);
         }
+        atomic_fetch_sub_explicit(&gp->n, take, memory_order_relaxed); /* under lock */
+        gp->low = n - take;
+        pthread_mutex_unlock(&gp->lock);
+        if (!take)
+            continue;
+        /* these slots are on no list now: nobody else reaches them */
+        for (size_t i = 0; i < take; i++)
+            stk_release(slots[i] + guard, slot - guard);
+        pthread_mutex_lock(&gp->lock);
+        nc = atomic_load_explicit(&gp->ncold, memory_order_relaxed); /* under lock; only ever lower */
+        memcpy(gp->cold + nc, slots, take * sizeof *slots);
+        atomic_store_explicit(&gp->ncold, nc + take, memory_order_relaxed); /* under lock */
+        pthread_mutex_unlock(&gp->lock);
         free(slots);
     }
-    return warm;
 }
 
 static int64_t new_id(struct worker *w)

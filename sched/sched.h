@@ -435,7 +435,7 @@ void sched_extra_started(struct worker *w);
 /* ------------------------------------------------------------------ goroutines (goroutine.c) */
 void sched_g_free(struct worker *w, struct g *g);   /* after the switch-out of a dead g */
 void sched_g_pool_trim(struct worker *w);           /* the owner, going idle (goroutine.c S3) */
-size_t sched_g_pools_decay(void);                   /* the sysmon, every DECAY_NS (S3): stacks still warm */
+void sched_g_pools_decay(void);                     /* the sysmon, every DECAY_NS (S3) */
 bool sched_g_pools_warm(void);                      /* a hint: a global pool holds more than its floor */
 void sched_stacks_init(void);
 const char *sched_status_str(uint32_t st);

@@ -6,7 +6,8 @@
  * (AI_NUMERICHOST never blocks); any other name is looked up on the blocking pool, so a slow DNS
  * server parks the goroutine, not its worker.
  *
- * The deadline of a lookup (R1): getaddrinfo cannot be interrupted, so a lookup runs in a
+ * The deadline of a lookup (R1): without one, the caller makes the lookup through ringo_blocking
+ *   itself. With one: getaddrinfo cannot be interrupted, so a lookup runs in a
  *   goroutine of its own (struct lookup, on the heap) that makes it through ringo_blocking and
  *   then writes an eventfd; the caller waits for that eventfd with ringo_poll until its
  *   deadline (an I/O wait: the io layer may not use channels, tools/check-layers). A caller
@@ -170,6 +171,13 @@ static int resolve_deadline(struct resolve *rs, struct lookup **lp, int64_t dead
     rs->hints = hints;
     if (rs->e != EAI_NONAME)
         return rs->e ? gai_errno(rs->e, rs->err) : 0;
+    if (deadline < 0) {
+        /* no deadline: nothing to leave behind, so no goroutine or eventfd of its own */
+        int b = ringo_blocking(resolve_run, rs);
+        if (b < 0)
+            return b;
+        return rs->e ? gai_errno(rs->e, rs->err) : 0;
+    }
     size_t hl = strlen(rs->host);
     if (hl >= sizeof (*lp)->host)
         return -EINVAL; /* longer than any DNS name */
