@@ -279,6 +279,12 @@ static int slow_path(struct ringo_chan *c, bool send, void *elem, bool block)
             return -EAGAIN;
         }
         struct g *self = sched_self();
+        if (unlikely(self->grp != NULL)) {
+            /* a group member: wait where a cancel can end it (select's claim park, group.c) */
+            chan_wait_dec(c, send);
+            spin_unlock(&c->lock);
+            return chan_op_cancellable(c, send, elem);
+        }
         _Atomic uint32_t claim = 0; /* initialised, not stored: published by the unlock below */
         struct sudog me = { .g = self, .c = c, .elem = elem, .claim = &claim, .claim_val = 1,
                             .is_send = send, .counted = true };
@@ -298,6 +304,8 @@ static int chan_send(struct ringo_chan *c, const void *elem, bool block)
 {
     if (!c || (!elem && c->elem_size))
         return -EINVAL;
+    if (block && unlikely(sched_cur_canceled()))
+        return -ECANCELED; /* group.c: every blocking call of a cancelled member */
     if (c->cap) {
         /* fast path: succeeds only while no receiver waits, and then has nothing left to do */
         int p = ring_push(c, elem, true);
@@ -313,6 +321,8 @@ static int chan_recv(struct ringo_chan *c, void *out, bool block)
 {
     if (!c)
         return -EINVAL;
+    if (block && unlikely(sched_cur_canceled()))
+        return -ECANCELED; /* group.c: every blocking call of a cancelled member */
     if (c->cap) {
         /* fast path: succeeds only while no sender waits, and then has nothing left to do */
         if (ring_pop(c, out, true) == 1)

@@ -123,6 +123,9 @@ void chan_wait_dec(struct ringo_chan *c, bool send);
 void chan_uncount(struct ringo_chan *c, struct sudog *s);
 /* Ready every waiter of a list collected under a lock, after dropping it. */
 void chan_wake_list(struct sudog *s);
+/* select.c: a blocking send or receive as a one-case select (a claim park a group's cancel can
+ * end); chan.c sends a group member's waits there. */
+int chan_op_cancellable(struct ringo_chan *c, bool send, void *elem);
 /* The attempt one send (send) or receive makes with c->lock held. Returns 1 done (result in
  * *res), 0 would block. `mine` is the caller's claim word (to skip its own select cases).
  * Readies collected in *wake. */

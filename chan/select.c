@@ -73,6 +73,8 @@ struct sel {
     uint16_t order_small[64];
     struct ringo_chan *chans_small[64];
     struct sudog sg_small[16];
+    uint8_t one_case_reason;      /* non-zero: a channel operation made as a one-case select
+                                     (the _until forms, a group member's wait): its wait reason */
 };
 
 static void lock_all(struct ringo_chan **cs, size_t n)
@@ -177,6 +179,7 @@ static int sel_init(struct sel *s, struct ringo_case *cases, size_t n, int64_t d
     s->n = n;
     s->deadline = deadline;
     s->nch = 0;
+    s->one_case_reason = 0;
     s->order = n <= 64 ? s->order_small : malloc(n * sizeof *s->order);
     s->chans = n <= 64 ? s->chans_small : malloc(n * sizeof *s->chans);
     s->sg = n <= 16 ? s->sg_small : malloc(n * sizeof *s->sg);
@@ -408,12 +411,13 @@ static int select_once(struct sel *s)
 
     struct g *self = sched_self();
     enqueue_all(s, self, &claim);
-    sched_park_prepare_until(self, s->nch ? WR_SELECT : WR_SELECT_NONE, s->deadline);
+    sched_park_prepare_until(self, s->one_case_reason ? s->one_case_reason : s->nch ? WR_SELECT : WR_SELECT_NONE,
+                             s->deadline);
     unlock_all(s->chans, s->nch);
     int pr = sched_park(self, s->deadline, &claim, CLAIM_TIMEOUT);
     withdraw(s);
-    if (pr == -ETIMEDOUT)
-        return -ETIMEDOUT;
+    if (pr < 0)
+        return pr; /* -ETIMEDOUT, or -ECANCELED (a member's group was cancelled: group.c) */
     /* acquire: pairs with the claimer's acq_rel CAS (it wrote the result before readying) */
     uint32_t won = atomic_load_explicit(&claim, memory_order_acquire) - 1;
     if (s->sg[won].result == R_RETRY)
@@ -422,20 +426,28 @@ static int select_once(struct sel *s)
     return (int)won;
 }
 
-/* The select with an absolute deadline (-1 none, 0 do not wait). */
-static int select_until(struct ringo_case *cases, size_t n, int64_t deadline)
+/* The select with an absolute deadline (-1 none, 0 do not wait); reason: sel.one_case_reason. */
+static int select_until_r(struct ringo_case *cases, size_t n, int64_t deadline, uint8_t reason)
 {
     int ret = check_cases(cases, n);
     if (ret < 0)
         return ret;
+    if (deadline != 0 && unlikely(sched_cur_canceled()))
+        return -ECANCELED; /* group.c: every later blocking call of a cancelled member */
     struct sel s;
     if (sel_init(&s, cases, n, deadline) < 0)
         return -ENOMEM;
+    s.one_case_reason = reason;
     do
         ret = select_once(&s);
     while (ret == SEL_RETRY); /* a retry collects the channels again */
     sel_free(&s);
     return ret;
+}
+
+static int select_until(struct ringo_case *cases, size_t n, int64_t deadline)
+{
+    return select_until_r(cases, n, deadline, 0);
 }
 
 int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout)
@@ -452,10 +464,17 @@ static int one_case_until(ringo_chan *c, int op, void *elem, int64_t deadline)
     if (!c)
         return -EINVAL; /* as ringo_chan_send/recv (a NULL channel is not Go's nil channel here) */
     struct ringo_case k = { .chan = c, .op = op, .elem = elem };
-    int r = select_until(&k, 1, deadline < 0 ? -1 : deadline == 0 ? 1 : deadline);
+    int r = select_until_r(&k, 1, deadline < 0 ? -1 : deadline == 0 ? 1 : deadline,
+                           op == RINGO_SEND ? WR_CHAN_SEND : WR_CHAN_RECV);
     if (r == 0)
         return k.result;
     return r == -EAGAIN ? -ETIMEDOUT : r;
+}
+
+/* chan.c: a group member's blocking send or receive that must wait (a claim park: group.c) */
+int chan_op_cancellable(ringo_chan *c, bool send, void *elem)
+{
+    return one_case_until(c, send ? RINGO_SEND : RINGO_RECV, elem, -1);
 }
 
 int ringo_chan_send_until(ringo_chan *c, const void *elem, int64_t deadline)

@@ -74,7 +74,8 @@ RINGO_API _Noreturn void ringo_exit(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 RINGO_API int64_t ringo_now(void);
 
-/* Sleep for ns nanoseconds (<= 0: return at once, after a yield). Returns 0. Blocking. */
+/* Sleep for ns nanoseconds (<= 0: return at once, after a yield). Returns 0 (-ECANCELED in a
+ * cancelled group, see ringo_group_make). Blocking. */
 RINGO_API int ringo_sleep(int64_t ns);
 
 /* Run fn(arg), a call known to block its thread (a library without an async API, getaddrinfo,
@@ -85,7 +86,8 @@ RINGO_API int ringo_sleep(int64_t ns);
  * the call waits for the next free one. On a plain thread fn runs inline. fn runs on another
  * thread: its thread-local data (errno) is not the caller's; fn should not wait on goroutines
  * for long. Returns 0 when fn returned; -EINVAL fn NULL; -EAGAIN no pool thread exists and
- * none could be created (fn did not run). Blocking. */
+ * none could be created (fn did not run); -ECANCELED the caller's group is cancelled (fn did
+ * not run). Blocking. */
 RINGO_API int ringo_blocking(void (*fn)(void *arg), void *arg);
 
 /* Mark a blocking call made right here, on the worker's own thread (when it cannot move to the
@@ -96,6 +98,45 @@ RINGO_API int ringo_blocking(void (*fn)(void *arg), void *arg);
  * pair must be made by the same goroutine and not nested. No-ops on a plain thread. */
 RINGO_API void ringo_block_begin(void);
 RINGO_API void ringo_block_end(void);
+
+/* ---------------------------------------------------------------- groups and cancellation */
+
+/* A group of goroutines that can be waited for and cancelled together (structured concurrency:
+ * libdill's bundles, Go's errgroup + context). A goroutine belongs to at most one group, for
+ * life: the one ringo_group_go started it in, else the group of the goroutine that started it
+ * (a goroutine started by a member is a member). A group made by a member is nested in the
+ * member's group: cancelling a group cancels every group nested in it.
+ *
+ * Cancelling a group makes every blocking ringo call of its goroutines (and of its nested
+ * groups' goroutines) return -ECANCELED: the calls parked at that moment end at once, and
+ * every later one returns -ECANCELED at entry. Blocking calls: the channel operations that may
+ * wait (ringo_chan_send/recv and their _until forms), ringo_select with a timeout other than 0,
+ * ringo_sleep, every I/O call of the I/O section (both backends), ringo_group_wait,
+ * ringo_blocking (at entry only: a function already running on the pool runs to its end).
+ * Not cancelled (they return no error, as in Go): ringo_mutex_lock, ringo_wg_wait, ringo_once,
+ * ringo_yield, and the try_ forms. An I/O operation that completed before the cancel reached it
+ * returns its result. Plain threads are never members. */
+typedef struct ringo_group ringo_group;
+/* A new group; nested in the calling goroutine's group if it has one (cancelled at once if that
+ * one is). NULL and errno ENOMEM on failure. Any thread. */
+RINGO_API ringo_group *ringo_group_make(void);
+/* Start fn(arg) as a member of g (even when g is cancelled: the member sees ringo_canceled()).
+ * The goroutine's id (> 0), or as ringo_go; -EINVAL g or fn NULL. Never blocks. Any thread. */
+RINGO_API int64_t ringo_group_go(ringo_group *g, void (*fn)(void *arg), void *arg);
+/* Wait until every member of g has returned (members started meanwhile included; nested
+ * groups are waited for by their own ringo_group_wait). 0; -ETIMEDOUT the deadline passed
+ * first; -ECANCELED the caller's own group was cancelled; -EDEADLK a member waits for its own
+ * group; -EINVAL g NULL. Blocking. */
+RINGO_API int ringo_group_wait(ringo_group *g, int64_t deadline);
+/* Cancel g and every group nested in it (see above). Idempotent: 0; -EINVAL g NULL. Never
+ * blocks. Any thread, members included. */
+RINGO_API int ringo_group_cancel(ringo_group *g);
+/* Free g: 0; -EBUSY while g has members that have not returned, or nested groups (nothing
+ * freed); -EINVAL g NULL. */
+RINGO_API int ringo_group_free(ringo_group *g);
+/* 1 if the calling goroutine's group is cancelled, else 0 (plain threads: 0). For a goroutine
+ * that computes and wants to stop early. */
+RINGO_API int ringo_canceled(void);
 
 /* ---------------------------------------------------------------- channels */
 

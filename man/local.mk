@@ -16,6 +16,12 @@ dist_man3_MANS = \
 	%reldir%/ringo_buf_release.3 \
 	%reldir%/ringo_chan_send_until.3 \
 	%reldir%/ringo_chan_recv_until.3 \
-	%reldir%/ringo_once.3
+	%reldir%/ringo_once.3 \
+	%reldir%/ringo_group_make.3 \
+	%reldir%/ringo_group_go.3 \
+	%reldir%/ringo_group_wait.3 \
+	%reldir%/ringo_group_cancel.3 \
+	%reldir%/ringo_group_free.3 \
+	%reldir%/ringo_canceled.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test

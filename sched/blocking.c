@@ -203,6 +203,8 @@ int ringo_blocking(void (*fn)(void *arg), void *arg)
         fn(arg); /* a plain thread: it may block; nobody else runs on it */
         return 0;
     }
+    if (unlikely(sched_self_canceled(w->curg)))
+        return -ECANCELED; /* group.c: fn does not run */
     pthread_once(&pool_once, pool_init);
     struct g *self = sched_self();
     struct blocking_job job = { .fn = fn, .arg = arg, .g = self, .next = NULL };

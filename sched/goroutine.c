@@ -269,6 +269,8 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 {
     struct worker *w = sched_cur_worker();
     struct g *self = w->curg;
+    if (self->grp)
+        sched_group_leave(self); /* group.c G1 (a mutex: the thread may wait, g stays here) */
     atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
     sched_stat_inc(&w->st_exited); /* own counter; summed by readers */
     sched_switch_exit(w, self);
@@ -285,6 +287,11 @@ TSAN_NO_FRAMES static void g_entry(void *arg)
 
 int64_t ringo_go(void (*fn)(void *arg), void *arg)
 {
+    return sched_go_in(fn, arg, NULL);
+}
+
+int64_t sched_go_in(void (*fn)(void *arg), void *arg, struct ringo_group *grp)
+{
     if (!fn)
         return -EINVAL;
     if (unlikely(!sched_started()) && sched_start() != 0)
@@ -300,6 +307,11 @@ int64_t ringo_go(void (*fn)(void *arg), void *arg)
     g->wait_reason = WR_NONE;
     sched_ctx_init(g, g_entry);
     struct g *self = sched_cur_g(w);
+    if (!grp && self)
+        grp = self->grp; /* a member's goroutine is a member (group.c) */
+    g->grp = NULL;
+    if (unlikely(grp != NULL))
+        sched_group_join(g, grp);
     if (self) {
         sched_stat_inc(&w->st_spawned); /* own counter */
         sched_switch_to_new(w, self, g); /* child first; we come back from runnext */
@@ -357,6 +369,7 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_CHAN_SEND_NIL] = "chan send (nil chan)",
     [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
     [WR_BLOCKING] = "blocking call",
+    [WR_GROUP] = "group wait",
 };
 
 const char *sched_waitreason_str(int wr)

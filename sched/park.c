@@ -29,8 +29,10 @@
  * touches valid memory and at worst causes a spurious wake-up, which every wait loop tolerates.
  *
  * Deadlines: with a claim word, the waker and the timer race by CAS on it; the loser does
- * nothing. A goroutine's timer lives in its own parked frame, removed after it wakes (timer.c
- * takes care of the race with a firing timer).
+ * nothing. A group member's claim can also be won by its group's canceller, with the
+ * deadline's value (group.c): the park then returns -ECANCELED instead of -ETIMEDOUT. A
+ * goroutine's timer lives in its own parked frame, removed after it wakes (timer.c takes care
+ * of the race with a firing timer).
  *
  * Deadlock accounting (I5): a thread that parks forever leaves sched.nthreads_active; the waker
  * puts it back *before* the CAS that lets it run, so the count never shows zero while the thread
@@ -230,6 +232,19 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
         return thread_park(self, deadline, claim, claim_val);
     struct worker *w = sched_cur_worker();
     struct timer t;
+    bool armed = false;
+    if (claim && unlikely(self->grp != NULL)) {
+        /* group.c G3/G4: a member's wait ends early when its group is cancelled */
+        if (!sched_cancel_arm(self, claim, claim_val)) {
+            armed = true;
+        } else if (sched_claim(claim, claim_val)) {
+            /* cancelled already, and the claim is ours: no waker will touch us (they must win
+             * the claim first); withdraw as for a deadline, without switching out */
+            atomic_store_explicit(&self->status, GS_RUNNING, memory_order_relaxed); /* own */
+            self->wait_reason = WR_NONE;
+            return -ECANCELED;
+        } /* else a waker won the claim: it readies us; the next call sees the cancel */
+    }
     self->wait_since = clk_now_coarse(); /* dumps only: the coarse clock is a memory read */
     if (deadline >= 0) {
         t.when = deadline;
@@ -241,13 +256,14 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
     sched_stat_inc(&w->st_parks); /* stats only */
     sched_switch_out(w, self, PA_PARK);
     self->wait_reason = WR_NONE;
+    bool canceled = armed && sched_cancel_disarm(self); /* G3: before the claim word goes */
     if (deadline >= 0) {
         sched_timer_del(&t);
         /* the claim is ours to read: whoever won it has finished with it before readying us */
         if (claim && atomic_load_explicit(claim, memory_order_relaxed) == claim_val)
-            return -ETIMEDOUT;
+            return canceled ? -ECANCELED : -ETIMEDOUT;
     }
-    return 0;
+    return canceled ? -ECANCELED : 0;
 }
 
 /* Stats: one wake-up (a sched_ready) by the calling thread. */

@@ -113,6 +113,7 @@ enum waitreason {
     WR_CHAN_SEND_NIL,/* "chan send (nil chan)" */
     WR_CHAN_RECV_NIL,/* "chan receive (nil chan)" */
     WR_BLOCKING,     /* "blocking call": ringo_blocking, fn runs on a pool thread (blocking.c) */
+    WR_GROUP,        /* "group wait": ringo_group_wait (group.c) */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);
@@ -146,6 +147,21 @@ struct g {
     struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
     void *tsan_fiber;             /* TSan fiber of this goroutine */
+    /* -- groups and cancellation (group.c) */
+    struct ringo_group *grp;      /* its group, NULL none: set before it first runs, then constant */
+    struct g *grp_next, *grp_prev;/* G1: the group's member list, under grp->lock */
+    _Atomic uint32_t cl_lock;     /* G3: guards the cl_ fields (spinlock.h) */
+    uint8_t cl_won;               /* G3: a canceller won the claim of the current park */
+    uint8_t cl_posted;            /* G3: a canceller called cl_io->fn for the current park */
+    uint32_t cl_val;              /* G3: the value the canceller CASes into *cl_claim */
+    _Atomic uint32_t *cl_claim;   /* G3: the claim word of the current park, NULL none */
+    struct sched_cancel_io *cl_io;/* G3: the I/O operation of the current park, NULL none */
+};
+
+/* An I/O operation a canceller cannot end by a claim (an io_uring SQE): group.c calls fn under
+ * the goroutine's cl_lock, once, to ask its backend to cancel it (poll_uring.c). */
+struct sched_cancel_io {
+    void (*fn)(struct sched_cancel_io *self);
 };
 
 /* ------------------------------------------------------------------ run queue
@@ -451,7 +467,9 @@ size_t sched_g_reserve(void);
  * the lock; (3) call sched_park(). A waker that found the g calls sched_ready(g) exactly once.
  * With a deadline, pass a claim word: the waker and the timer each CAS it from 0 before
  * readying; the loser does nothing. sched_park returns 0 when readied by a waker, -ETIMEDOUT
- * when the deadline won the claim (claim == NULL: the deadline just readies; returns 0). */
+ * when the deadline won the claim (claim == NULL: the deadline just readies; returns 0), and
+ * -ECANCELED when the park's group was cancelled (group.c; claim parks of members only): on
+ * any negative return the waiter withdraws as for a deadline and passes the value on. */
 struct g *sched_self(void);                 /* current g, or this thread's stand-in (attaches) */
 static inline void sched_park_prepare_until(struct g *self, int reason, int64_t deadline)
 {
@@ -490,6 +508,38 @@ void sched_main_watch(void);
 /* ringo_exit on the main thread: record MAIN_RINGO_EXIT (starting the runtime if need be);
  * the caller then pthread_exit()s and the destructor checks. */
 void sched_main_ringo_exit(void);
+
+/* ------------------------------------------------------------------ groups (group.c)
+ * Cancellation reaches a parked member through its park: a park with a claim word registers it
+ * (sched_cancel_arm, in sched_park) so a canceller can win the claim with the park's own
+ * deadline value and ready it, as the deadline would; sched_park then returns -ECANCELED. An
+ * io_uring wait registers a sched_cancel_io instead (sched_cancel_arm_io). */
+extern _Atomic uint32_t sched_ncanceled; /* groups cancelled and not freed: a hint (relaxed) */
+bool sched_group_canceled(const struct ringo_group *grp); /* acquire */
+/* The calling goroutine (or thread stand-in: false) belongs to a cancelled group. A relaxed
+ * load of one read-mostly word while no group is cancelled. */
+static inline bool sched_self_canceled(struct g *self)
+{
+    if (likely(atomic_load_explicit(&sched_ncanceled, memory_order_relaxed) == 0))
+        return false;
+    return self && self->grp && sched_group_canceled(self->grp);
+}
+/* The same for the calling goroutine, found only when some group is cancelled. */
+bool sched_cur_canceled_slow(void);
+static inline bool sched_cur_canceled(void)
+{
+    if (likely(atomic_load_explicit(&sched_ncanceled, memory_order_relaxed) == 0))
+        return false;
+    return sched_cur_canceled_slow();
+}
+bool sched_cancel_arm(struct g *self, _Atomic uint32_t *claim, uint32_t val); /* true: cancelled */
+bool sched_cancel_disarm(struct g *self);                                   /* true: the canceller won */
+bool sched_cancel_arm_io(struct g *self, struct sched_cancel_io *io);       /* true: cancelled */
+bool sched_cancel_disarm_io(struct g *self);                                /* true: fn was called */
+void sched_group_join(struct g *child, struct ringo_group *grp); /* before child runs */
+/* ringo_go in grp (NULL: the spawner's group, if any). goroutine.c */
+int64_t sched_go_in(void (*fn)(void *), void *arg, struct ringo_group *grp);
+void sched_group_leave(struct g *self);                          /* at exit, on its stack */
 
 /* ------------------------------------------------------------------ timers (timer.c) */
 void sched_timer_add(struct worker *w, struct timer *t);

@@ -187,6 +187,14 @@ int ringo_sleep(int64_t ns)
         return 0;
     }
     int64_t deadline = clk_now() + ns;
+    if (unlikely(self->grp != NULL)) {
+        /* a group member sleeps on a claim, so that a cancel can end it (group.c) */
+        if (sched_cur_canceled())
+            return -ECANCELED;
+        _Atomic uint32_t claim = 0;
+        sched_park_prepare_until(self, WR_SLEEP, deadline);
+        return sched_park(self, deadline, &claim, 1) == -ECANCELED ? -ECANCELED : 0;
+    }
     sched_park_prepare_until(self, WR_SLEEP, deadline);
     sched_park(self, deadline, NULL, 0);
     return 0;

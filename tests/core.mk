@@ -7,6 +7,7 @@ CORE_TESTS = \
 	%reldir%/test_park \
 	%reldir%/test_timer \
 	%reldir%/test_sync \
+	%reldir%/test_group \
 	%reldir%/test_blocking \
 	%reldir%/test_handoff \
 	%reldir%/stress_sched
@@ -26,6 +27,11 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_timer_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_sync_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_sync_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_test_group_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_group_CFLAGS = $(RINGO_TEST_CFLAGS)
+# test_group again on the epoll backend (cancels end epoll waits by their claim, not ASYNC_CANCEL)
+TESTS += %reldir%/group_nouring.sh
+dist_check_SCRIPTS += %reldir%/group_nouring.sh
 %canon_reldir%_stress_sched_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_stress_sched_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_runq_LDADD = $(RINGO_TEST_LIBS)

@@ -322,6 +322,7 @@ static void cancel_everywhere(int fd, struct fd_slot *slot)
             continue;
         struct io_cancelreq *r = &reqs[k++];
         r->fd = fd;
+        r->ud = 0;
         r->cw = &cw;
         io_cancel_request(v, r);
     }

@@ -56,7 +56,8 @@ struct io_closewait {
 };
 struct io_cancelreq {
     struct io_cancelreq *next;     /* in the target worker's list, under its io_common.lock */
-    int fd;
+    int fd;                        /* >= 0: every op on fd (ringo_close); -1: every op (exit hook) */
+    uint64_t ud;                   /* non-zero: only the op with this user_data (a group's cancel) */
     struct io_closewait *cw;
 };
 

@@ -206,7 +206,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fdsl
     pthread_mutex_unlock(&b->c.lock);
 
     int r = sched_park(self, deadline, &rec.claim, CLAIM_TIMER);
-    if (r == -ETIMEDOUT) {
+    if (r < 0) { /* -ETIMEDOUT, or -ECANCELED: the group's canceller won the claim (group.c) */
         /* E1: the dispatcher may still hold us in a list; b is where we registered (not the
          * worker we run on now, I4) */
         pthread_mutex_lock(&b->c.lock);
@@ -217,7 +217,7 @@ int epoll_be_wait(struct worker *w, struct g *self, int fd, struct fd_slot *fdsl
         }
         pthread_mutex_unlock(&b->c.lock);
         sched_dl_add(&sched.nio, -1); /* E2: ours to drop */
-        return -ETIMEDOUT;
+        return r;
     }
     return rec.err;
 }

@@ -55,6 +55,14 @@
  *
  *   U9  The lend pool of ringo_recv_lend (struct lend_pool below; lend.c's top comment).
  *
+ *   U10 A group member's op can be cancelled by its group (group.c): its wait registers a
+ *       grp_cancel (in its frame) with the member's cl_ fields; a canceller posts its request
+ *       (IORING_OP_ASYNC_CANCEL of the op's user_data) to the ring's owner through the cancel
+ *       list, as ringo_close does. The op then ends with -ECANCELED and the call returns
+ *       -ECANCELED. The member does not leave the frame that holds the request and the req
+ *       whose address is the user_data before the owner acknowledged it, so the cancel can
+ *       never hit a later op that reuses the address (ABA).
+ *
  * user_data: the address of a uring_req (>= 4096, 8-aligned) for the op, that address | 1 for
  *   its link timeout; the small constants below for the runtime's own SQEs.
  * Contexts: uring_be_do on a goroutine; poll/flush/sleep/cancel on the owner (g0, or a goroutine
@@ -284,6 +292,7 @@ int uring_be_exit_request(struct worker *w)
         return 0;
     struct io_cancelreq *r = &exit_reqs[w->id];
     r->fd = -1;
+    r->ud = 0;
     r->cw = &exit_cw;
     atomic_fetch_add_explicit(&exit_cw.pending, 1, memory_order_relaxed); /* the list lock publishes it */
     io_cancel_request(w, r);
@@ -403,15 +412,18 @@ static struct io_uring_sqe *own_sqe(struct uring_be *b)
 }
 
 /* Issue IORING_ASYNC_CANCEL_FD|ALL for fd now, after everything already filled. The kernel runs
- * the cancel inside this submit, while fd still names the file (the closer has not closed it). */
-static bool prep_cancel(struct uring_be *b, int fd)
+ * the cancel inside this submit, while fd still names the file (the closer has not closed it).
+ * ud != 0: cancel the one op with that user_data instead (a group's cancel, U10). */
+static bool prep_cancel(struct uring_be *b, int fd, uint64_t ud)
 {
     if (b->inflight == 0)
         return false; /* nothing of this ring can wait on fd */
     struct io_uring_sqe *sqe = own_sqe(b);
     if (!sqe)
         return false;
-    if (fd >= 0)
+    if (ud)
+        io_uring_prep_cancel64(sqe, ud, 0);
+    else if (fd >= 0)
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     else /* P5: the exit hook's request for an owner-only ring: everything */
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
@@ -433,7 +445,7 @@ void uring_be_cancel_fd(struct worker *w, int fd)
 {
     struct uring_be *b = be_of(w);
     spin_lock(&b->lock);
-    if (prep_cancel(b, fd))
+    if (prep_cancel(b, fd, 0))
         flush_cancels(b);
     spin_unlock(&b->lock);
 }
@@ -443,7 +455,7 @@ static void process_cancels(struct uring_be *b)
     struct io_cancelreq *list = io_cancels_take(&b->c);
     bool any = false;
     for (struct io_cancelreq *r = list; r; r = r->next)
-        any |= prep_cancel(b, r->fd);
+        any |= prep_cancel(b, r->fd, r->ud);
     if (any)
         flush_cancels(b);
     while (list) {
@@ -605,6 +617,23 @@ static void prep_op(struct io_uring_sqe *sqe, const struct io_args *a)
 static ssize_t fill_locked(struct uring_be *b, struct g *self, const struct io_args *a, struct uring_req *rq,
                            unsigned need);
 
+/* U10: what a group's canceller posts for a member's op (group.c calls fn under the member's
+ * cl_lock, at most once per park). */
+struct grp_cancel {
+    struct sched_cancel_io io;
+    struct worker *w;              /* the ring the op is on */
+    struct io_cancelreq req;
+    struct io_closewait cw;
+};
+
+static void grp_cancel_post(struct sched_cancel_io *io)
+{
+    struct grp_cancel *gc = (struct grp_cancel *)(void *)io;
+    /* relaxed: the list lock of io_cancel_request publishes it with the request */
+    atomic_store_explicit(&gc->cw.pending, 1, memory_order_relaxed);
+    io_cancel_request(gc->w, &gc->req);
+}
+
 ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
 {
     struct uring_be *b = be_of(w);
@@ -615,7 +644,32 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
     spin_unlock(&b->lock);
     if (r != 0)
         return r;
+    struct grp_cancel gc;
+    bool posted = false;
+    if (unlikely(self->grp != NULL)) {
+        /* U10: a group member's op can be ended by its group's cancel (group.c) */
+        gc.io.fn = grp_cancel_post;
+        gc.w = w;
+        gc.req.fd = -1;
+        gc.req.ud = (uint64_t)(uintptr_t)&req;
+        gc.req.cw = &gc.cw;
+        gc.cw.g = NULL; /* acknowledged by count: we poll it below */
+        atomic_store_explicit(&gc.cw.pending, 0, memory_order_relaxed); /* before publication */
+        if (sched_cancel_arm_io(self, &gc.io)) {
+            grp_cancel_post(&gc.io); /* cancelled already: ask our own ring */
+            posted = true;
+        }
+    }
     sched_park(self, -1, NULL, 0);
+    if (unlikely(self->grp != NULL)) {
+        posted |= sched_cancel_disarm_io(self);
+        /* U10: gc and req live in this frame: stay until the owner has processed the request
+         * (it acknowledges after its submit, and never touches gc again) */
+        if (posted)
+            /* acquire: pairs with io_closewait_ack's acq_rel decrement */
+            while (atomic_load_explicit(&gc.cw.pending, memory_order_acquire) != 0)
+                ringo_yield();
+    }
     if (a->op == IOP_RECV_LEND && (req.cflags & IORING_CQE_F_BUFFER)) {
         /* U9: the buffer of b's pool the kernel filled (or took for an end of file) */
         uint32_t bid = req.cflags >> IORING_CQE_BUFFER_SHIFT;
@@ -636,7 +690,7 @@ ssize_t uring_be_do(struct worker *w, struct g *self, const struct io_args *a)
         if (need == 2 && req.tres == -ETIME)
             return -ETIMEDOUT; /* U4 */
         if (req.res == -ECANCELED)
-            return -EBADF; /* cancelled by ringo_close */
+            return posted ? -ECANCELED : -EBADF; /* a group's cancel (U10), or ringo_close */
     }
     return req.res;
 }
