@@ -16,6 +16,18 @@ dist_man3_MANS = \
 	%reldir%/ringo_buf_release.3 \
 	%reldir%/ringo_chan_send_until.3 \
 	%reldir%/ringo_chan_recv_until.3 \
-	%reldir%/ringo_once.3
+	%reldir%/ringo_once.3 \
+	%reldir%/ringo_init.3 \
+	%reldir%/ringo_procs.3 \
+	%reldir%/ringo_go.3 \
+	%reldir%/ringo_self.3 \
+	%reldir%/ringo_num_goroutines.3 \
+	%reldir%/ringo_yield.3 \
+	%reldir%/ringo_exit.3 \
+	%reldir%/ringo_sleep.3 \
+	%reldir%/ringo_now.3 \
+	%reldir%/ringo_blocking.3 \
+	%reldir%/ringo_block_begin.3 \
+	%reldir%/ringo_block_end.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
