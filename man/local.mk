@@ -28,6 +28,16 @@ dist_man3_MANS = \
 	%reldir%/ringo_now.3 \
 	%reldir%/ringo_blocking.3 \
 	%reldir%/ringo_block_begin.3 \
-	%reldir%/ringo_block_end.3
+	%reldir%/ringo_block_end.3 \
+	%reldir%/ringo_chan_make.3 \
+	%reldir%/ringo_chan_free.3 \
+	%reldir%/ringo_chan_len.3 \
+	%reldir%/ringo_chan_cap.3 \
+	%reldir%/ringo_chan_send.3 \
+	%reldir%/ringo_chan_recv.3 \
+	%reldir%/ringo_chan_try_send.3 \
+	%reldir%/ringo_chan_try_recv.3 \
+	%reldir%/ringo_chan_close.3 \
+	%reldir%/ringo_select.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
