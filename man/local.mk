@@ -38,6 +38,12 @@ dist_man3_MANS = \
 	%reldir%/ringo_chan_try_send.3 \
 	%reldir%/ringo_chan_try_recv.3 \
 	%reldir%/ringo_chan_close.3 \
-	%reldir%/ringo_select.3
+	%reldir%/ringo_select.3 \
+	%reldir%/ringo_mutex_lock.3 \
+	%reldir%/ringo_mutex_trylock.3 \
+	%reldir%/ringo_mutex_unlock.3 \
+	%reldir%/ringo_wg_add.3 \
+	%reldir%/ringo_wg_done.3 \
+	%reldir%/ringo_wg_wait.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
