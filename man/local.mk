@@ -44,6 +44,16 @@ dist_man3_MANS = \
 	%reldir%/ringo_mutex_unlock.3 \
 	%reldir%/ringo_wg_add.3 \
 	%reldir%/ringo_wg_done.3 \
-	%reldir%/ringo_wg_wait.3
+	%reldir%/ringo_wg_wait.3 \
+	%reldir%/ringo_read.3 \
+	%reldir%/ringo_write.3 \
+	%reldir%/ringo_recv.3 \
+	%reldir%/ringo_send.3 \
+	%reldir%/ringo_accept.3 \
+	%reldir%/ringo_connect.3 \
+	%reldir%/ringo_poll.3 \
+	%reldir%/ringo_close.3 \
+	%reldir%/ringo_tcp_listen.3 \
+	%reldir%/ringo_tcp_dial.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
