@@ -54,6 +54,8 @@ dist_man3_MANS = \
 	%reldir%/ringo_poll.3 \
 	%reldir%/ringo_close.3 \
 	%reldir%/ringo_tcp_listen.3 \
-	%reldir%/ringo_tcp_dial.3
+	%reldir%/ringo_tcp_dial.3 \
+	%reldir%/ringo_stats_get.3 \
+	%reldir%/ringo_dump.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
