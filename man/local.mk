@@ -1,7 +1,10 @@
-# man/local.mk: fragment of the top Makefile.am — the man pages (roff, section 3), installed by
-# `make install` under $(mandir)/man3. man/check-pages.test checks them in `make check`.
-# The pages so far: the server calls of issue 13 and the channel deadlines of issue 14; the API
-# issue adds one per remaining call.
+# man/local.mk: fragment of the top Makefile.am — the man pages (roff), installed by
+# `make install` under $(mandir)/man3 and $(mandir)/man7. man/check-pages.test checks them in
+# `make check`: every public call of include/ringo.h has a page (its own, or a one-line
+# ".so man3/X.3" link page named after it), and every page here exists and every page in man/
+# is listed here. ringo(7) is the overview (`man ringo`): it names every call.
+# A new call: write its page (or add its name to a sibling's NAME line and a link page), list
+# both here, and name it in ringo.7.
 dist_man3_MANS = \
 	%reldir%/ringo_sendmsg.3 \
 	%reldir%/ringo_recvmsg.3 \
@@ -57,5 +60,7 @@ dist_man3_MANS = \
 	%reldir%/ringo_tcp_dial.3 \
 	%reldir%/ringo_stats_get.3 \
 	%reldir%/ringo_dump.3
+dist_man7_MANS = \
+	%reldir%/ringo.7
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
