@@ -1,10 +1,11 @@
 # man/local.mk: fragment of the top Makefile.am — the man pages (roff), installed by
 # `make install` under $(mandir)/man3 and $(mandir)/man7. man/check-pages.test checks them in
-# `make check`: every public call of include/ringo.h has a page (its own, or a one-line
-# ".so man3/X.3" link page named after it), and every page here exists and every page in man/
-# is listed here. ringo(7) is the overview (`man ringo`): it names every call.
-# A new call: write its page (or add its name to a sibling's NAME line and a link page), list
-# both here, and name it in ringo.7.
+# `make check`: every RINGO_API function of include/ringo.h has a page (its own, a one-line
+# ".so man3/X.3" link page named after it, or its name in a page's NAME line); every page in
+# man/ is listed here and every page listed here exists; ringo(7), the overview (`man ringo`),
+# names every call and every RINGO_* environment variable. A new call: write its page (or add
+# its name to a sibling's NAME line, with a link page), list the files here, and name the call
+# in ringo.7.
 dist_man3_MANS = \
 	%reldir%/ringo_sendmsg.3 \
 	%reldir%/ringo_recvmsg.3 \
