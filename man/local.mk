@@ -1,7 +1,11 @@
-# man/local.mk: fragment of the top Makefile.am — the man pages (roff, section 3), installed by
-# `make install` under $(mandir)/man3. man/check-pages.test checks them in `make check`.
-# The pages so far: the server calls of issue 13 and the channel deadlines of issue 14; the API
-# issue adds one per remaining call.
+# man/local.mk: fragment of the top Makefile.am — the man pages (roff), installed by
+# `make install` under $(mandir)/man3 and $(mandir)/man7. man/check-pages.test checks them in
+# `make check`: every RINGO_API function of include/ringo.h has a page (its own, a one-line
+# ".so man3/X.3" link page named after it, or its name in a page's NAME line); every page in
+# man/ is listed here and every page listed here exists; ringo(7), the overview (`man ringo`),
+# names every call and every RINGO_* environment variable. A new call: write its page (or add
+# its name to a sibling's NAME line, with a link page), list the files here, and name the call
+# in ringo.7.
 dist_man3_MANS = \
 	%reldir%/ringo_sendmsg.3 \
 	%reldir%/ringo_recvmsg.3 \
@@ -22,6 +26,48 @@ dist_man3_MANS = \
 	%reldir%/ringo_group_wait.3 \
 	%reldir%/ringo_group_cancel.3 \
 	%reldir%/ringo_group_free.3 \
-	%reldir%/ringo_canceled.3
+	%reldir%/ringo_canceled.3 \
+	%reldir%/ringo_init.3 \
+	%reldir%/ringo_procs.3 \
+	%reldir%/ringo_go.3 \
+	%reldir%/ringo_self.3 \
+	%reldir%/ringo_num_goroutines.3 \
+	%reldir%/ringo_yield.3 \
+	%reldir%/ringo_exit.3 \
+	%reldir%/ringo_sleep.3 \
+	%reldir%/ringo_now.3 \
+	%reldir%/ringo_blocking.3 \
+	%reldir%/ringo_block_begin.3 \
+	%reldir%/ringo_block_end.3 \
+	%reldir%/ringo_chan_make.3 \
+	%reldir%/ringo_chan_free.3 \
+	%reldir%/ringo_chan_len.3 \
+	%reldir%/ringo_chan_cap.3 \
+	%reldir%/ringo_chan_send.3 \
+	%reldir%/ringo_chan_recv.3 \
+	%reldir%/ringo_chan_try_send.3 \
+	%reldir%/ringo_chan_try_recv.3 \
+	%reldir%/ringo_chan_close.3 \
+	%reldir%/ringo_select.3 \
+	%reldir%/ringo_mutex_lock.3 \
+	%reldir%/ringo_mutex_trylock.3 \
+	%reldir%/ringo_mutex_unlock.3 \
+	%reldir%/ringo_wg_add.3 \
+	%reldir%/ringo_wg_done.3 \
+	%reldir%/ringo_wg_wait.3 \
+	%reldir%/ringo_read.3 \
+	%reldir%/ringo_write.3 \
+	%reldir%/ringo_recv.3 \
+	%reldir%/ringo_send.3 \
+	%reldir%/ringo_accept.3 \
+	%reldir%/ringo_connect.3 \
+	%reldir%/ringo_poll.3 \
+	%reldir%/ringo_close.3 \
+	%reldir%/ringo_tcp_listen.3 \
+	%reldir%/ringo_tcp_dial.3 \
+	%reldir%/ringo_stats_get.3 \
+	%reldir%/ringo_dump.3
+dist_man7_MANS = \
+	%reldir%/ringo.7
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
