@@ -71,6 +71,20 @@ RINGO_API size_t ringo_num_goroutines(void);
  * all block for good instead, either way, the deadlock report.) */
 RINGO_API _Noreturn void ringo_exit(void);
 
+/* Wire the calling goroutine to a thread of its own, for libraries that keep state per thread
+ * (OpenGL, C libraries with thread-local state): Go's runtime.LockOSThread. From this call until
+ * the matching ringo_unlock_thread (calls nest and are counted, as in Go) the goroutine runs
+ * only on that thread, and the thread runs nothing else: goroutines it starts run on the
+ * workers, its I/O calls are the plain system calls (they block that thread, not a worker),
+ * ringo_blocking runs fn on it. Unlike Go, the goroutine moves to a new thread at the call, so
+ * set up the thread-affine state after it. A goroutine that returns while locked ends its
+ * thread, as in Go. 0; -EAGAIN no thread could be made, -ENOMEM (not locked then). A plain
+ * thread is its own thread: 0, nothing done. */
+RINGO_API int ringo_lock_thread(void);
+/* Undo one ringo_lock_thread; the last one sends the goroutine back to the workers. 0 (also
+ * when not locked, as in Go). */
+RINGO_API int ringo_unlock_thread(void);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 RINGO_API int64_t ringo_now(void);
 

@@ -27,6 +27,8 @@ dist_man3_MANS = \
 	%reldir%/ringo_group_cancel.3 \
 	%reldir%/ringo_group_free.3 \
 	%reldir%/ringo_canceled.3 \
+	%reldir%/ringo_lock_thread.3 \
+	%reldir%/ringo_unlock_thread.3 \
 	%reldir%/ringo_init.3 \
 	%reldir%/ringo_procs.3 \
 	%reldir%/ringo_go.3 \

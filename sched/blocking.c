@@ -199,8 +199,8 @@ int ringo_blocking(void (*fn)(void *arg), void *arg)
     if (!fn)
         return -EINVAL;
     struct worker *w = sched_cur_worker();
-    if (!w || !w->curg) {
-        fn(arg); /* a plain thread: it may block; nobody else runs on it */
+    if (!w || !w->curg || w->locked) {
+        fn(arg); /* a plain thread or a locked goroutine's (lockthread.c): nobody else runs on it */
         return 0;
     }
     if (unlikely(sched_self_canceled(w->curg)))

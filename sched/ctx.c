@@ -64,6 +64,11 @@ void sched_switch_out(struct worker *w, struct g *self, int action)
     switch_to(w, self, next, action);
 }
 
+void sched_switch_away(struct worker *w, struct g *self, int action)
+{
+    switch_to(w, self, sched_next_local(w), action);
+}
+
 void sched_switch_to_new(struct worker *w, struct g *self, struct g *child)
 {
     switch_to(w, self, child, PA_RUNNEXT);
@@ -89,8 +94,11 @@ void sched_post_switch(struct worker *w)
         /* release: p's saved context is visible to whoever readies it from PARKED;
          * acquire on failure: pairs with the waker's CAS to WOKEN (its writes for p) */
         if (atomic_compare_exchange_strong_explicit(&p->status, &exp, GS_PARKED, memory_order_acq_rel,
-                                                    memory_order_acquire))
+                                                    memory_order_acquire)) {
+            if (unlikely(w->locked))
+                sched_lockw_parked(w, p); /* lockthread.c L3 (reads only p's own fields) */
             break;
+        }
         /* WOKEN while switching out (I3): we enqueue it */
         atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by R1 */
         runq_put(w, p);
@@ -110,6 +118,13 @@ void sched_post_switch(struct worker *w)
         break;
     case PA_EXIT:
         sched_g_free(w, p);
+        break;
+    case PA_LOCK:
+        sched_lockw_start(w, p);
+        break;
+    case PA_UNLOCK:
+        atomic_store_explicit(&p->status, GS_RUNNABLE, memory_order_relaxed); /* published by the queue lock */
+        sched_global_push(p);
         break;
     }
 }

@@ -191,6 +191,25 @@ void sched_g_pool_trim(struct worker *w)
     pthread_mutex_unlock(&gp->lock);
 }
 
+/* A locked worker's end (lockthread.c): every stack of its pool to the global pool. */
+void sched_g_pool_flush(struct worker *w)
+{
+    if (w->npool == 0)
+        return;
+    struct g *head = w->pool, *tail = head;
+    while (tail->schedlink)
+        tail = tail->schedlink;
+    size_t k = w->npool;
+    w->pool = NULL;
+    w->npool = 0;
+    struct gpool *gp = &sched.gpool[w->node];
+    pthread_mutex_lock(&gp->lock);
+    tail->schedlink = gp->head;
+    gp->head = head;
+    atomic_fetch_add_explicit(&gp->n, k, memory_order_relaxed); /* under lock */
+    pthread_mutex_unlock(&gp->lock);
+}
+
 bool sched_g_pools_warm(void)
 {
     for (unsigned node = 0; node < sched.nnodes; node++)
@@ -272,7 +291,13 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
     if (self->grp)
         sched_group_leave(self); /* group.c G1 (a mutex: the thread may wait, g stays here) */
     atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
-    sched_stat_inc(&w->st_exited); /* own counter; summed by readers */
+    if (unlikely(w->locked)) {
+        sched_lockw_exit(self); /* lockthread.c: its thread ends after it */
+        /* a locked worker's counters are nobody's sum: count the exit globally */
+        atomic_fetch_sub_explicit(&sched.thread_spawned, 1, memory_order_relaxed); /* counter only */
+    } else {
+        sched_stat_inc(&w->st_exited); /* own counter; summed by readers */
+    }
     sched_switch_exit(w, self);
 }
 
@@ -310,14 +335,17 @@ int64_t sched_go_in(void (*fn)(void *arg), void *arg, struct ringo_group *grp)
     if (!grp && self)
         grp = self->grp; /* a member's goroutine is a member (group.c) */
     g->grp = NULL;
+    g->lockw = NULL;
+    g->lock_depth = 0;
     if (unlikely(grp != NULL))
         sched_group_join(g, grp);
-    if (self) {
+    if (self && likely(!w->locked)) {
         sched_stat_inc(&w->st_spawned); /* own counter */
         sched_switch_to_new(w, self, g); /* child first; we come back from runnext */
         return id;
     }
-    /* a plain thread (or g0, which never calls ringo_go): the child goes to the global queue */
+    /* a plain thread, a locked goroutine (lockthread.c: its thread runs nothing else), or g0
+     * (which never calls ringo_go): the child goes to the global queue */
     sched_main_watch(); /* main may pthread_exit and leave the rest to the goroutines */
     atomic_fetch_add_explicit(&sched.thread_spawned, 1, memory_order_relaxed); /* counter only */
     atomic_store_explicit(&g->status, GS_RUNNABLE, memory_order_relaxed); /* published by the queue lock */

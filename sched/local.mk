@@ -15,5 +15,6 @@ libringo_internal_la_SOURCES += \
 	%reldir%/timer.c \
 	%reldir%/sync.c \
 	%reldir%/group.c \
+	%reldir%/lockthread.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c

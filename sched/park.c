@@ -294,8 +294,16 @@ void sched_ready(struct g *g)
         return;
     }
     uint32_t s = atomic_load_explicit(&g->status, memory_order_relaxed);
+    bool counted = false;
     for (;;) {
         if (s == GS_PARKED) {
+            if (unlikely(g->lockw != NULL) && g->forever && !counted) {
+                /* lockthread.c L3: its locked worker dropped the count at PARKED; back first */
+                counted = true;
+                sched_dl_add(&sched.nthreads_blocked, -1);
+                sched_dl_add(&sched.nthreads_active, 1);
+                sched_dl_add(&sched.dl_epoch, 1);
+            }
             /* acq_rel: acquire pairs with post-switch's release (g's saved context) */
             if (atomic_compare_exchange_weak_explicit(&g->status, &s, GS_RUNNABLE, memory_order_acq_rel,
                                                       memory_order_relaxed)) {

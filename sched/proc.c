@@ -334,6 +334,8 @@ struct g *sched_next_local(struct worker *w)
 {
     if (unlikely(w->extra) && !sched_extra_allowed(w))
         return NULL; /* findrunnable gives the local work away (extra_retire) */
+    if (unlikely(w->locked))
+        return NULL; /* lockthread.c: only its loop picks its one goroutine */
     uint32_t tick = atomic_load_explicit(&w->schedtick, memory_order_relaxed) + 1; /* own */
     atomic_store_explicit(&w->schedtick, tick, memory_order_relaxed);
     struct g *g;
@@ -382,7 +384,13 @@ struct g *sched_next_local(struct worker *w)
 
 void sched_enqueue_ready(struct g *g)
 {
+    if (unlikely(g->lockw != NULL)) {
+        sched_lockw_hand(g->lockw, g); /* lockthread.c L2: it runs only on its thread */
+        return;
+    }
     struct worker *w = sched_cur_worker();
+    if (unlikely(w && w->locked))
+        w = NULL; /* readied by a locked goroutine (lockthread.c): its thread runs nothing else */
     /* F7: relaxed; published with g by the queue's release (and a heuristic anyway) */
     atomic_store_explicit(&g->peer_ready, w && w->curg, memory_order_relaxed);
     if (w) {
@@ -734,6 +742,11 @@ static struct g *findrunnable(struct worker *w)
 
 /* ================================================================== worker threads */
 
+
+void sched_set_cur_worker(struct worker *w)
+{
+    tls_worker = w;
+}
 
 void *sched_worker_main(void *arg)
 {

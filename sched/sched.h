@@ -156,6 +156,9 @@ struct g {
     uint32_t cl_val;              /* G3: the value the canceller CASes into *cl_claim */
     _Atomic uint32_t *cl_claim;   /* G3: the claim word of the current park, NULL none */
     struct sched_cancel_io *cl_io;/* G3: the I/O operation of the current park, NULL none */
+    /* -- ringo_lock_thread (lockthread.c) */
+    struct worker *lockw;         /* L1: the locked worker it is wired to, NULL none; own */
+    unsigned lock_depth;          /* nested ringo_lock_thread calls; own */
 };
 
 /* An I/O operation a canceller cannot end by a claim (an io_uring SQE): group.c calls fn under
@@ -194,7 +197,9 @@ struct theap_ent {                /* timer.c T5: a heap entry keeps a copy of wh
 };
 
 /* ------------------------------------------------------------------ worker */
-enum post_action { PA_NONE = 0, PA_PARK, PA_YIELD, PA_RUNNEXT, PA_EXIT };
+enum post_action { PA_NONE = 0, PA_PARK, PA_YIELD, PA_RUNNEXT, PA_EXIT,
+                   PA_LOCK,    /* lockthread.c: hand the goroutine to its locked worker */
+                   PA_UNLOCK   /* lockthread.c: back from the locked worker to the global queue */ };
 
 struct worker {
     /* -- owner-only, hot */
@@ -231,6 +236,7 @@ struct worker {
     bool spinning;                /* own: counted in sched.nspinning */
     bool idle;                    /* idle (asleep or about to be); under sched.idle_lock */
     bool extra;                   /* an extra worker (id >= nprocs, sysmon.c); constant */
+    bool locked;                  /* a locked worker (lockthread.c): not in sched.w; constant */
     _Atomic uint32_t marked;      /* inside ringo_block_begin/end: stuck at once (sysmon.c S1) */
 
     /* -- stats: written by the owner (relaxed), read by anyone (relaxed): stats only */
@@ -540,6 +546,17 @@ void sched_group_join(struct g *child, struct ringo_group *grp); /* before child
 /* ringo_go in grp (NULL: the spawner's group, if any). goroutine.c */
 int64_t sched_go_in(void (*fn)(void *), void *arg, struct ringo_group *grp);
 void sched_group_leave(struct g *self);                          /* at exit, on its stack */
+
+/* ------------------------------------------------------------------ locked threads (lockthread.c) */
+void sched_set_cur_worker(struct worker *w);               /* proc.c: the thread's worker */
+void sched_lockw_hand(struct worker *lw, struct g *g);     /* a ready of a locked goroutine */
+void sched_lockw_parked(struct worker *lw, struct g *p);   /* post-switch: PARKED (L3) */
+void sched_lockw_start(struct worker *w, struct g *p);     /* post-switch: PA_LOCK */
+void sched_lockw_exit(struct g *self);                     /* a locked goroutine returns */
+void sched_g_pool_flush(struct worker *w);                 /* goroutine.c: the whole pool to the global one */
+/* Switch self out for the next local goroutine or g0, with a post-switch action (never returns
+ * at once, unlike a yield with nothing else to run). ctx.c */
+void sched_switch_away(struct worker *w, struct g *self, int action);
 
 /* ------------------------------------------------------------------ timers (timer.c) */
 void sched_timer_add(struct worker *w, struct timer *t);

@@ -282,8 +282,8 @@ static void *sysmon_main(void *arg)
 void ringo_block_begin(void)
 {
     struct worker *w = sched_cur_worker();
-    if (!w || !w->curg)
-        return;
+    if (!w || !w->curg || w->locked)
+        return; /* a locked worker (lockthread.c) has nothing for others to take */
     sched_poller.flush(w); /* what this worker's goroutines filled reaches the kernel now */
     /* relaxed: the sysmon's heuristic read (S1); the wake below makes it look now */
     atomic_store_explicit(&w->marked, 1, memory_order_relaxed);

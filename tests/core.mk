@@ -8,6 +8,7 @@ CORE_TESTS = \
 	%reldir%/test_timer \
 	%reldir%/test_sync \
 	%reldir%/test_group \
+	%reldir%/test_lockthread \
 	%reldir%/test_blocking \
 	%reldir%/test_handoff \
 	%reldir%/stress_sched
@@ -29,6 +30,8 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_sync_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_group_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_group_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_test_lockthread_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_lockthread_CFLAGS = $(RINGO_TEST_CFLAGS)
 # test_group again on the epoll backend (cancels end epoll waits by their claim, not ASYNC_CANCEL)
 TESTS += %reldir%/group_nouring.sh
 dist_check_SCRIPTS += %reldir%/group_nouring.sh
