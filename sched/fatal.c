@@ -40,9 +40,10 @@ static struct sigaction old_segv, old_bus;
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     bool guard = false;
-    char *slot = stk_lookup(si->si_addr, &guard);
+    size_t bytes = 0;
+    char *slot = stk_lookup(si->si_addr, &guard, &bytes);
     if (slot && guard) {
-        struct g *g = (struct g *)(slot + stk_slot_bytes() - sched_g_reserve());
+        struct g *g = (struct g *)(slot + bytes - sched_g_reserve());
         char buf[256];
         int n = snprintf(buf, sizeof buf,
                          "fatal error: stack overflow in goroutine %lld (stack size %zu bytes; raise it "
