@@ -55,6 +55,30 @@ RINGO_API unsigned ringo_procs(void);
  * stack can be had, -EAGAIN when the runtime cannot start. Never blocks. Any thread. */
 RINGO_API int64_t ringo_go(void (*fn)(void *arg), void *arg);
 
+/* Options for ringo_go_opts. Zero every field you do not set (designated initializers do). */
+struct ringo_go_opts {
+    size_t      stack_size;       /* usable stack bytes, at least this many; 0 = the runtime's
+                                     (RINGO_STACK_SIZE); at most 1 GiB */
+    const char *name;             /* shown in ringo_dump, the deadlock report, the stack-overflow
+                                     report and gdb's "info goroutines"; copied (the first 31
+                                     bytes; control characters, '"' and '\\' become '_'); NULL =
+                                     none */
+    unsigned    flags;            /* none defined yet: 0 */
+    void       *_r_reserved[4];   /* private: zero */
+};
+
+/* ringo_go with options (opts NULL: as ringo_go). A stack_size above the runtime's gets a
+ * stack of its own, rounded up to a power of two (address space, not memory: pages are used
+ * as the stack grows into them, and given back when the goroutine ends), with the same guard
+ * and overflow report as the others; at or below it, an ordinary stack. Returns its id (> 0);
+ * -EINVAL fn NULL, stack_size above 1 GiB, an unknown flag, or a reserved field not zero; -ENOMEM no stack can be had; -EAGAIN the runtime cannot start.
+ * Never blocks. Any thread. */
+RINGO_API int64_t ringo_go_opts(void (*fn)(void *arg), void *arg, const struct ringo_go_opts *opts);
+
+/* Name the calling goroutine (on a plain thread: the thread, in the dump's "thread TID" line),
+ * as ringo_go_opts' name; "" removes the name. 0; -EINVAL name NULL. */
+RINGO_API int ringo_set_name(const char *name);
+
 /* Let other goroutines run (Go's runtime.Gosched). On a plain thread: sched_yield(). */
 RINGO_API void ringo_yield(void);
 

@@ -123,6 +123,7 @@ static struct g *thread_attach(void)
         sched_fatal("out of memory attaching a thread");
     }
     tg->is_thread = 1;
+    tg->name[0] = 0;  /* issue 14: a recycled stand-in starts with no name */
     tg->id = (int64_t)syscall(SYS_gettid);
     tg->park_fp = NULL;
     tg->stack_lo = NULL;

@@ -119,6 +119,8 @@ const char *sched_waitreason_str(int wr);
 
 struct worker;
 
+#define G_NAME_LEN 32             /* a goroutine's name: at most 31 bytes */
+
 struct g {
     void *sp;                     /* saved stack pointer while switched out; own */
     _Atomic uint32_t status;      /* enum gstatus; the park protocol (park.c) */
@@ -146,6 +148,13 @@ struct g {
     struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
     void *tsan_fiber;             /* TSan fiber of this goroutine */
+
+    /* -- issue 14: goroutine options (goroutine.c) */
+    uint8_t stack_big;            /* a big slot (ringo_go_opts stack_size): never pooled; set once
+                                     when the slot is first carved, constant after (racy readers) */
+    char name[G_NAME_LEN];        /* ringo_go_opts name / ringo_set_name, NUL-terminated; ""
+                                     none; written by the spawner before it runs, then by itself;
+                                     dumps read it racily (bounded copy) */
 };
 
 /* ------------------------------------------------------------------ run queue
@@ -444,6 +453,10 @@ size_t sched_g_count_slots(void);
 struct g *sched_g_slot(size_t i);
 size_t sched_g_slot_bytes(void);
 size_t sched_g_reserve(void);
+/* and over every big-stack descriptor ever carved (ringo_go_opts), the same way */
+size_t sched_g_count_big(void);
+struct g *sched_g_big(size_t i);
+
 
 /* ------------------------------------------------------------------ park protocol (park.c)
  * To block: (1) set self->status = GS_PARKING with sched_park_prepare() *before* publishing
