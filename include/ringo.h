@@ -121,6 +121,30 @@ RINGO_API int ringo_blocking(void (*fn)(void *arg), void *arg);
 RINGO_API void ringo_block_begin(void);
 RINGO_API void ringo_block_end(void);
 
+/* ---------------------------------------------------------------- goroutine-local storage */
+
+/* pthread_key_t for goroutines: a goroutine moves between threads, so __thread cannot hold its
+ * context; a GLS value belongs to the goroutine (on a plain thread, to the thread). */
+typedef unsigned ringo_gls_key;
+
+/* A new key (at most 128 exist at once); every goroutine's value for it is NULL. destructor
+ * (may be NULL) runs at the exit of each goroutine (its function returns, or ringo_exit) and
+ * each plain thread (pthread_exit or the end of its start routine; not exit() or a return from
+ * main) that holds a non-NULL value for the key, with that value, on that goroutine, after the
+ * value was set to NULL; values set again by destructors get up to 4 rounds in all, as pthread
+ * keys. 0; -EINVAL key NULL; -EAGAIN all keys in use. Any thread. */
+RINGO_API int   ringo_gls_key_create(ringo_gls_key *key, void (*destructor)(void *));
+/* Delete key: its destructor is no longer called (a goroutine exiting meanwhile may still run
+ * it once), the values are dropped, and a new key never sees them. 0; -EINVAL not a live key
+ * (never created, deleted already). */
+RINGO_API int   ringo_gls_key_delete(ringo_gls_key key);
+/* The calling goroutine's value for key; NULL when unset or key is not a live key. Never
+ * allocates or blocks. */
+RINGO_API void *ringo_gls_get(ringo_gls_key key);
+/* Set the calling goroutine's value for key. 0; -EINVAL key not live; -ENOMEM no memory for
+ * the goroutine's storage (made at its first non-NULL value; the old values are kept). */
+RINGO_API int   ringo_gls_set(ringo_gls_key key, const void *value);
+
 /* ---------------------------------------------------------------- channels */
 
 typedef struct ringo_chan ringo_chan;

@@ -325,6 +325,10 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 {
     struct worker *w = sched_cur_worker();
     struct g *self = w->curg;
+    if (unlikely(self->gls)) {
+        sched_gls_exit(self); /* destructors, on our stack; they may block */
+        w = sched_cur_worker(); /* I4 */
+    }
     atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
     sched_stat_inc(&w->st_exited); /* own counter; summed by readers */
     sched_switch_exit(w, self);
@@ -395,6 +399,7 @@ int64_t ringo_go_opts(void (*fn)(void *arg), void *arg, const struct ringo_go_op
                                                                           : pool_get(w);
     if (!g)
         return -ENOMEM;
+    g->gls = NULL;                            /* issue 14: none until the first ringo_gls_set */
     set_name(g, opts ? opts->name : NULL);    /* issue 14 */
     int64_t id = new_id(w);
     g->id = id;

@@ -118,6 +118,7 @@ enum waitreason {
 const char *sched_waitreason_str(int wr);
 
 struct worker;
+struct gls;
 
 #define G_NAME_LEN 32             /* a goroutine's name: at most 31 bytes */
 
@@ -149,7 +150,9 @@ struct g {
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
     void *tsan_fiber;             /* TSan fiber of this goroutine */
 
-    /* -- issue 14: goroutine options (goroutine.c) */
+    /* -- issue 14: goroutine options (goroutine.c) and goroutine-local storage (gls.c) */
+    struct gls *gls;              /* GLS values; NULL until the first ringo_gls_set, freed at
+                                     exit (so a pooled descriptor has none); own */
     uint8_t stack_big;            /* a big slot (ringo_go_opts stack_size): never pooled; set once
                                      when the slot is first carved, constant after (racy readers) */
     char name[G_NAME_LEN];        /* ringo_go_opts name / ringo_set_name, NUL-terminated; ""
@@ -457,6 +460,11 @@ size_t sched_g_reserve(void);
 size_t sched_g_count_big(void);
 struct g *sched_g_big(size_t i);
 
+/* ------------------------------------------------------------------ goroutine-local storage (gls.c) */
+/* Run g's GLS destructors and free its storage (g->gls NULL after): a goroutine at its exit, on
+ * its own stack (may block: the caller re-reads its worker after, I4); a thread's stand-in as
+ * the thread leaves. */
+void sched_gls_exit(struct g *g);
 
 /* ------------------------------------------------------------------ park protocol (park.c)
  * To block: (1) set self->status = GS_PARKING with sched_park_prepare() *before* publishing
@@ -495,6 +503,8 @@ static inline bool sched_claim(_Atomic uint32_t *claim, uint32_t val)
 }
 void sched_ready(struct g *g);
 void sched_thread_detach(void *tg);
+/* This thread's stand-in g, or NULL if it never attached (attaches nothing). */
+struct g *sched_thread_g(void);
 /* The main thread's exit (Go's Goexit in main): once per thread, on the main thread, arm a
  * thread-specific destructor that records in sched.main_exited that main left by pthread_exit
  * and runs the deadlock check; a no-op elsewhere. Called where main first meets the runtime
