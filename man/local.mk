@@ -16,6 +16,12 @@ dist_man3_MANS = \
 	%reldir%/ringo_buf_release.3 \
 	%reldir%/ringo_chan_send_until.3 \
 	%reldir%/ringo_chan_recv_until.3 \
-	%reldir%/ringo_once.3
+	%reldir%/ringo_once.3 \
+	%reldir%/ringo_go_opts.3 \
+	%reldir%/ringo_set_name.3 \
+	%reldir%/ringo_gls_key_create.3 \
+	%reldir%/ringo_gls_key_delete.3 \
+	%reldir%/ringo_gls_get.3 \
+	%reldir%/ringo_gls_set.3
 TESTS += %reldir%/check-pages.test
 dist_check_SCRIPTS += %reldir%/check-pages.test
