@@ -967,6 +967,15 @@ static void touch_1m(void *p)
     ringo_wg_done(&a->wg);
 }
 
+/* Spawned from a goroutine: the child runs first, on its big stack, the spawner in runnext. */
+static void spawn_touchers(void *p)
+{
+    struct touch_arg *a = p;
+    for (int i = 0; i < 8; i++)
+        if (ringo_go_opts(touch_1m, a, &(struct ringo_go_opts){ .stack_size = 2u << 20 }) <= 0)
+            ringo_wg_done(&a->wg); /* counted as done: the check of every round's count fails below */
+}
+
 static void test_goroutine_opts_big_stacks_are_reused_and_given_back(void **state)
 {
     (void)state;
@@ -977,8 +986,12 @@ static void test_goroutine_opts_big_stacks_are_reused_and_given_back(void **stat
     long rss0 = rss_pages();
     for (int r = 0; r < ROUNDS; r++) {
         ringo_wg_add(&a.wg, ALIVE);
-        for (int i = 0; i < ALIVE; i++)
-            assert_true(ringo_go_opts(touch_1m, &a, &(struct ringo_go_opts){ .stack_size = 2u << 20 }) > 0);
+        if (r % 2) { /* from a goroutine (child first) and from this plain thread in turn */
+            ringo_go(spawn_touchers, &a);
+        } else {
+            for (int i = 0; i < ALIVE; i++)
+                assert_true(ringo_go_opts(touch_1m, &a, &(struct ringo_go_opts){ .stack_size = 2u << 20 }) > 0);
+        }
         ringo_wg_wait(&a.wg);
     }
     wait_all_gone();
@@ -990,6 +1003,51 @@ static void test_goroutine_opts_big_stacks_are_reused_and_given_back(void **stat
     assert_true(made <= 2 * ALIVE);
     if (!tu_on_valgrind() && !TU_SANITIZED)
         assert_true(grown < ALIVE * 256 / 4); /* 1 MiB touched each: 256 pages, given back */
+}
+
+/* Stress (TSan): goroutines spawn named and big-stack goroutines that rename themselves, while
+ * this thread dumps all along (the dump reads names and big-slot tables racily, by design). */
+static atomic_long st_ran, st_failed;
+static void st_child(void *a)
+{
+    char name[32];
+    snprintf(name, sizeof name, "child-%ld", (long)(intptr_t)a);
+    ringo_set_name(name);
+    ringo_yield();
+    ringo_set_name("");
+    atomic_fetch_add(&st_ran, 1);
+}
+static void st_spawner(void *a)
+{
+    intptr_t base = (intptr_t)a;
+    for (intptr_t i = 0; i < 100; i++) {
+        struct ringo_go_opts o = { .name = "spawned", .stack_size = i % 4 == 0 ? 1u << 20 : 0 };
+        if (ringo_go_opts(st_child, (void *)(base + i), &o) <= 0)
+            atomic_fetch_add(&st_failed, 1);
+    }
+}
+
+static void test_goroutine_opts_stress_with_dumps(void **state)
+{
+    (void)state;
+    int rounds = (int)(5 * tu_scale());
+    if (rounds < 1)
+        rounds = 1;
+    tu_watchdog_arm("opts stress", 120);
+    long dumps = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (intptr_t s = 0; s < 4; s++)
+            ringo_go(st_spawner, (void *)(r * 1000 + s * 100));
+        while (ringo_num_goroutines() != 0) {
+            free(tu_dump_string());
+            dumps++;
+        }
+    }
+    wait_all_gone();
+    tu_watchdog_disarm();
+    print_message("# %ld goroutines, %ld dumps meanwhile\n", atomic_load(&st_ran), dumps);
+    assert_int_equal(atomic_load(&st_failed), 0);
+    assert_int_equal(atomic_load(&st_ran), rounds * 400);
 }
 
 static const struct child_scenario scenarios[] = {
@@ -1040,6 +1098,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_opts_big_stack_overflow_reported),
         cmocka_unit_test(test_goroutine_opts_big_stack_in_dump),
         cmocka_unit_test(test_goroutine_opts_big_stacks_are_reused_and_given_back),
+        cmocka_unit_test(test_goroutine_opts_stress_with_dumps),
     };
     return TU_RUN_GROUP("goroutine", tests, NULL, NULL);
 }
