@@ -61,7 +61,7 @@ struct ringo_go_opts {
                                      (RINGO_STACK_SIZE); at most 1 GiB */
     const char *name;             /* shown in ringo_dump, the deadlock report, the stack-overflow
                                      report and gdb's "info goroutines"; copied (the first 31
-                                     bytes; control characters, '"' and '\\' become '_'); NULL =
+                                     bytes; control characters, '"' and '\' become '_'); NULL =
                                      none */
     unsigned    flags;            /* none defined yet: 0 */
     void       *_r_reserved[4];   /* private: zero */
@@ -71,8 +71,8 @@ struct ringo_go_opts {
  * stack of its own, rounded up to a power of two (address space, not memory: pages are used
  * as the stack grows into them, and given back when the goroutine ends), with the same guard
  * and overflow report as the others; at or below it, an ordinary stack. Returns its id (> 0);
- * -EINVAL fn NULL, stack_size above 1 GiB, an unknown flag, or a reserved field not zero; -ENOMEM no stack can be had; -EAGAIN the runtime cannot start.
- * Never blocks. Any thread. */
+ * -EINVAL fn NULL, stack_size above 1 GiB, an unknown flag, or a reserved field not zero;
+ * -ENOMEM no stack can be had; -EAGAIN the runtime cannot start. Never blocks. Any thread. */
 RINGO_API int64_t ringo_go_opts(void (*fn)(void *arg), void *arg, const struct ringo_go_opts *opts);
 
 /* Name the calling goroutine (on a plain thread: the thread, in the dump's "thread TID" line),
@@ -142,7 +142,8 @@ RINGO_API int   ringo_gls_key_delete(ringo_gls_key key);
  * allocates or blocks. */
 RINGO_API void *ringo_gls_get(ringo_gls_key key);
 /* Set the calling goroutine's value for key. 0; -EINVAL key not live; -ENOMEM no memory for
- * the goroutine's storage (made at its first non-NULL value; the old values are kept). */
+ * the goroutine's storage (made at its first non-NULL value; the old values are kept). Never
+ * blocks. On a plain thread that never used ringo, a non-NULL value starts the runtime. */
 RINGO_API int   ringo_gls_set(ringo_gls_key key, const void *value);
 
 /* ---------------------------------------------------------------- channels */
