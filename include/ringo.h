@@ -124,7 +124,8 @@ RINGO_API void ringo_block_end(void);
 /* ---------------------------------------------------------------- goroutine-local storage */
 
 /* pthread_key_t for goroutines: a goroutine moves between threads, so __thread cannot hold its
- * context; a GLS value belongs to the goroutine (on a plain thread, to the thread). */
+ * context; a GLS value belongs to the goroutine (on a plain thread, to the thread; in the fn of
+ * ringo_blocking, to the pool thread that runs it: pass what it needs in arg). */
 typedef unsigned ringo_gls_key;
 
 /* A new key (at most 128 exist at once); every goroutine's value for it is NULL. destructor
