@@ -55,6 +55,32 @@ RINGO_API unsigned ringo_procs(void);
  * stack can be had, -EAGAIN when the runtime cannot start. Never blocks. Any thread. */
 RINGO_API int64_t ringo_go(void (*fn)(void *arg), void *arg);
 
+/* Options for ringo_go_opts. Zero every field you do not set (designated initializers do). */
+struct ringo_go_opts {
+    size_t      stack_size;       /* usable stack bytes, at least this many; 0 = the runtime's
+                                     (RINGO_STACK_SIZE); at most 1 GiB */
+    const char *name;             /* shown in ringo_dump, the deadlock report, the stack-overflow
+                                     report and gdb's "info goroutines"; copied (the first 31
+                                     bytes; control characters, '"' and '\' become '_'); NULL =
+                                     none */
+    unsigned    flags;            /* RINGO_GO_* below, or 0 */
+    void       *_r_reserved[4];   /* private: zero */
+};
+/* flags: the new goroutine is in no group, even when the caller is a member (ringo_group_make) */
+#define RINGO_GO_NO_GROUP 1u
+
+/* ringo_go with options (opts NULL: as ringo_go). A stack_size above the runtime's gets a
+ * stack of its own, rounded up to a power of two (address space, not memory: pages are used
+ * as the stack grows into them, and given back when the goroutine ends), with the same guard
+ * and overflow report as the others; at or below it, an ordinary stack. Returns its id (> 0);
+ * -EINVAL fn NULL, stack_size above 1 GiB, an unknown flag, or a reserved field not zero;
+ * -ENOMEM no stack can be had; -EAGAIN the runtime cannot start. Never blocks. Any thread. */
+RINGO_API int64_t ringo_go_opts(void (*fn)(void *arg), void *arg, const struct ringo_go_opts *opts);
+
+/* Name the calling goroutine (on a plain thread: the thread, in the dump's "thread TID" line),
+ * as ringo_go_opts' name; "" removes the name. 0; -EINVAL name NULL. */
+RINGO_API int ringo_set_name(const char *name);
+
 /* Let other goroutines run (Go's runtime.Gosched). On a plain thread: sched_yield(). */
 RINGO_API void ringo_yield(void);
 
@@ -118,7 +144,8 @@ RINGO_API void ringo_block_end(void);
 /* A group of goroutines that can be waited for and cancelled together (structured concurrency:
  * libdill's bundles, Go's errgroup + context). A goroutine belongs to at most one group, for
  * life: the one ringo_group_go started it in, else the group of the goroutine that started it
- * (a goroutine started by a member is a member). A group made by a member is nested in the
+ * (a goroutine started by a member is a member, unless ringo_go_opts gives it RINGO_GO_NO_GROUP).
+ * A group made by a member is nested in the
  * member's group: cancelling a group cancels every group nested in it.
  *
  * Cancelling a group makes every blocking ringo call of its goroutines (and of its nested
@@ -151,6 +178,32 @@ RINGO_API int ringo_group_free(ringo_group *g);
 /* 1 if the calling goroutine's group is cancelled, else 0 (plain threads: 0). For a goroutine
  * that computes and wants to stop early. */
 RINGO_API int ringo_canceled(void);
+
+/* ---------------------------------------------------------------- goroutine-local storage */
+
+/* pthread_key_t for goroutines: a goroutine moves between threads, so __thread cannot hold its
+ * context; a GLS value belongs to the goroutine (on a plain thread, to the thread; in the fn of
+ * ringo_blocking, to the pool thread that runs it: pass what it needs in arg). */
+typedef unsigned ringo_gls_key;
+
+/* A new key (at most 128 exist at once); every goroutine's value for it is NULL. destructor
+ * (may be NULL) runs at the exit of each goroutine (its function returns, or ringo_exit) and
+ * each plain thread (pthread_exit or the end of its start routine; not exit() or a return from
+ * main) that holds a non-NULL value for the key, with that value, on that goroutine, after the
+ * value was set to NULL; values set again by destructors get up to 4 rounds in all, as pthread
+ * keys. 0; -EINVAL key NULL; -EAGAIN all keys in use. Any thread. */
+RINGO_API int   ringo_gls_key_create(ringo_gls_key *key, void (*destructor)(void *));
+/* Delete key: its destructor is no longer called (a goroutine exiting meanwhile may still run
+ * it once), the values are dropped, and a new key never sees them. 0; -EINVAL not a live key
+ * (never created, deleted already). */
+RINGO_API int   ringo_gls_key_delete(ringo_gls_key key);
+/* The calling goroutine's value for key; NULL when unset or key is not a live key. Never
+ * allocates or blocks. */
+RINGO_API void *ringo_gls_get(ringo_gls_key key);
+/* Set the calling goroutine's value for key. 0; -EINVAL key not live; -ENOMEM no memory for
+ * the goroutine's storage (made at its first non-NULL value; the old values are kept). Never
+ * blocks. On a plain thread that never used ringo, a non-NULL value starts the runtime. */
+RINGO_API int   ringo_gls_set(ringo_gls_key key, const void *value);
 
 /* ---------------------------------------------------------------- channels */
 

@@ -1,7 +1,8 @@
 /* kernel_iface/stackmem.c — see stackmem.h for the contract and invariants.
  * Layout: chunks of STK_CHUNK_SLOTS slots, each chunk one MAP_NORESERVE mapping (no commit
  * charge, pages appear on first touch, on the NUMA node of the toucher). The chunk table is a
- * fixed array so that lookups from a signal handler need no lock. */
+ * fixed array so that lookups from a signal handler need no lock; so is the table of big slots
+ * (one mapping each, after the chunks in a lookup: a big stack is the rare case). */
 #include "kernel_iface/stackmem.h"
 #include <errno.h>
 #include <numaif.h>
@@ -34,6 +35,18 @@ static _Atomic size_t nchunks;
  * it; under carve_lock */
 static struct { size_t chunk, next; bool any; } cur[STK_MAX_NODES + 1];
 static size_t ncarved; /* under carve_lock: for the mprotect limit */
+
+/* Big slots. The table: base and body of each, written once under carve_lock (body first,
+ * then the base with release, then nbig with release), read anywhere with acquire. The free
+ * lists: one per body size in use, linked through big_next (index + 1; 0 ends a list), under
+ * carve_lock. A few sizes at most are in use (goroutine.c rounds requests to powers of two). */
+static _Atomic(char *) big_base[STK_MAX_BIG];
+static _Atomic size_t big_body[STK_MAX_BIG];
+static _Atomic size_t nbig;
+static uint32_t big_next[STK_MAX_BIG];
+#define STK_BIG_CLASSES 64u
+static struct { size_t body; uint32_t head; } big_free[STK_BIG_CLASSES];
+static unsigned nbig_classes;
 
 static size_t max_mprotect_stacks(void)
 {
@@ -143,7 +156,82 @@ void *stk_slot(size_t i)
     return base + (i % STK_CHUNK_SLOTS) * slot_bytes;
 }
 
-void *stk_lookup(const void *addr, bool *in_guard)
+void *stk_carve_big(size_t body)
+{
+    pthread_mutex_lock(&carve_lock);
+    unsigned c = 0;
+    while (c < nbig_classes && big_free[c].body != body)
+        c++;
+    if (c < nbig_classes && big_free[c].head) {
+        uint32_t i = big_free[c].head - 1;
+        big_free[c].head = big_next[i];
+        big_next[i] = 0;
+        pthread_mutex_unlock(&carve_lock);
+        return atomic_load_explicit(&big_base[i], memory_order_relaxed); /* under carve_lock */
+    }
+    size_t n = atomic_load_explicit(&nbig, memory_order_relaxed); /* own: under carve_lock */
+    if (n >= STK_MAX_BIG || (c == nbig_classes && c == STK_BIG_CLASSES) ||
+        (guard_kind == STK_GUARD_MPROTECT && ncarved >= max_mprotect_stacks()))
+        goto fail;
+    char *base = mmap(NULL, guard_bytes + body, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        goto fail;
+    int r = guard_kind == STK_GUARD_MADVISE ? madvise(base, guard_bytes, MADV_GUARD_INSTALL)
+                                            : mprotect(base, guard_bytes, PROT_NONE);
+    if (r != 0) {
+        munmap(base, guard_bytes + body); /* never published: nobody can have seen it */
+        goto fail;
+    }
+    if (c == nbig_classes) {
+        big_free[c].body = body;
+        big_free[c].head = 0;
+        nbig_classes++;
+    }
+    atomic_store_explicit(&big_body[n], body, memory_order_relaxed);   /* published by the base */
+    atomic_store_explicit(&big_base[n], base, memory_order_release);   /* lookups see its size */
+    atomic_store_explicit(&nbig, n + 1, memory_order_release);         /* pairs with readers */
+    ncarved++;
+    pthread_mutex_unlock(&carve_lock);
+    return base;
+fail:
+    pthread_mutex_unlock(&carve_lock);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void stk_free_big(void *p)
+{
+    pthread_mutex_lock(&carve_lock);
+    size_t n = atomic_load_explicit(&nbig, memory_order_relaxed); /* own: under carve_lock */
+    size_t i = n;
+    while (i-- > 0 && atomic_load_explicit(&big_base[i], memory_order_relaxed) != p) /* under carve_lock */
+        ;
+    if (i < n) {
+        size_t body = atomic_load_explicit(&big_body[i], memory_order_relaxed); /* under carve_lock */
+        unsigned c = 0;
+        while (big_free[c].body != body) /* its class was made with it */
+            c++;
+        big_next[i] = big_free[c].head;
+        big_free[c].head = (uint32_t)i + 1;
+    }
+    pthread_mutex_unlock(&carve_lock);
+}
+
+size_t stk_big_count(void)
+{
+    return atomic_load_explicit(&nbig, memory_order_acquire); /* pairs with stk_carve_big */
+}
+
+void *stk_big_slot(size_t i, size_t *body)
+{
+    char *base = atomic_load_explicit(&big_base[i], memory_order_acquire); /* pairs with stk_carve_big */
+    if (body)
+        *body = atomic_load_explicit(&big_body[i], memory_order_relaxed); /* ordered by the base */
+    return base;
+}
+
+void *stk_lookup(const void *addr, bool *in_guard, size_t *bytes)
 {
     size_t nc = atomic_load_explicit(&nchunks, memory_order_acquire); /* pairs with new_chunk */
     const char *a = addr;
@@ -155,7 +243,21 @@ void *stk_lookup(const void *addr, bool *in_guard)
         char *slot = base + off / slot_bytes * slot_bytes;
         if (in_guard)
             *in_guard = (size_t)(a - slot) < guard_bytes; /* anywhere in it, not only its top page */
+        if (bytes)
+            *bytes = slot_bytes;
         return slot;
+    }
+    size_t nb = atomic_load_explicit(&nbig, memory_order_acquire); /* pairs with stk_carve_big */
+    for (size_t i = 0; i < nb; i++) {
+        char *base = atomic_load_explicit(&big_base[i], memory_order_acquire); /* pairs with carve */
+        size_t len = guard_bytes + atomic_load_explicit(&big_body[i], memory_order_relaxed); /* by the base */
+        if (!base || a < base || a >= base + len)
+            continue;
+        if (in_guard)
+            *in_guard = (size_t)(a - base) < guard_bytes;
+        if (bytes)
+            *bytes = len;
+        return base;
     }
     return NULL;
 }

@@ -16,8 +16,16 @@
  * on it; a slot not carved yet reads as zeroes); slot i is at a fixed address; the chunk table
  * only grows; the guard is the lowest stk_guard_bytes() of every carved slot, and a fault
  * anywhere in it is a guard hit (stk_lookup).
- * Contexts: stk_carve may be called from any thread (it takes a mutex); stk_lookup is
- * async-signal-safe (reads the chunk table with acquire loads).
+ * Big slots (ringo_go_opts: a stack larger than the arena's slots): each is its own
+ * MAP_NORESERVE mapping [guard][body], the guard of the same size and kind as the arena's.
+ * They obey the arena's invariants: never unmapped (a freed one keeps its address on a free
+ * list keyed by its body size, for the next request of that size; its owner gives its pages
+ * back first), registered in an append-only table (stk_big_count/stk_big_slot) that stk_lookup
+ * walks too, so a guard hit in a big stack is found as in the arena. No NUMA binding: their
+ * pages are placed by first touch.
+ * Contexts: stk_carve and stk_carve_big/stk_free_big may be called from any thread (they take a
+ * mutex); stk_lookup is async-signal-safe (reads the chunk and big-slot tables with acquire
+ * loads).
  * Depends on: libc only. Knows nothing of goroutines. */
 #ifndef RINGO_KI_STACKMEM_H
 #define RINGO_KI_STACKMEM_H
@@ -47,9 +55,25 @@ void  *stk_carve(int node);
 /* Number of slots in allocated chunks (carved or not), and the base of slot i (< stk_count()). */
 size_t stk_count(void);
 void  *stk_slot(size_t i);
-/* Which slot holds addr: returns the slot base or NULL; *in_guard tells whether addr lies in
- * that slot's guard (anywhere in it, up to the stack's low end). Async-signal-safe. */
-void  *stk_lookup(const void *addr, bool *in_guard);
+/* Which slot holds addr (an arena slot or a big one): returns the slot base or NULL; *in_guard
+ * tells whether addr lies in that slot's guard (anywhere in it, up to the stack's low end);
+ * *bytes (when not NULL) gets the slot's whole size, guard included. Async-signal-safe. */
+void  *stk_lookup(const void *addr, bool *in_guard, size_t *bytes);
+/* Most big slots that ever exist at once (each is a mapping of its own, two with the mprotect
+ * guard: vm.max_map_count is the other limit). */
+#define STK_MAX_BIG 16384u
+/* A big slot of stk_guard_bytes() + body bytes (body: a page multiple): a freed one of exactly
+ * that body if there is one (its contents as its last owner left them), else a new mapping with
+ * its guard installed (reading as zeroes). Returns its base (the low end of its guard) or NULL
+ * (ENOMEM: no memory or mapping, STK_MAX_BIG reached, or the mprotect fallback's limit). */
+void  *stk_carve_big(size_t body);
+/* Put the big slot at base (from stk_carve_big, not on the free list) back for reuse. Its
+ * pages stay as they are: the caller releases what it wants given back (stk_release). */
+void   stk_free_big(void *base);
+/* Big slots ever carved (free or not), and base and body size of big slot i (< stk_big_count()).
+ * Any thread, racy readers included: an entry never changes once counted. */
+size_t stk_big_count(void);
+void  *stk_big_slot(size_t i, size_t *body);
 /* Give back the pages of [lo, lo+len) (page-aligned): they read as zero when touched again. */
 void   stk_release(void *lo, size_t len);
 #endif

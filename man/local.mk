@@ -68,7 +68,13 @@ dist_man3_MANS = \
 	%reldir%/ringo_tcp_listen.3 \
 	%reldir%/ringo_tcp_dial.3 \
 	%reldir%/ringo_stats_get.3 \
-	%reldir%/ringo_dump.3
+	%reldir%/ringo_dump.3 \
+	%reldir%/ringo_go_opts.3 \
+	%reldir%/ringo_set_name.3 \
+	%reldir%/ringo_gls_key_create.3 \
+	%reldir%/ringo_gls_key_delete.3 \
+	%reldir%/ringo_gls_get.3 \
+	%reldir%/ringo_gls_set.3
 dist_man7_MANS = \
 	%reldir%/ringo.7
 TESTS += %reldir%/check-pages.test

@@ -40,14 +40,19 @@ static struct sigaction old_segv, old_bus;
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     bool guard = false;
-    char *slot = stk_lookup(si->si_addr, &guard);
+    size_t bytes = 0;
+    char *slot = stk_lookup(si->si_addr, &guard, &bytes);
     if (slot && guard) {
-        struct g *g = (struct g *)(slot + stk_slot_bytes() - sched_g_reserve());
-        char buf[256];
+        /* an arena slot or a big one (ringo_go_opts): the descriptor tops it either way */
+        struct g *g = (struct g *)(slot + bytes - sched_g_reserve());
+        char buf[320], name[G_NAME_LEN + 3] = "";
+        if (g->name[0]) /* our own descriptor: the faulting goroutine is the one running here */
+            snprintf(name, sizeof name, " \"%.*s\"", G_NAME_LEN - 1, g->name);
         int n = snprintf(buf, sizeof buf,
-                         "fatal error: stack overflow in goroutine %lld (stack size %zu bytes; raise it "
-                         "with RINGO_STACK_SIZE or struct ringo_config.stack_size)\n",
-                         (long long)g->id, sched.stack_usable);
+                         "fatal error: stack overflow in goroutine %lld%s (stack size %zu bytes; raise it "
+                         "with RINGO_STACK_SIZE, struct ringo_config.stack_size or struct "
+                         "ringo_go_opts.stack_size)\n",
+                         (long long)g->id, name, g->stack_big ? g->stack_size : sched.stack_usable);
         (void)!write(2, buf, (size_t)n);
         signal(SIGABRT, SIG_DFL);
         abort();

@@ -33,6 +33,22 @@
  *       fresh descriptor when it is taken again. A zeroed descriptor reads as GS_IDLE, so a
  *       dump that walks every slot sees an idle one. A burst that keeps coming back keeps its
  *       stacks warm: only a full quiet interval gives them back.
+ * Big stacks (ringo_go_opts with a stack_size above the configured one; issue 14):
+ *   B1  A request is rounded up to a power of two, plus one page for the descriptor, and gets a
+ *       slot of its own from stackmem (stk_carve_big: [guard][stack][struct g], the same guard
+ *       as the arena's). Powers of two keep the number of sizes small, so a freed slot serves
+ *       the next request of its class: programs that make many big-stack goroutines reuse a
+ *       few mappings instead of growing the address space (at most twice the request, in
+ *       address space only: untouched pages cost nothing).
+ *   B2  A freed big slot gives back every stack page below its descriptor's page at once (big
+ *       stacks are rare, and their pages are many), and goes back to stackmem's free list for
+ *       its size. The descriptor page stays: a reused slot keeps its descriptor (TSan fiber,
+ *       valgrind registration) as a pooled one does, and a dump that walks the big-slot table
+ *       sees GS_IDLE.
+ *   B3  Big descriptors never enter the pools (S1-S3 are about arena slots only), so decay
+ *       never touches them; g->stack_big tells them apart, constant for the slot's life.
+ *   A request at or below the configured stack size takes an ordinary slot ("at least
+ *   stack_size" in ringo.h).
  * Contexts: ringo_go from anywhere; sched_g_free on the worker that switched the dead g out.
  * Depends on: sched.h, ctx.c (first frame, switch to the child), runq.c/proc.c (global push),
  *   kernel_iface/stackmem.
@@ -60,6 +76,13 @@ size_t sched_g_count_slots(void) { return stk_count(); }
 struct g *sched_g_slot(size_t i)
 {
     return (struct g *)((char *)stk_slot(i) + stk_slot_bytes() - G_RESERVE);
+}
+size_t sched_g_count_big(void) { return stk_big_count(); }
+struct g *sched_g_big(size_t i)
+{
+    size_t body;
+    char *base = stk_big_slot(i, &body);
+    return (struct g *)(base + stk_guard_bytes() + body - G_RESERVE);
 }
 
 void sched_stacks_init(void)
@@ -135,10 +158,43 @@ static struct g *pool_get(struct worker *w)
     return slot ? g_from_slot(slot) : NULL;
 }
 
+/* ------------------------------------------------------------------ big stacks (B1-B3 above) */
+
+/* B1: the smallest power of two >= stack_size, plus the descriptor's page. */
+static struct g *big_get(size_t stack_size)
+{
+    size_t cls = page_size;
+    while (cls < stack_size)
+        cls <<= 1;
+    size_t body = cls + page_size;
+    char *base = stk_carve_big(body);
+    if (!base)
+        return NULL;
+    struct g *g = (struct g *)(base + stk_guard_bytes() + body - G_RESERVE);
+    if (!g->stack_big) { /* a new mapping (a reused one keeps its descriptor: B2) */
+        g->stack_lo = base + stk_guard_bytes();
+        g->stack_size = (size_t)((char *)g - g->stack_lo);
+        g->stack_big = 1;
+        sched_ctx_stack_new(g);
+    }
+    return g;
+}
+
+/* B2: its stack pages go back now; the descriptor's page stays, with what the tools keep in it. */
+static void big_free(struct g *g)
+{
+    g_release_pages(g);
+    stk_free_big(g->stack_lo - stk_guard_bytes());
+}
+
 void sched_g_free(struct worker *w, struct g *g)
 {
     atomic_store_explicit(&g->status, GS_IDLE, memory_order_relaxed); /* S1; dumps read it racily */
     g->fn = NULL;
+    if (unlikely(g->stack_big)) { /* B3 */
+        big_free(g);
+        return;
+    }
     g->schedlink = w->pool;
     w->pool = g;
     if (++w->npool <= POOL_HI)
@@ -288,6 +344,10 @@ TSAN_NO_FRAMES static _Noreturn void g_exit(void)
 {
     struct worker *w = sched_cur_worker();
     struct g *self = w->curg;
+    if (unlikely(self->gls)) {
+        sched_gls_exit(self); /* destructors, on our stack; they may block */
+        w = sched_cur_worker(); /* I4 */
+    }
     if (self->grp)
         sched_group_leave(self); /* group.c G1 (a mutex: the thread may wait, g stays here) */
     atomic_store_explicit(&self->status, GS_DEAD, memory_order_relaxed); /* own */
@@ -310,21 +370,69 @@ TSAN_NO_FRAMES static void g_entry(void *arg)
     g_exit();
 }
 
-int64_t ringo_go(void (*fn)(void *arg), void *arg)
+/* ------------------------------------------------------------------ options (issue 14) */
+#define GO_FLAGS_KNOWN RINGO_GO_NO_GROUP /* struct ringo_go_opts.flags */
+#define GO_STACK_MAX ((size_t)1 << 30)  /* the most a ringo_go_opts.stack_size may ask */
+
+static int opts_check(const struct ringo_go_opts *o)
 {
-    return sched_go_in(fn, arg, NULL);
+    if (o->flags & ~GO_FLAGS_KNOWN)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof o->_r_reserved / sizeof o->_r_reserved[0]; i++)
+        if (o->_r_reserved[i])
+            return -EINVAL; /* a field of a later version: refuse rather than ignore it */
+    return o->stack_size > GO_STACK_MAX ? -EINVAL : 0;
 }
 
-int64_t sched_go_in(void (*fn)(void *arg), void *arg, struct ringo_group *grp)
+/* Copy name, truncated to G_NAME_LEN - 1 bytes; a byte that would break a dump line (control
+ * characters, '"', '\\') is stored as '_'. NULL: no name. */
+static void set_name(struct g *g, const char *name)
+{
+    size_t i = 0;
+    for (; name && i < G_NAME_LEN - 1 && name[i]; i++) {
+        unsigned char c = (unsigned char)name[i];
+        g->name[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '_' : (char)c;
+    }
+    g->name[i] = 0;
+}
+
+int ringo_set_name(const char *name)
+{
+    if (!name)
+        return -EINVAL;
+    struct g *self = sched_self(); /* a plain thread: its stand-in (attaches) */
+    set_name(self, name);
+    return 0;
+}
+
+int64_t ringo_go(void (*fn)(void *arg), void *arg)
+{
+    return ringo_go_opts(fn, arg, NULL);
+}
+
+int64_t ringo_go_opts(void (*fn)(void *arg), void *arg, const struct ringo_go_opts *opts)
+{
+    return sched_go_in(fn, arg, opts, NULL);
+}
+
+int64_t sched_go_in(void (*fn)(void *arg), void *arg, const struct ringo_go_opts *opts, struct ringo_group *grp)
 {
     if (!fn)
         return -EINVAL;
+    if (unlikely(opts)) {
+        int e = opts_check(opts);
+        if (e)
+            return e;
+    }
     if (unlikely(!sched_started()) && sched_start() != 0)
         return -EAGAIN;
     struct worker *w = sched_cur_worker();
-    struct g *g = pool_get(w);
+    struct g *g = unlikely(opts && opts->stack_size > sched.stack_usable) ? big_get(opts->stack_size)
+                                                                          : pool_get(w);
     if (!g)
         return -ENOMEM;
+    g->gls = NULL;                            /* issue 14: none until the first ringo_gls_set */
+    set_name(g, opts ? opts->name : NULL);    /* issue 14 */
     int64_t id = new_id(w);
     g->id = id;
     g->fn = fn;
@@ -332,8 +440,8 @@ int64_t sched_go_in(void (*fn)(void *arg), void *arg, struct ringo_group *grp)
     g->wait_reason = WR_NONE;
     sched_ctx_init(g, g_entry);
     struct g *self = sched_cur_g(w);
-    if (!grp && self)
-        grp = self->grp; /* a member's goroutine is a member (group.c) */
+    if (!grp && self && likely(!(opts && (opts->flags & RINGO_GO_NO_GROUP))))
+        grp = self->grp; /* a member's goroutine is a member (group.c), unless told otherwise */
     g->grp = NULL;
     g->lockw = NULL;
     g->lock_depth = 0;

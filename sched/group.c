@@ -262,7 +262,7 @@ int64_t ringo_group_go(ringo_group *g, void (*fn)(void *arg), void *arg)
 {
     if (!check(g, "ringo_group_go") || !fn)
         return -EINVAL;
-    return sched_go_in(fn, arg, g);
+    return sched_go_in(fn, arg, NULL, g);
 }
 
 int ringo_group_cancel(ringo_group *g)

@@ -11,6 +11,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/start.c \
 	%reldir%/fatal.c \
 	%reldir%/goroutine.c \
+	%reldir%/gls.c \
 	%reldir%/park.c \
 	%reldir%/timer.c \
 	%reldir%/sync.c \

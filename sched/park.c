@@ -125,6 +125,8 @@ static struct g *thread_attach(void)
         sched_fatal("out of memory attaching a thread");
     }
     tg->is_thread = 1;
+    tg->gls = NULL;   /* issue 14: a recycled stand-in starts with no GLS and no name */
+    tg->name[0] = 0;
     tg->id = (int64_t)syscall(SYS_gettid);
     tg->park_fp = NULL;
     tg->stack_lo = NULL;
@@ -154,6 +156,10 @@ static struct g *thread_attach(void)
 void sched_thread_detach(void *p)
 {
     struct g *tg = p;
+    /* issue 14: the thread's GLS destructors first, while it is still attached: they may use
+     * ringo (sched_self still finds this stand-in) */
+    if (tg->gls)
+        sched_gls_exit(tg);
     sched_dl_add(&sched.nthreads_active, -1);
     sched_dl_add(&sched.dl_epoch, 1); /* see sched.dl_epoch */
     pthread_mutex_lock(&sched.tlock);
@@ -169,6 +175,11 @@ void sched_thread_detach(void *p)
     tls_thread_g = NULL;
     /* an exiting thread may have been the last one running: everyone else may be asleep */
     sched_debug_hooks.check_deadlock(1);
+}
+
+struct g *sched_thread_g(void)
+{
+    return tls_thread_g;
 }
 
 struct g *sched_self(void)

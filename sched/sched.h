@@ -119,6 +119,9 @@ enum waitreason {
 const char *sched_waitreason_str(int wr);
 
 struct worker;
+struct gls;
+
+#define G_NAME_LEN 32             /* a goroutine's name: at most 31 bytes */
 
 struct g {
     void *sp;                     /* saved stack pointer while switched out; own */
@@ -147,6 +150,14 @@ struct g {
     struct g *allthreads_next;    /* threads only: list of thread stand-ins (sched.tlock) */
     void *asan_fake;              /* ASan fake-stack handle saved across a switch */
     void *tsan_fiber;             /* TSan fiber of this goroutine */
+    /* -- issue 14: goroutine options (goroutine.c) and goroutine-local storage (gls.c) */
+    struct gls *gls;              /* GLS values; NULL until the first ringo_gls_set, freed at
+                                     exit (so a pooled descriptor has none); own */
+    uint8_t stack_big;            /* a big slot (ringo_go_opts stack_size): never pooled; set once
+                                     when the slot is first carved, constant after (racy readers) */
+    char name[G_NAME_LEN];        /* ringo_go_opts name / ringo_set_name, NUL-terminated; ""
+                                     none; written by the spawner before it runs, then by itself;
+                                     dumps read it racily (bounded copy) */
     /* -- groups and cancellation (group.c) */
     struct ringo_group *grp;      /* its group, NULL none: set before it first runs, then constant */
     struct g *grp_next, *grp_prev;/* G1: the group's member list, under grp->lock */
@@ -466,6 +477,15 @@ size_t sched_g_count_slots(void);
 struct g *sched_g_slot(size_t i);
 size_t sched_g_slot_bytes(void);
 size_t sched_g_reserve(void);
+/* and over every big-stack descriptor ever carved (ringo_go_opts), the same way */
+size_t sched_g_count_big(void);
+struct g *sched_g_big(size_t i);
+
+/* ------------------------------------------------------------------ goroutine-local storage (gls.c) */
+/* Run g's GLS destructors and free its storage (g->gls NULL after): a goroutine at its exit, on
+ * its own stack (may block: the caller re-reads its worker after, I4); a thread's stand-in as
+ * the thread leaves. */
+void sched_gls_exit(struct g *g);
 
 /* ------------------------------------------------------------------ park protocol (park.c)
  * To block: (1) set self->status = GS_PARKING with sched_park_prepare() *before* publishing
@@ -506,6 +526,8 @@ static inline bool sched_claim(_Atomic uint32_t *claim, uint32_t val)
 }
 void sched_ready(struct g *g);
 void sched_thread_detach(void *tg);
+/* This thread's stand-in g, or NULL if it never attached (attaches nothing). */
+struct g *sched_thread_g(void);
 /* The main thread's exit (Go's Goexit in main): once per thread, on the main thread, arm a
  * thread-specific destructor that records in sched.main_exited that main left by pthread_exit
  * and runs the deadlock check; a no-op elsewhere. Called where main first meets the runtime
@@ -544,7 +566,8 @@ bool sched_cancel_arm_io(struct g *self, struct sched_cancel_io *io);       /* t
 bool sched_cancel_disarm_io(struct g *self);                                /* true: fn was called */
 void sched_group_join(struct g *child, struct ringo_group *grp); /* before child runs */
 /* ringo_go in grp (NULL: the spawner's group, if any). goroutine.c */
-int64_t sched_go_in(void (*fn)(void *), void *arg, struct ringo_group *grp);
+struct ringo_go_opts;
+int64_t sched_go_in(void (*fn)(void *), void *arg, const struct ringo_go_opts *opts, struct ringo_group *grp);
 void sched_group_leave(struct g *self);                          /* at exit, on its stack */
 
 /* ------------------------------------------------------------------ locked threads (lockthread.c) */

@@ -3,6 +3,7 @@ CORE_TESTS = \
 	%reldir%/test_switch \
 	%reldir%/test_runq \
 	%reldir%/test_goroutine \
+	%reldir%/test_gls \
 	%reldir%/test_worker \
 	%reldir%/test_park \
 	%reldir%/test_timer \
@@ -20,6 +21,8 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_goroutine_LDADD = $(RINGO_TEST_LIBS) $(NUMA_LIBS)
 # the 64 KiB-frame overflow test models a program built without stack-clash probes (configure.ac)
 %canon_reldir%_test_goroutine_CFLAGS = $(RINGO_TEST_CFLAGS) $(STACK_CLASH_OFF_CFLAGS)
+%canon_reldir%_test_gls_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_gls_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_worker_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_worker_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_park_LDADD = $(RINGO_TEST_LIBS)

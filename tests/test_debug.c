@@ -94,7 +94,7 @@ static void print_output(const char *what, const struct child_result *r)
 static bool wait_dump(const char *st, int n)
 {
     char pat[64];
-    snprintf(pat, sizeof pat, "^goroutine [0-9]+ \\[%s, ", st);
+    snprintf(pat, sizeof pat, "^goroutine [0-9]+ (\"[^\"]*\" )?\\[%s, ", st); /* a name, issue 14 */
     for (int i = 0; i < 10000; i++) {
         char *d = tu_dump_string();
         int k = count_matches(d, pat);
@@ -385,10 +385,12 @@ static int child_gdb_target(void)
 {
     park_chan = ringo_chan_make(sizeof(int), 0);
     gdb_target_goid = ringo_go(debug_parked_entry, NULL);
-    ringo_go(debug_sleeper, NULL);
+    /* issue 14: names in the listing, and a goroutine with a stack of its own found too */
+    ringo_go_opts(debug_sleeper, NULL, &(struct ringo_go_opts){ .name = "napper" });
+    ringo_go_opts(debug_sleeper, NULL, &(struct ringo_go_opts){ .name = "big-napper", .stack_size = 4 << 20 });
     if (ringo_procs() >= 2)
         gdb_spin_goid = ringo_go(debug_spin_entry, NULL);
-    if (!wait_dump("chan receive", 1) || !wait_dump("sleep", 1))
+    if (!wait_dump("chan receive", 1) || !wait_dump("sleep", 2))
         return 3;
     if (gdb_spin_goid) {
         char pat[64];
@@ -631,11 +633,12 @@ static void test_debug_gdb_info_goroutines_and_bt(void **state)
     assert_non_null(info);
     assert_non_null(end);
     char *text = strndup(info, (size_t)(parked - info));
-    /* "  ID  State  Wait reason  Function  Where" */
-    expect_match(text, "^  [0-9]+ +waiting +chan receive +debug_parked_entry +debug_deep_b \\([^)]*test_debug.c:[0-9]+\\)$");
-    expect_match(text, "^  [0-9]+ +waiting +sleep +debug_sleeper +debug_sleeper \\(");
+    /* "  ID  Name  State  Wait reason  Function  Where" */
+    expect_match(text, "^  [0-9]+ +- +waiting +chan receive +debug_parked_entry +debug_deep_b \\([^)]*test_debug.c:[0-9]+\\)$");
+    expect_match(text, "^  [0-9]+ +napper +waiting +sleep +debug_sleeper +debug_sleeper \\(");
+    expect_match(text, "^  [0-9]+ +big-napper +waiting +sleep +debug_sleeper +debug_sleeper \\(");
     if (ringo_procs() >= 2)
-        expect_match(text, "^\\* [0-9]+ +running +- +debug_spin_entry +worker [01], thread [0-9]+: debug_spin_leaf \\(");
+        expect_match(text, "^\\* [0-9]+ +- +running +- +debug_spin_entry +worker [01], thread [0-9]+: debug_spin_leaf \\(");
     free(text);
     /* the parked goroutine's stack, from the switch down to the trampoline, nothing above */
     text = strndup(parked, (size_t)(running - parked));

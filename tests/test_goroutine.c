@@ -657,6 +657,399 @@ static void test_goroutine_stack_pages_are_on_the_workers_node(void **state)
     assert_int_equal(status, a.worker_node_id);
 }
 
+/* ------------------------------------------------------------------ options (issue 14) */
+static struct ringo_waitgroup opt_wg;
+static void opt_done(void *a)
+{
+    (void)a;
+    ringo_wg_done(&opt_wg);
+}
+
+static void test_goroutine_opts_bad_input_is_einval(void **state)
+{
+    (void)state;
+    wait_all_gone(); /* what earlier tests started */
+    struct ringo_go_opts o = { 0 };
+    assert_int_equal(ringo_go_opts(NULL, NULL, &o), -EINVAL);
+    assert_int_equal(ringo_go_opts(NULL, NULL, NULL), -EINVAL);
+    o.flags = 2; /* the first bit not defined (RINGO_GO_NO_GROUP is 1) */
+    assert_int_equal(ringo_go_opts(opt_done, NULL, &o), -EINVAL);
+    o.flags = 0x80000000u;
+    assert_int_equal(ringo_go_opts(opt_done, NULL, &o), -EINVAL);
+    o = (struct ringo_go_opts){ ._r_reserved = { NULL, NULL, NULL, &o } };
+    assert_int_equal(ringo_go_opts(opt_done, NULL, &o), -EINVAL);
+    o = (struct ringo_go_opts){ .stack_size = (1ull << 30) + 1 };
+    assert_int_equal(ringo_go_opts(opt_done, NULL, &o), -EINVAL);
+    o.stack_size = SIZE_MAX;
+    assert_int_equal(ringo_go_opts(opt_done, NULL, &o), -EINVAL);
+    assert_int_equal(ringo_set_name(NULL), -EINVAL);
+    /* nothing was started by the refusals; zeroed options and NULL are ringo_go */
+    assert_int_equal(ringo_num_goroutines(), 0);
+    ringo_wg_add(&opt_wg, 2);
+    o = (struct ringo_go_opts){ 0 };
+    assert_true(ringo_go_opts(opt_done, NULL, &o) > 0);
+    assert_true(ringo_go_opts(opt_done, NULL, NULL) > 0);
+    ringo_wg_wait(&opt_wg);
+    wait_all_gone();
+}
+
+/* A named goroutine parks; the dump names it, between its id and its state. */
+static ringo_chan *name_chan;
+static struct ringo_waitgroup name_parked;
+static void named_recv(void *a)
+{
+    (void)a;
+    ringo_wg_done(&name_parked);
+    ringo_chan_recv(name_chan, NULL);
+}
+static void renames_itself(void *a)
+{
+    ringo_set_name((const char *)a);
+    ringo_wg_done(&name_parked);
+    ringo_chan_recv(name_chan, NULL);
+}
+
+/* Wait until the dump has a line matching "goroutine ID<middle>[<state>"; returns it (malloc'd). */
+static char *dump_line_of(int64_t id, const char *middle, const char *st)
+{
+    char want[160];
+    snprintf(want, sizeof want, "goroutine %lld%s [%s", (long long)id, middle, st);
+    for (int i = 0; i < 5000; i++) {
+        char *d = tu_dump_string();
+        if (strstr(d, want))
+            return d;
+        free(d);
+        usleep(1000);
+    }
+    char *d = tu_dump_string();
+    fprintf(stderr, "no \"%s\" in the dump:\n%s\n", want, d);
+    return d;
+}
+
+static void test_goroutine_opts_name_in_dump(void **state)
+{
+    (void)state;
+    name_chan = ringo_chan_make(0, 0);
+    ringo_wg_add(&name_parked, 5);
+    int64_t a = ringo_go_opts(named_recv, NULL, &(struct ringo_go_opts){ .name = "accept-loop" });
+    int64_t b = ringo_go_opts(named_recv, NULL,
+                              &(struct ringo_go_opts){ .name = "0123456789abcdefghijklmnopqrstuvwxyz" });
+    int64_t c = ringo_go_opts(named_recv, NULL, &(struct ringo_go_opts){ .name = "a\"b\nc\\d" });
+    int64_t d = ringo_go(renames_itself, (void *)"renamed");
+    int64_t e = ringo_go_opts(renames_itself, (void *)"", &(struct ringo_go_opts){ .name = "gone" });
+    assert_true(a > 0 && b > 0 && c > 0 && d > 0 && e > 0);
+    ringo_wg_wait(&name_parked);
+    char *out = dump_line_of(a, " \"accept-loop\"", "chan receive, ");
+    char want[160];
+    snprintf(want, sizeof want, "goroutine %lld \"accept-loop\" [chan receive, ", (long long)a);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* truncated to 31 bytes */
+    out = dump_line_of(b, " \"0123456789abcdefghijklmnopqrstu\"", "chan receive");
+    snprintf(want, sizeof want, "goroutine %lld \"0123456789abcdefghijklmnopqrstu\" [", (long long)b);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* bytes that would break the line are stored as '_' */
+    out = dump_line_of(c, " \"a_b_c_d\"", "chan receive");
+    snprintf(want, sizeof want, "goroutine %lld \"a_b_c_d\" [", (long long)c);
+    assert_non_null(strstr(out, want));
+    free(out);
+    out = dump_line_of(d, " \"renamed\"", "chan receive");
+    snprintf(want, sizeof want, "goroutine %lld \"renamed\" [", (long long)d);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* "" removes a name: the line is Go's again */
+    out = dump_line_of(e, "", "chan receive");
+    snprintf(want, sizeof want, "goroutine %lld [chan receive, ", (long long)e);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* a plain thread can be named too: its dump line */
+    assert_int_equal(ringo_set_name("tester"), 0);
+    out = tu_dump_string();
+    snprintf(want, sizeof want, "thread %lld \"tester\" [running]:", (long long)getpid());
+    if (!strstr(out, want))
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(ringo_set_name(""), 0);
+    ringo_chan_close(name_chan);
+    wait_all_gone();
+    ringo_chan_free(name_chan);
+}
+
+/* The deadlock report names the goroutines that have names, on Go's lines. */
+static void stuck_forever(void *a)
+{
+    ringo_chan_recv(a, NULL);
+}
+static int child_named_deadlock(void)
+{
+    ringo_chan *c = ringo_chan_make(0, 0);
+    int64_t id = ringo_go_opts(stuck_forever, c, &(struct ringo_go_opts){ .name = "stuck-one" });
+    ringo_go_opts(stuck_forever, c, &(struct ringo_go_opts){ .name = "big-stuck", .stack_size = 2 << 20 });
+    fprintf(stderr, "named goroutine %lld\n", (long long)id);
+    ringo_chan_recv(c, NULL);
+    return 3; /* not reached: the deadlock report exits 2 */
+}
+
+static void test_goroutine_opts_name_in_deadlock_report(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("named_deadlock", NULL, 30, &r);
+    long long id = 0;
+    const char *p = strstr(r.out, "named goroutine ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "named goroutine %lld", &id), 1);
+    char want[96];
+    snprintf(want, sizeof want, "\ngoroutine %lld \"stuck-one\" [chan receive]:\n", id);
+    if (!strstr(r.out, want))
+        fprintf(stderr, "%s\n", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.out, "fatal error: all goroutines are asleep - deadlock!"));
+    assert_non_null(strstr(r.out, want));
+    /* the big-stack goroutine is listed too, with its frames */
+    assert_non_null(strstr(r.out, "\"big-stuck\" [chan receive]:\n"));
+}
+
+/* Deep recursion: frames until `want` bytes of stack are used below top. */
+static __attribute__((noinline)) size_t deep(const char *top, size_t want)
+{
+    volatile char pad[1024];
+    pad[0] = 1;
+    size_t d = (size_t)(top - (const char *)pad);
+    if (d >= want)
+        return d;
+    return deep(top, want) + (size_t)pad[0] - 1; /* not a tail call */
+}
+
+struct deep_arg {
+    size_t want, got, stack_size;
+    struct ringo_waitgroup wg;
+};
+static void deep_g(void *p)
+{
+    struct deep_arg *a = p;
+    char here = 0;
+    a->got = deep(&here, a->want);
+    ringo_wg_done(&a->wg);
+}
+
+static void test_goroutine_opts_big_stack_deep_recursion(void **state)
+{
+    (void)state;
+    size_t before = stk_big_count();
+    struct deep_arg a = { .want = 3u << 20 };
+    ringo_wg_add(&a.wg, 1);
+    assert_true(ringo_go_opts(deep_g, &a, &(struct ringo_go_opts){ .stack_size = 4u << 20, .name = "deep" }) > 0);
+    ringo_wg_wait(&a.wg);
+    assert_true(a.got >= 3u << 20);
+    /* a second one reuses the slot the first gave back */
+    a.got = 0;
+    ringo_wg_add(&a.wg, 1);
+    wait_all_gone();
+    assert_true(ringo_go_opts(deep_g, &a, &(struct ringo_go_opts){ .stack_size = 3u << 20 }) > 0);
+    ringo_wg_wait(&a.wg);
+    assert_true(a.got >= 3u << 20);
+    wait_all_gone();
+    /* one mapping, or two when the second spawn came in the moment between the first counting
+     * itself gone and its stack being freed (after its switch-out) */
+    assert_true(stk_big_count() - before <= 2);
+    /* at or below the runtime's size: an ordinary stack */
+    before = stk_big_count();
+    ringo_wg_add(&opt_wg, 2);
+    assert_true(ringo_go_opts(opt_done, NULL, &(struct ringo_go_opts){ .stack_size = 1 }) > 0);
+    assert_true(ringo_go_opts(opt_done, NULL, &(struct ringo_go_opts){ .stack_size = sched.stack_usable }) > 0);
+    ringo_wg_wait(&opt_wg);
+    wait_all_gone();
+    assert_int_equal(stk_big_count(), before);
+}
+
+static void test_goroutine_opts_1gib_stack_is_allowed(void **state)
+{
+    (void)state;
+    if (tu_on_valgrind() || TU_SANITIZED)
+        skip(); /* 1 GiB of address space: the tools' shadow of it */
+    struct deep_arg a = { .want = 64u << 10 };
+    ringo_wg_add(&a.wg, 1);
+    assert_true(ringo_go_opts(deep_g, &a, &(struct ringo_go_opts){ .stack_size = 1u << 30 }) > 0);
+    ringo_wg_wait(&a.wg);
+    assert_true(a.got >= 64u << 10);
+    wait_all_gone();
+}
+
+/* Without the option the same recursion overflows (the report as ever); with a big stack that
+ * is still too small, the big stack's guard gives the same report, with its size and name. */
+static int child_deep_default(void)
+{
+    struct deep_arg a = { .want = 3u << 20 };
+    ringo_wg_add(&a.wg, 1);
+    ringo_go(deep_g, &a);
+    ringo_wg_wait(&a.wg);
+    return 3; /* not reached */
+}
+static int child_deep_big_too_small(void)
+{
+    struct deep_arg a = { .want = 3u << 20 };
+    ringo_wg_add(&a.wg, 1);
+    ringo_go_opts(deep_g, &a, &(struct ringo_go_opts){ .stack_size = 1u << 20, .name = "too-deep" });
+    ringo_wg_wait(&a.wg);
+    return 3; /* not reached */
+}
+
+static void check_deep_overflow(const char *child, const char *const *env, const char *want)
+{
+    struct child_result r;
+    tu_run_child(child, env, 30, &r);
+    if (!strstr(r.out, want))
+        fprintf(stderr, "%s\n", r.out);
+    assert_false(r.exited);
+    assert_int_equal(r.signo, SIGABRT);
+    assert_non_null(strstr(r.out, "fatal error: stack overflow in goroutine "));
+    assert_non_null(strstr(r.out, want));
+}
+
+static void test_goroutine_opts_big_stack_overflow_reported(void **state)
+{
+    (void)state;
+    check_deep_overflow("deep_default", NULL, "(stack size 262144 bytes; raise it");
+    const char *const mprotect[] = { "RINGO_DISABLE=guard_madvise", NULL };
+    /* 1 MiB, plus the descriptor's page, less the descriptor */
+    char want[128];
+    snprintf(want, sizeof want, "\"too-deep\" (stack size %zu bytes;",
+             (1u << 20) + (size_t)sysconf(_SC_PAGESIZE) - sched_g_reserve());
+    check_deep_overflow("deep_big_too_small", NULL, want);
+    check_deep_overflow("deep_big_too_small", mprotect, want);
+    assert_non_null(strstr(want, "too-deep"));
+}
+
+/* A big-stack goroutine is in the dump, with its frames. */
+static struct ringo_waitgroup big_dump_parked, big_dump_go;
+static void big_dump_g(void *a)
+{
+    (void)a;
+    ringo_wg_done(&big_dump_parked);
+    ringo_wg_wait(&big_dump_go);
+}
+
+static void test_goroutine_opts_big_stack_in_dump(void **state)
+{
+    (void)state;
+    ringo_wg_add(&big_dump_parked, 1);
+    ringo_wg_add(&big_dump_go, 1);
+    int64_t id = ringo_go_opts(big_dump_g, NULL, &(struct ringo_go_opts){ .stack_size = 8u << 20, .name = "big" });
+    assert_true(id > 0);
+    ringo_wg_wait(&big_dump_parked);
+    char *out = dump_line_of(id, " \"big\"", "sync.WaitGroup.Wait, ");
+    char want[96];
+    snprintf(want, sizeof want, "goroutine %lld \"big\" [sync.WaitGroup.Wait, ", (long long)id);
+    const char *line = strstr(out, want);
+    assert_non_null(line);
+    /* its frames were walked: the line has frames under it */
+    assert_non_null(strstr(line, "fn=big_dump_g"));
+    assert_non_null(strstr(line, "\n\t#0 "));
+    free(out);
+    ringo_wg_done(&big_dump_go);
+    wait_all_gone();
+}
+
+/* Many big-stack goroutines made and finished: a few mappings serve them all, and their pages
+ * go back when they end. */
+struct touch_arg {
+    struct ringo_waitgroup wg;
+};
+static void touch_1m(void *p)
+{
+    struct touch_arg *a = p;
+    char here = 0;
+    deep(&here, 1u << 20);
+    ringo_wg_done(&a->wg);
+}
+
+/* Spawned from a goroutine: the child runs first, on its big stack, the spawner in runnext. */
+static void spawn_touchers(void *p)
+{
+    struct touch_arg *a = p;
+    for (int i = 0; i < 8; i++)
+        if (ringo_go_opts(touch_1m, a, &(struct ringo_go_opts){ .stack_size = 2u << 20 }) <= 0)
+            ringo_wg_done(&a->wg); /* counted as done: the check of every round's count fails below */
+}
+
+static void test_goroutine_opts_big_stacks_are_reused_and_given_back(void **state)
+{
+    (void)state;
+    enum { ALIVE = 8, ROUNDS = 100 };
+    struct touch_arg a = { RINGO_WAITGROUP_INIT };
+    wait_all_gone();
+    size_t before = stk_big_count();
+    long rss0 = rss_pages();
+    for (int r = 0; r < ROUNDS; r++) {
+        ringo_wg_add(&a.wg, ALIVE);
+        if (r % 2) { /* from a goroutine (child first) and from this plain thread in turn */
+            ringo_go(spawn_touchers, &a);
+        } else {
+            for (int i = 0; i < ALIVE; i++)
+                assert_true(ringo_go_opts(touch_1m, &a, &(struct ringo_go_opts){ .stack_size = 2u << 20 }) > 0);
+        }
+        ringo_wg_wait(&a.wg);
+    }
+    wait_all_gone();
+    long grown = rss_pages() - rss0;
+    size_t made = stk_big_count() - before;
+    print_message("# %d big stacks, %zu mappings made, rss %+ld pages after\n", ALIVE * ROUNDS, made, grown);
+    /* without reuse, ALIVE * ROUNDS; a finished goroutine's slot is freed just after it counts
+     * itself gone (after its switch-out), so the next round may need a few more than ALIVE */
+    assert_true(made <= 2 * ALIVE);
+    if (!tu_on_valgrind() && !TU_SANITIZED)
+        assert_true(grown < ALIVE * 256 / 4); /* 1 MiB touched each: 256 pages, given back */
+}
+
+/* Stress (TSan): goroutines spawn named and big-stack goroutines that rename themselves, while
+ * this thread dumps all along (the dump reads names and big-slot tables racily, by design). */
+static atomic_long st_ran, st_failed;
+static void st_child(void *a)
+{
+    char name[32];
+    snprintf(name, sizeof name, "child-%ld", (long)(intptr_t)a);
+    ringo_set_name(name);
+    ringo_yield();
+    ringo_set_name("");
+    atomic_fetch_add(&st_ran, 1);
+}
+static void st_spawner(void *a)
+{
+    intptr_t base = (intptr_t)a;
+    for (intptr_t i = 0; i < 100; i++) {
+        struct ringo_go_opts o = { .name = "spawned", .stack_size = i % 4 == 0 ? 1u << 20 : 0 };
+        if (ringo_go_opts(st_child, (void *)(base + i), &o) <= 0)
+            atomic_fetch_add(&st_failed, 1);
+    }
+}
+
+static void test_goroutine_opts_stress_with_dumps(void **state)
+{
+    (void)state;
+    int rounds = (int)(5 * tu_scale());
+    if (rounds < 1)
+        rounds = 1;
+    tu_watchdog_arm("opts stress", 120);
+    long dumps = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (intptr_t s = 0; s < 4; s++)
+            ringo_go(st_spawner, (void *)(r * 1000 + s * 100));
+        while (ringo_num_goroutines() != 0) {
+            free(tu_dump_string());
+            dumps++;
+        }
+    }
+    wait_all_gone();
+    tu_watchdog_disarm();
+    print_message("# %ld goroutines, %ld dumps meanwhile\n", atomic_load(&st_ran), dumps);
+    assert_int_equal(atomic_load(&st_failed), 0);
+    assert_int_equal(atomic_load(&st_ran), rounds * 400);
+}
+
 static const struct child_scenario scenarios[] = {
     { "pools_decay", child_pools_decay },
     { "bad_config", child_bad_config },
@@ -666,6 +1059,9 @@ static const struct child_scenario scenarios[] = {
     { "guard_size", child_guard_size },
     { "null_write", child_null_write },
     { "guard_fallback", child_guard_fallback },
+    { "named_deadlock", child_named_deadlock },
+    { "deep_default", child_deep_default },
+    { "deep_big_too_small", child_deep_big_too_small },
     { NULL, NULL },
 };
 
@@ -694,6 +1090,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_goroutine_other_segfault_passed_on),
         cmocka_unit_test(test_goroutine_mprotect_guard_fallback_and_enomem),
         cmocka_unit_test(test_goroutine_stack_pages_are_on_the_workers_node),
+        cmocka_unit_test(test_goroutine_opts_bad_input_is_einval),
+        cmocka_unit_test(test_goroutine_opts_name_in_dump),
+        cmocka_unit_test(test_goroutine_opts_name_in_deadlock_report),
+        cmocka_unit_test(test_goroutine_opts_big_stack_deep_recursion),
+        cmocka_unit_test(test_goroutine_opts_1gib_stack_is_allowed),
+        cmocka_unit_test(test_goroutine_opts_big_stack_overflow_reported),
+        cmocka_unit_test(test_goroutine_opts_big_stack_in_dump),
+        cmocka_unit_test(test_goroutine_opts_big_stacks_are_reused_and_given_back),
+        cmocka_unit_test(test_goroutine_opts_stress_with_dumps),
     };
     return TU_RUN_GROUP("goroutine", tests, NULL, NULL);
 }

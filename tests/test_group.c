@@ -340,6 +340,51 @@ static void test_group_made_inside_a_cancelled_group_starts_cancelled(void **sta
     ringo_chan_free(go_on);
 }
 
+/* RINGO_GO_NO_GROUP: a member's goroutine that is not a member (not cancelled, not waited for). */
+static atomic_int detached_rc, inherited_rc;
+static ringo_chan *release_detached;
+static void detached(void *p)
+{
+    (void)p;
+    atomic_store(&detached_rc, ringo_chan_recv(release_detached, NULL));
+}
+static void inherited(void *p)
+{
+    (void)p;
+    atomic_store(&inherited_rc, ringo_chan_recv(release_detached, NULL));
+}
+static void spawns_both(void *p)
+{
+    (void)p;
+    struct ringo_go_opts o = { .flags = RINGO_GO_NO_GROUP, .name = "detached" };
+    ringo_go_opts(detached, NULL, &o);
+    ringo_go(inherited, NULL);
+}
+
+static void test_group_no_group_flag_leaves_the_group(void **state)
+{
+    (void)state;
+    release_detached = ringo_chan_make(0, 0);
+    atomic_store(&detached_rc, 7);
+    atomic_store(&inherited_rc, 7);
+    ringo_group *g = ringo_group_make();
+    ringo_group_go(g, spawns_both, NULL);
+    while (atomic_load(&inherited_rc) == 7) {
+        usleep(1000);
+        ringo_group_cancel(g); /* the inherited one returns -ECANCELED; the detached one waits on */
+    }
+    assert_int_equal(ringo_group_wait(g, ringo_now() + 30 * SEC), 0); /* not waiting for it */
+    assert_int_equal(atomic_load(&inherited_rc), -ECANCELED);
+    usleep(20000);
+    assert_int_equal(atomic_load(&detached_rc), 7); /* still blocked: not cancelled */
+    assert_int_equal(ringo_chan_close(release_detached), 0);
+    while (atomic_load(&detached_rc) == 7)
+        usleep(1000);
+    assert_int_equal(atomic_load(&detached_rc), 0); /* the close woke it, not a cancel */
+    assert_int_equal(ringo_group_free(g), 0);
+    ringo_chan_free(release_detached);
+}
+
 /* ---------------------------------------------------------------- nothing lost, outsiders unharmed */
 
 /* Non-member producers send 1..N on a channel; member consumers receive until cancelled at a
@@ -588,6 +633,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_group_cancelling_a_nested_group_leaves_the_outer_alone),
         cmocka_unit_test(test_group_made_inside_a_cancelled_group_starts_cancelled),
         cmocka_unit_test(test_group_outsiders_are_not_cancelled),
+        cmocka_unit_test(test_group_no_group_flag_leaves_the_group),
         cmocka_unit_test(test_group_cancel_loses_no_value_unbuffered),
         cmocka_unit_test(test_group_cancel_loses_no_value_buffered),
         cmocka_unit_test(test_group_stress_cancel_wait_free),

@@ -1,6 +1,6 @@
 # ringo-gdb.py — gdb support for ringo goroutines.
 #
-#   info goroutines          one line per goroutine: id, state, wait reason, where it is
+#   info goroutines          one line per goroutine: id, name, state, wait reason, where it is
 #                            ("*" marks goroutines running on a worker thread right now)
 #   goroutine N [CMD...]     run a gdb command (default: bt) on goroutine N's stack; N is any
 #                            gdb expression. For a parked goroutine the registers of the current
@@ -13,8 +13,10 @@
 #
 # How goroutines are found: the same way sched_g_slot() does. Stacks are slots carved from
 # chunks of STK_CHUNK_SLOTS slots (kernel_iface/stackmem.c: chunks[], nchunks, slot_bytes); the
-# descriptor (struct g) sits at the top of each slot: slot + slot_bytes - G_RESERVE. This needs
-# ringo's debug info (the default build has -g): types and the static variables above.
+# descriptor (struct g) sits at the top of each slot: slot + slot_bytes - G_RESERVE. Goroutines
+# with a stack of their own (ringo_go_opts, issue 14) are in the big-slot table (big_base[],
+# big_body[], nbig): base + guard_bytes + body - G_RESERVE. This needs ringo's debug info (the
+# default build has -g): types and the static variables above.
 #
 # The saved frame of a switched-out goroutine, at g->sp (sched/arch/switch_x86_64_sysv_elf.S):
 #   0x00 mxcsr/x87 cw, 0x08 r15, 0x10 r14, 0x18 r13, 0x20 r12, 0x28 rbx, 0x30 rbp, 0x38 rip
@@ -86,6 +88,13 @@ class Runtime(object):
         except RingoError:  # older arena: slots carved in order
             self.nslots = int(_static_in("carved", "stackmem.c"))
         self.slot_bytes = int(_static_in("slot_bytes", "stackmem.c"))
+        try:  # big slots (ringo_go_opts stack_size): absent from older runtimes
+            self.nbig = int(_static_in("nbig", "stackmem.c"))
+            self.big_base = _static_in("big_base", "stackmem.c")
+            self.big_body = _static_in("big_body", "stackmem.c")
+            self.guard_bytes = int(_static_in("guard_bytes", "stackmem.c"))
+        except (RingoError, gdb.error):
+            self.nbig = 0
         try:
             names = _static_in("wr_names", "goroutine.c")
             self.wait_reasons = [names[i].string() if int(names[i]) else ""
@@ -103,13 +112,20 @@ class Runtime(object):
                 if curg:
                     self.running[curg] = (i, int(w["thread"]))
 
-    def goroutines(self):
-        """Every descriptor in use: (address, gdb.Value of struct g)."""
+    def descriptors(self):
+        """The address of every descriptor slot: arena slots, then big ones."""
         for i in range(self.nslots):
             base = int(self.chunks[i // STK_CHUNK_SLOTS])
-            if not base:
-                continue
-            addr = base + (i % STK_CHUNK_SLOTS) * self.slot_bytes + self.slot_bytes - self.g_reserve
+            if base:
+                yield base + (i % STK_CHUNK_SLOTS) * self.slot_bytes + self.slot_bytes - self.g_reserve
+        for i in range(self.nbig):
+            base = int(self.big_base[i])
+            if base:
+                yield base + self.guard_bytes + int(self.big_body[i]) - self.g_reserve
+
+    def goroutines(self):
+        """Every descriptor in use: (address, gdb.Value of struct g)."""
+        for addr in self.descriptors():
             g = gdb.Value(addr).cast(self.gptr).dereference()
             st = int(g["status"])
             if st in (GS_IDLE, GS_DEAD):
@@ -130,8 +146,22 @@ class Runtime(object):
             wr = self.wait_reasons[r] if r < len(self.wait_reasons) else "?"
         return STATUS_NAMES.get(st, "?"), wr
 
-    def stack_bounds(self, addr):
+    def stack_bounds(self, addr, g=None):
+        try:
+            if g is not None and int(g["stack_big"]):
+                return int(g["stack_lo"]), addr
+        except gdb.error:
+            pass
         return addr + self.g_reserve - self.slot_bytes + 4096, addr  # STK_GUARD
+
+    @staticmethod
+    def name(g):
+        """The goroutine's name (ringo_go_opts, ringo_set_name), or "-"."""
+        try:
+            n = g["name"].string(length=31).split("\0", 1)[0]
+        except (gdb.error, UnicodeDecodeError):
+            return "-"
+        return n or "-"
 
     def saved_regs(self, g):
         """The registers a switched-out goroutine saved, or None."""
@@ -148,7 +178,7 @@ class Runtime(object):
         regs = self.saved_regs(g)
         if regs is None:
             return []
-        lo, hi = self.stack_bounds(addr)
+        lo, hi = self.stack_bounds(addr, g)
         pcs = [regs["rip"]]
         fp = regs["rbp"]
         while len(pcs) < limit and lo <= fp <= hi - 16 and fp % 8 == 0:
@@ -217,7 +247,7 @@ def thread_for(pthread):
 
 
 class InfoGoroutines(gdb.Command):
-    """List ringo goroutines: id, state, wait reason, where.
+    """List ringo goroutines: id, name, state, wait reason, where.
 Usage: info goroutines
 "*" marks a goroutine running on a worker thread now; "where" is, for a parked goroutine, the
 innermost frame outside the runtime, and for a running one, its worker's thread."""
@@ -247,13 +277,13 @@ innermost frame outside the runtime, and for a running one, its worker's thread.
                         where += ": %s (%s)" % describe_pc(pc, is_return=False)
                     finally:
                         cur.switch()
-                rows.append(("*", gid, state, wr or "-", fn, where))
+                rows.append(("*", gid, rt.name(g), state, wr or "-", fn, where))
             else:
-                rows.append((" ", gid, state, wr or "-", fn, where_parked(rt, addr, g)))
+                rows.append((" ", gid, rt.name(g), state, wr or "-", fn, where_parked(rt, addr, g)))
         rows.sort(key=lambda r: r[1])
-        gdb.write("  %-6s %-9s %-22s %-20s %s\n" % ("Id", "State", "Wait reason", "Function", "Where"))
-        for mark, gid, state, wr, fn, where in rows:
-            gdb.write("%s %-6d %-9s %-22s %-20s %s\n" % (mark, gid, state, wr, fn, where))
+        gdb.write("  %-6s %-16s %-9s %-22s %-20s %s\n" % ("Id", "Name", "State", "Wait reason", "Function", "Where"))
+        for mark, gid, name, state, wr, fn, where in rows:
+            gdb.write("%s %-6d %-16s %-9s %-22s %-20s %s\n" % (mark, gid, name, state, wr, fn, where))
 
 
 class GoroutineCmd(gdb.Command):

@@ -39,7 +39,8 @@ const char *sched_sym_name(uintptr_t pc, char *buf, size_t n);
 /* ------------------------------------------------------------------ stacks (dump.c) */
 
 /* Bounds of g's stack: [lo, hi) where hi is the descriptor (computed from the slot, not read
- * from g, so a descriptor being reinitialised cannot mislead a walk). */
+ * from g, so a descriptor being reinitialised cannot mislead a walk; a big-stack descriptor,
+ * issue 14, is never reinitialised: its bounds are read from it). */
 void sched_g_stack_bounds(const struct g *g, uintptr_t *lo, uintptr_t *hi);
 /* Follow a frame-pointer chain from fp while it stays in [lo, hi) and goes up; store return
  * addresses. Async-signal-safe. */

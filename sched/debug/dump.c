@@ -1,6 +1,8 @@
 /* sched/debug/dump.c — goroutine dumps: ringo_dump, the SIGQUIT dump, the deadlock report.
  *
- * Responsibility: one line per goroutine ("goroutine N [state, W ms]: fn=NAME arg=P") and, when
+ * Responsibility: one line per goroutine ("goroutine N [state, W ms]: fn=NAME arg=P"; a named
+ * one, issue 14: 'goroutine N "name" [state...', the name where Go's own GOTRACEBACK=system
+ * lines put gp= and m=, so a parser of "goroutine N" and "[state]" reads both) and, when
  * asked, its frames; one line per attached plain thread; the listing of the process's threads.
  * The monitor thread (RINGO_DEBUG=schedtrace,hog,sigquit) is monitor.c, naming code addresses
  * symbolize.c, the deadlock decision deadlock.c; what they share is sched/debug/debug.h.
@@ -12,7 +14,8 @@
  * on its own stack: its walk starts at the frame pointer it recorded when it parked (park.c),
  * bounded by the stack it had at attach; the frames above that one do not move while it waits,
  * and its stack stays mapped while it is on sched.allthreads (we hold sched.tlock). The deadlock
- * report keeps Go's lines exactly ("goroutine N [state]:", "thread TID [state]:"); what is under
+ * report keeps Go's lines exactly ("goroutine N [state]:", "thread TID [state]:"; a name, when there
+ * is one, between the id and the state); what is under
  * each is tab-indented: "main thread" for the process's first thread (tid == pid; Go's
  * goroutine 1 needs no mark, a thread id does), then the frames, as in ringo_dump.
  * Invariants: none of its own; it only reads (RACY_READER functions).
@@ -53,8 +56,15 @@ RACY_READER static const char *g_state(struct g *g, uint32_t st)
     return sched_status_str(st);
 }
 
-void sched_g_stack_bounds(const struct g *g, uintptr_t *lo, uintptr_t *hi)
+RACY_READER void sched_g_stack_bounds(const struct g *g, uintptr_t *lo, uintptr_t *hi)
 {
+    if (((const volatile struct g *)g)->stack_big) {
+        /* a big slot (goroutine.c B2, B3): flag and bounds set once, before it ever ran, on a
+         * descriptor page that is never given back */
+        *lo = (uintptr_t)((const volatile struct g *)g)->stack_lo;
+        *hi = (uintptr_t)g;
+        return;
+    }
     uintptr_t slot = (uintptr_t)g + sched_g_reserve() - stk_slot_bytes();
     *lo = slot + stk_guard_bytes();
     *hi = (uintptr_t)g;
@@ -129,6 +139,23 @@ RACY_READER static int running_on(struct g *g)
     return -1;
 }
 
+/* g's name as ' "name"' (a leading space), or "" when it has none: a bounded copy, since g
+ * may be renaming itself (ringo_set_name) as we read. */
+RACY_READER static const char *g_name(const struct g *g, char buf[G_NAME_LEN + 3])
+{
+    const volatile char *src = ((const volatile struct g *)g)->name;
+    size_t n = 0;
+    buf[n++] = ' ';
+    buf[n++] = '"';
+    for (size_t i = 0; i < G_NAME_LEN - 1 && src[i]; i++)
+        buf[n++] = src[i];
+    if (n == 2)
+        return "";
+    buf[n++] = '"';
+    buf[n] = 0;
+    return buf;
+}
+
 RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, bool frames, bool sample)
 {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
@@ -136,9 +163,11 @@ RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, boo
         return;
     bool waiting = st == GS_PARKING || st == GS_PARKED;
     long long id = (long long)g->id;
+    char nb[G_NAME_LEN + 3];
+    const char *name = g_name(g, nb); /* issue 14: between the id and the state, as Go puts gp= */
     uintptr_t pcs[DBG_MAX_FRAMES];
     if (brief) {
-        dprint(fd, "goroutine %lld [%s]:\n", id, g_state(g, st));
+        dprint(fd, "goroutine %lld%s [%s]:\n", id, name, g_state(g, st));
         if (frames)
             print_frames(fd, pcs, sched_g_frames(g, pcs, DBG_MAX_FRAMES), false);
         return;
@@ -150,7 +179,7 @@ RACY_READER static void dump_g(int fd, struct g *g, int64_t now, bool brief, boo
         sched_sym_name(fnp, fn, sizeof fn);
     else
         snprintf(fn, sizeof fn, "?");
-    dprint(fd, "goroutine %lld [%s", id, g_state(g, st));
+    dprint(fd, "goroutine %lld%s [%s", id, name, g_state(g, st));
     if (waiting) {
         int64_t ms = (now - g->wait_since) / 1000000; /* wait_since is the coarse clock: may lead */
         dprint(fd, ", %lld ms", (long long)(ms > 0 ? ms : 0));
@@ -181,13 +210,17 @@ void sched_dump(int fd, bool brief, bool frames, bool sample_running)
     size_t n = sched_g_count_slots();
     for (size_t i = 0; i < n; i++)
         dump_g(fd, sched_g_slot(i), now, brief, frames, sample_running);
+    n = sched_g_count_big(); /* big-stack goroutines (ringo_go_opts) */
+    for (size_t i = 0; i < n; i++)
+        dump_g(fd, sched_g_big(i), now, brief, frames, sample_running);
     pthread_mutex_lock(&sched.tlock);
     for (struct g *t = sched.allthreads; t; t = t->allthreads_next) {
         uint32_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
         bool blocked = st == GS_PARKING;
         if (brief && !blocked)
             continue;
-        dprint(fd, "thread %lld [%s]:\n", (long long)t->id, blocked ? g_state(t, st) : "running");
+        char nb[G_NAME_LEN + 3];
+        dprint(fd, "thread %lld%s [%s]:\n", (long long)t->id, g_name(t, nb), blocked ? g_state(t, st) : "running");
         if (!frames)
             continue;
         if (t->id == (int64_t)getpid())
