@@ -182,6 +182,35 @@ struct ringo_once {
 #define RINGO_ONCE_INIT { 0, RINGO_MUTEX_INIT }
 RINGO_API int ringo_once(struct ringo_once *o, void (*fn)(void *arg), void *arg);
 
+/* Go's sync.RWMutex: any number of readers or one writer. Writer-preferring as Go's: once a
+ * writer waits in ringo_rwmutex_lock, new readers wait until it has had its turn, and the
+ * readers that came during that turn all go in at its unlock (neither side starves). Blocking,
+ * any mix of goroutines and plain threads; not reentrant (a reader that rlocks again while a
+ * writer waits deadlocks, as in Go); at most 2^30 - 1 readers at a time. A lock held by one
+ * goroutine or thread may be unlocked by another. Fatal, with Go's messages: runlock of a
+ * mutex no reader holds ("sync: RUnlock of unlocked RWMutex"), unlock of a mutex no writer
+ * holds ("sync: Unlock of unlocked RWMutex"). The try calls never wait: 0 locked; -EBUSY
+ * (a writer is active or pending, or for trylock readers are inside); -EINVAL rw NULL.
+ * Zeroed memory is an unlocked rwmutex. */
+struct ringo_rwmutex {
+    struct ringo_mutex _r_w;         /* private */
+    int32_t            _r_readers;   /* private */
+    int32_t            _r_departing; /* private */
+    uint32_t           _r_qlock;     /* private */
+    uint32_t           _r_rperm;     /* private */
+    uint32_t           _r_wperm;     /* private */
+    uint32_t           _r_pad;       /* private */
+    void              *_r_rq;        /* private */
+    void              *_r_wq;        /* private */
+};
+#define RINGO_RWMUTEX_INIT { RINGO_MUTEX_INIT, 0, 0, 0, 0, 0, 0, 0, 0 }
+RINGO_API void ringo_rwmutex_rlock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_runlock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_lock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_unlock(struct ringo_rwmutex *rw);
+RINGO_API int  ringo_rwmutex_tryrlock(struct ringo_rwmutex *rw); /* 0; -EBUSY; -EINVAL */
+RINGO_API int  ringo_rwmutex_trylock(struct ringo_rwmutex *rw);  /* 0; -EBUSY; -EINVAL */
+
 /* ---------------------------------------------------------------- I/O */
 
 /* Each call behaves like the system call of the same name, but a goroutine that must wait parks

@@ -357,6 +357,8 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_CHAN_SEND_NIL] = "chan send (nil chan)",
     [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
     [WR_BLOCKING] = "blocking call",
+    [WR_RWMUTEX_R] = "sync.RWMutex.RLock",
+    [WR_RWMUTEX_W] = "sync.RWMutex.Lock",
 };
 
 const char *sched_waitreason_str(int wr)

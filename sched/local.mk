@@ -14,5 +14,6 @@ libringo_internal_la_SOURCES += \
 	%reldir%/park.c \
 	%reldir%/timer.c \
 	%reldir%/sync.c \
+	%reldir%/rwmutex.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c

@@ -113,6 +113,8 @@ enum waitreason {
     WR_CHAN_SEND_NIL,/* "chan send (nil chan)" */
     WR_CHAN_RECV_NIL,/* "chan receive (nil chan)" */
     WR_BLOCKING,     /* "blocking call": ringo_blocking, fn runs on a pool thread (blocking.c) */
+    WR_RWMUTEX_R,    /* "sync.RWMutex.RLock" */
+    WR_RWMUTEX_W,    /* "sync.RWMutex.Lock": a writer waiting for the readers to leave */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);

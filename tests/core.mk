@@ -7,6 +7,7 @@ CORE_TESTS = \
 	%reldir%/test_park \
 	%reldir%/test_timer \
 	%reldir%/test_sync \
+	%reldir%/test_sync2 \
 	%reldir%/test_blocking \
 	%reldir%/test_handoff \
 	%reldir%/stress_sched
@@ -26,6 +27,8 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_timer_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_sync_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_sync_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_test_sync2_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_sync2_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_stress_sched_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_stress_sched_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_runq_LDADD = $(RINGO_TEST_LIBS)
