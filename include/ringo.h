@@ -211,6 +211,31 @@ RINGO_API void ringo_rwmutex_unlock(struct ringo_rwmutex *rw);
 RINGO_API int  ringo_rwmutex_tryrlock(struct ringo_rwmutex *rw); /* 0; -EBUSY; -EINVAL */
 RINGO_API int  ringo_rwmutex_trylock(struct ringo_rwmutex *rw);  /* 0; -EBUSY; -EINVAL */
 
+/* Go's sync.Cond, with a deadline. The caller holds m; the wait unlocks it, waits for a
+ * signal, and locks m again before it returns, whatever ended the wait. A signal or broadcast
+ * made after the waiter unlocked m (by a holder of m, or by anyone after what it waits for was
+ * published under m) wakes it: no lost wake-ups, and no spurious ones (a wait returns 0 only
+ * for a signal or broadcast made after it began; still wait in a loop on the condition, as in
+ * Go: another party may change it before the waiter has m back). ringo_cond_signal wakes the
+ * longest waiter, ringo_cond_broadcast every waiter; with none, they do nothing. Waits are
+ * blocking, any mix of goroutines and plain threads; one cond should be used with one mutex.
+ * ringo_cond_wait: 0 signalled; -EINVAL c or m NULL (m is then left as it was).
+ * ringo_cond_wait_until (deadline absolute, -1 none; with one already past the wait still
+ * unlocks m, and returns 0 if a signal took it meanwhile): 0 signalled; -ETIMEDOUT the deadline passed first (the
+ * wait took no signal: one made meanwhile went to another waiter); -EINVAL. Zeroed memory is
+ * a cond with no waiters. */
+struct ringo_cond {
+    uint32_t _r_qlock;   /* private */
+    uint32_t _r_pad;     /* private */
+    void    *_r_head;    /* private */
+    void    *_r_tail;    /* private */
+};
+#define RINGO_COND_INIT { 0, 0, 0, 0 }
+RINGO_API int  ringo_cond_wait(struct ringo_cond *c, struct ringo_mutex *m);
+RINGO_API int  ringo_cond_wait_until(struct ringo_cond *c, struct ringo_mutex *m, int64_t deadline);
+RINGO_API void ringo_cond_signal(struct ringo_cond *c);
+RINGO_API void ringo_cond_broadcast(struct ringo_cond *c);
+
 /* ---------------------------------------------------------------- I/O */
 
 /* Each call behaves like the system call of the same name, but a goroutine that must wait parks

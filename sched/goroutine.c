@@ -359,6 +359,7 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_BLOCKING] = "blocking call",
     [WR_RWMUTEX_R] = "sync.RWMutex.RLock",
     [WR_RWMUTEX_W] = "sync.RWMutex.Lock",
+    [WR_COND] = "sync.Cond.Wait",
 };
 
 const char *sched_waitreason_str(int wr)

@@ -4,6 +4,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/poller.h \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
+	%reldir%/waitq.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
 	%reldir%/ctx.c \
 	%reldir%/runq.c \
@@ -15,5 +16,6 @@ libringo_internal_la_SOURCES += \
 	%reldir%/timer.c \
 	%reldir%/sync.c \
 	%reldir%/rwmutex.c \
+	%reldir%/cond.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c

@@ -115,6 +115,7 @@ enum waitreason {
     WR_BLOCKING,     /* "blocking call": ringo_blocking, fn runs on a pool thread (blocking.c) */
     WR_RWMUTEX_R,    /* "sync.RWMutex.RLock" */
     WR_RWMUTEX_W,    /* "sync.RWMutex.Lock": a writer waiting for the readers to leave */
+    WR_COND,         /* "sync.Cond.Wait" */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);

@@ -1,5 +1,5 @@
-/* tests/test_sync2.c — the reader/writer mutex (issue 14): goroutines and plain
- * threads mixed. */
+/* tests/test_sync2.c — rwmutex and cond (issue 14): goroutines and plain threads mixed; cond
+ * deadlines that leave the mutex held; randomized stresses that check every value. */
 #include <ringo.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -274,6 +274,252 @@ static void test_sync2_rwmutex_stress(void **state)
     assert_true(atomic_load(&rs_reads) > 0);
 }
 
+/* ================================================================== cond */
+
+static void test_sync2_cond_deadline_and_errors(void **state)
+{
+    (void)state;
+    struct ringo_cond c = RINGO_COND_INIT;
+    struct ringo_mutex m = RINGO_MUTEX_INIT;
+    assert_int_equal(ringo_cond_wait(NULL, &m), -EINVAL);
+    assert_int_equal(ringo_cond_wait(&c, NULL), -EINVAL);
+    assert_int_equal(ringo_cond_wait_until(NULL, &m, -1), -EINVAL);
+    assert_int_equal(ringo_mutex_trylock(&m), 0); /* -EINVAL left m as it was */
+    /* a deadline already past: -ETIMEDOUT, m held again */
+    assert_int_equal(ringo_cond_wait_until(&c, &m, 0), -ETIMEDOUT);
+    assert_int_equal(ringo_mutex_trylock(&m), -EBUSY);
+    assert_int_equal(ringo_cond_wait_until(&c, &m, ringo_now() - MS), -ETIMEDOUT);
+    assert_int_equal(ringo_mutex_trylock(&m), -EBUSY);
+    /* nobody signals: -ETIMEDOUT no earlier than the deadline, m held again */
+    int64_t d = ringo_now() + 30 * MS;
+    assert_int_equal(ringo_cond_wait_until(&c, &m, d), -ETIMEDOUT);
+    assert_true(ringo_now() >= d);
+    assert_int_equal(ringo_mutex_trylock(&m), -EBUSY);
+    ringo_mutex_unlock(&m);
+    /* signal and broadcast with nobody waiting do nothing */
+    ringo_cond_signal(&c);
+    ringo_cond_broadcast(&c);
+    struct ringo_cond z;
+    memset(&z, 0, sizeof z);
+    ringo_mutex_lock(&m);
+    assert_int_equal(ringo_cond_wait_until(&z, &m, ringo_now() + MS), -ETIMEDOUT);
+    ringo_mutex_unlock(&m);
+}
+
+/* The same on a plain thread and in a goroutine. */
+static atomic_int cdt_bad;
+static struct ringo_waitgroup cdt_wg;
+static void cdt_body(void *p)
+{
+    (void)p;
+    struct ringo_cond c = RINGO_COND_INIT;
+    struct ringo_mutex m = RINGO_MUTEX_INIT;
+    ringo_mutex_lock(&m);
+    int64_t d = ringo_now() + 20 * MS;
+    if (ringo_cond_wait_until(&c, &m, d) != -ETIMEDOUT || ringo_now() < d || ringo_mutex_trylock(&m) != -EBUSY)
+        atomic_fetch_add(&cdt_bad, 1);
+    ringo_mutex_unlock(&m);
+    ringo_wg_done(&cdt_wg);
+}
+static void test_sync2_cond_deadline_goroutine_and_thread(void **state)
+{
+    (void)state;
+    ringo_wg_add(&cdt_wg, 4);
+    for (int i = 0; i < 4; i++)
+        spawn(cdt_body, NULL, i & 1);
+    ringo_wg_wait(&cdt_wg);
+    assert_int_equal(atomic_load(&cdt_bad), 0);
+}
+
+/* Signal wakes exactly one waiter, the longest waiting (FIFO); broadcast wakes the rest; a
+ * waiter whose deadline passed takes no signal (the next signal goes to a live waiter). */
+static struct ringo_cond sg_c = RINGO_COND_INIT;
+static struct ringo_mutex sg_m = RINGO_MUTEX_INIT;
+static int sg_waiting, sg_woken, sg_order[8], sg_timedout; /* under sg_m */
+static atomic_int sg_bad;
+static struct ringo_waitgroup sg_wg;
+struct sg_arg { int id; int64_t deadline_ms; };
+static void sg_waiter(void *p)
+{
+    struct sg_arg *a = p;
+    ringo_mutex_lock(&sg_m);
+    sg_waiting++;
+    int r = ringo_cond_wait_until(&sg_c, &sg_m, a->deadline_ms < 0 ? -1 : ringo_now() + a->deadline_ms * MS);
+    if (ringo_mutex_trylock(&sg_m) != -EBUSY)
+        atomic_fetch_add(&sg_bad, 1);
+    if (r == 0)
+        sg_order[sg_woken++] = a->id;
+    else if (r == -ETIMEDOUT)
+        sg_timedout++;
+    else
+        atomic_fetch_add(&sg_bad, 1);
+    sg_waiting--;
+    ringo_mutex_unlock(&sg_m);
+    ringo_wg_done(&sg_wg);
+}
+static int sg_get(int *v)
+{
+    ringo_mutex_lock(&sg_m);
+    int x = *v;
+    ringo_mutex_unlock(&sg_m);
+    return x;
+}
+
+static void test_sync2_cond_signal_one_fifo_broadcast(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("cond signal/broadcast", 60);
+    static struct sg_arg args[4];
+    ringo_wg_add(&sg_wg, 4);
+    for (int i = 0; i < 4; i++) { /* queue them in order: each is queued before the next starts */
+        args[i] = (struct sg_arg){ i, -1 };
+        spawn(sg_waiter, &args[i], i & 1);
+        while (sg_get(&sg_waiting) != i + 1) /* it counts itself and waits in one hold of m */
+            ringo_sleep(MS / 10);
+    }
+    ringo_cond_signal(&sg_c);
+    while (sg_get(&sg_woken) != 1)
+        ringo_sleep(MS / 10);
+    ringo_sleep(20 * MS); /* a second waiter woken by the one signal would show by now */
+    assert_int_equal(sg_get(&sg_woken), 1);
+    assert_int_equal(sg_order[0], 0); /* the longest waiter */
+    ringo_mutex_lock(&sg_m);
+    ringo_cond_signal(&sg_c); /* signalling with the mutex held works as well */
+    ringo_mutex_unlock(&sg_m);
+    while (sg_get(&sg_woken) != 2)
+        ringo_sleep(MS / 10);
+    assert_int_equal(sg_order[1], 1);
+    ringo_cond_broadcast(&sg_c);
+    ringo_wg_wait(&sg_wg);
+    assert_int_equal(sg_woken, 4);
+    assert_int_equal(sg_waiting, 0);
+    assert_int_equal(atomic_load(&sg_bad), 0);
+
+    /* a timed-out waiter, queued first, takes no signal: the next one goes to the live waiter */
+    sg_woken = sg_timedout = 0;
+    ringo_wg_add(&sg_wg, 2);
+    args[0] = (struct sg_arg){ 10, 10 };
+    args[1] = (struct sg_arg){ 11, -1 };
+    spawn(sg_waiter, &args[0], 1);
+    while (sg_get(&sg_waiting) != 1)
+        ringo_sleep(MS / 10);
+    spawn(sg_waiter, &args[1], 0);
+    while (sg_get(&sg_waiting) != 2)
+        ringo_sleep(MS / 10);
+    while (sg_get(&sg_timedout) != 1)
+        ringo_sleep(MS / 10);
+    ringo_cond_signal(&sg_c);
+    ringo_wg_wait(&sg_wg);
+    assert_int_equal(sg_woken, 1);
+    assert_int_equal(sg_order[0], 11);
+    assert_int_equal(atomic_load(&sg_bad), 0);
+    tu_watchdog_disarm();
+}
+
+/* Producer/consumer over a bounded ring guarded by one mutex and two conds: producers and
+ * consumers, goroutines and threads, some consumers waiting with short deadlines (and looping
+ * on -ETIMEDOUT); every item is counted once, the checksum matches, nothing is lost. Signals
+ * are sometimes made outside the mutex, and sometimes broadcasts. */
+#define PC_CAP 4
+#define PC_PROD 4
+#define PC_CONS 4
+static struct ringo_mutex pc_m = RINGO_MUTEX_INIT;
+static struct ringo_cond pc_notempty = RINGO_COND_INIT, pc_notfull = RINGO_COND_INIT;
+static long pc_ring[PC_CAP], pc_head, pc_len, pc_done_producers; /* under pc_m */
+static long pc_items;
+static atomic_long pc_got, pc_sum, pc_timeouts, pc_bad;
+static atomic_uchar *pc_seen;
+static struct ringo_waitgroup pc_wg;
+
+static void pc_producer(void *p)
+{
+    intptr_t id = (intptr_t)p;
+    int th = (int)(id & 1);
+    for (long i = 0; i < pc_items; i++) {
+        long v = id * pc_items + i;
+        ringo_mutex_lock(&pc_m);
+        while (pc_len == PC_CAP)
+            if (ringo_cond_wait(&pc_notfull, &pc_m) != 0)
+                atomic_fetch_add(&pc_bad, 1);
+        pc_ring[(pc_head + pc_len) % PC_CAP] = v;
+        pc_len++;
+        uint64_t x = rnd();
+        if (x % 2) {
+            ringo_cond_signal(&pc_notempty);
+            ringo_mutex_unlock(&pc_m);
+        } else {
+            ringo_mutex_unlock(&pc_m);
+            if (x % 8 == 0)
+                ringo_cond_broadcast(&pc_notempty);
+            else
+                ringo_cond_signal(&pc_notempty);
+        }
+        pause_a_bit(th);
+    }
+    ringo_mutex_lock(&pc_m);
+    pc_done_producers++;
+    ringo_cond_broadcast(&pc_notempty);
+    ringo_mutex_unlock(&pc_m);
+    ringo_wg_done(&pc_wg);
+}
+static void pc_consumer(void *p)
+{
+    intptr_t id = (intptr_t)p;
+    int th = (int)(id & 1), timed = (int)((id >> 1) & 1);
+    for (;;) {
+        ringo_mutex_lock(&pc_m);
+        while (pc_len == 0 && pc_done_producers < PC_PROD) {
+            int r = timed ? ringo_cond_wait_until(&pc_notempty, &pc_m, ringo_now() + (int64_t)(rnd() % 200) * 1000)
+                          : ringo_cond_wait(&pc_notempty, &pc_m);
+            if (r == -ETIMEDOUT)
+                atomic_fetch_add(&pc_timeouts, 1);
+            else if (r != 0)
+                atomic_fetch_add(&pc_bad, 1);
+        }
+        if (pc_len == 0) {
+            ringo_mutex_unlock(&pc_m);
+            break;
+        }
+        long v = pc_ring[pc_head];
+        pc_head = (pc_head + 1) % PC_CAP;
+        pc_len--;
+        ringo_cond_signal(&pc_notfull);
+        ringo_mutex_unlock(&pc_m);
+        if (v < 0 || v >= PC_PROD * pc_items || atomic_fetch_add(&pc_seen[v], 1) != 0)
+            atomic_fetch_add(&pc_bad, 1); /* out of range, or received twice */
+        atomic_fetch_add(&pc_got, 1);
+        atomic_fetch_add(&pc_sum, v);
+        pause_a_bit(th);
+    }
+    ringo_wg_done(&pc_wg);
+}
+
+static void test_sync2_cond_producer_consumer_stress(void **state)
+{
+    (void)state;
+    pc_items = (long)((TU_TSAN ? 3000 : 30000) * tu_scale());
+    long n = PC_PROD * pc_items;
+    pc_seen = calloc((size_t)n, 1);
+    assert_non_null(pc_seen);
+    atomic_store(&rng_seq, (unsigned long)time(NULL) * 40503u);
+    tu_watchdog_arm("cond producer/consumer", 300);
+    ringo_wg_add(&pc_wg, PC_PROD + PC_CONS);
+    for (intptr_t i = 0; i < PC_CONS; i++) /* i&1 thread, i&2 timed */
+        spawn(pc_consumer, (void *)i, (int)(i & 1));
+    for (intptr_t i = 0; i < PC_PROD; i++)
+        spawn(pc_producer, (void *)i, (int)(i & 1));
+    ringo_wg_wait(&pc_wg);
+    tu_watchdog_disarm();
+    print_message("# cond stress: %ld items, %ld timed-out waits\n", atomic_load(&pc_got), atomic_load(&pc_timeouts));
+    assert_int_equal(atomic_load(&pc_bad), 0);
+    assert_int_equal(atomic_load(&pc_got), n);
+    assert_int_equal(atomic_load(&pc_sum), n * (n - 1) / 2);
+    for (long v = 0; v < n; v++)
+        if (atomic_load(&pc_seen[v]) != 1)
+            fail_msg("item %ld seen %d times", v, (int)atomic_load(&pc_seen[v]));
+    free(pc_seen);
+}
+
 static const struct child_scenario scenarios[] = {
     { NULL, NULL },
 };
@@ -286,6 +532,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync2_rwmutex_writer_preference),
         cmocka_unit_test(test_sync2_rwmutex_no_starvation),
         cmocka_unit_test(test_sync2_rwmutex_stress),
+        cmocka_unit_test(test_sync2_cond_deadline_and_errors),
+        cmocka_unit_test(test_sync2_cond_deadline_goroutine_and_thread),
+        cmocka_unit_test(test_sync2_cond_signal_one_fifo_broadcast),
+        cmocka_unit_test(test_sync2_cond_producer_consumer_stress),
     };
     return TU_RUN_GROUP("sync2", tests, NULL, NULL);
 }
