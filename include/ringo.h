@@ -236,6 +236,32 @@ RINGO_API int  ringo_cond_wait_until(struct ringo_cond *c, struct ringo_mutex *m
 RINGO_API void ringo_cond_signal(struct ringo_cond *c);
 RINGO_API void ringo_cond_broadcast(struct ringo_cond *c);
 
+/* A weighted semaphore (golang.org/x/sync/semaphore) of size tokens: ringo_sem_acquire takes
+ * n of them at once, waiting (blocking; any mix of goroutines and plain threads) until they
+ * are free; FIFO, as x/sync's: while a waiter is queued, later callers queue behind it even
+ * if they would fit, so a big request is not starved by small ones. n == 0 takes nothing but
+ * still waits its turn. ringo_sem_acquire (deadline absolute, -1 none; one already past tries
+ * once): 0 acquired; -ETIMEDOUT the deadline passed first (nothing taken); -EINVAL s NULL,
+ * n < 0 or n > size (it could never succeed). ringo_sem_try_acquire: 0; -EBUSY they are not
+ * free, or others wait; -EINVAL as acquire. ringo_sem_release gives n back (never blocks;
+ * any caller, not only the acquirer): 0; -EINVAL s NULL or n < 0; releasing more than is held
+ * is fatal ("semaphore: released more than held"). RINGO_SEM_INIT(size) or ringo_sem_init
+ * (0; -EINVAL s NULL or size < 0; not while the semaphore is in use) make a semaphore of size
+ * tokens, none held; zeroed memory is one of size 0. */
+struct ringo_sem {
+    int64_t  _r_size;    /* private */
+    int64_t  _r_cur;     /* private */
+    uint32_t _r_qlock;   /* private */
+    uint32_t _r_pad;     /* private */
+    void    *_r_head;    /* private */
+    void    *_r_tail;    /* private */
+};
+#define RINGO_SEM_INIT(size) { (size), 0, 0, 0, 0, 0 }
+RINGO_API int ringo_sem_init(struct ringo_sem *s, int64_t size);
+RINGO_API int ringo_sem_acquire(struct ringo_sem *s, int64_t n, int64_t deadline);
+RINGO_API int ringo_sem_try_acquire(struct ringo_sem *s, int64_t n);
+RINGO_API int ringo_sem_release(struct ringo_sem *s, int64_t n);
+
 /* ---------------------------------------------------------------- I/O */
 
 /* Each call behaves like the system call of the same name, but a goroutine that must wait parks

@@ -360,6 +360,7 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_RWMUTEX_R] = "sync.RWMutex.RLock",
     [WR_RWMUTEX_W] = "sync.RWMutex.Lock",
     [WR_COND] = "sync.Cond.Wait",
+    [WR_SEM] = "semaphore.Acquire",
 };
 
 const char *sched_waitreason_str(int wr)

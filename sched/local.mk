@@ -17,5 +17,6 @@ libringo_internal_la_SOURCES += \
 	%reldir%/sync.c \
 	%reldir%/rwmutex.c \
 	%reldir%/cond.c \
+	%reldir%/sem.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c

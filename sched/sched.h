@@ -116,6 +116,7 @@ enum waitreason {
     WR_RWMUTEX_R,    /* "sync.RWMutex.RLock" */
     WR_RWMUTEX_W,    /* "sync.RWMutex.Lock": a writer waiting for the readers to leave */
     WR_COND,         /* "sync.Cond.Wait" */
+    WR_SEM,          /* "semaphore.Acquire" (golang.org/x/sync/semaphore) */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);

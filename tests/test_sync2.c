@@ -1,5 +1,7 @@
-/* tests/test_sync2.c — rwmutex and cond (issue 14): goroutines and plain threads mixed; cond
- * deadlines that leave the mutex held; randomized stresses that check every value. */
+/* tests/test_sync2.c — rwmutex, cond and weighted semaphore (issue 14): goroutines and plain
+ * threads mixed; writer preference; deadlines that leave nothing taken and the mutex held; the
+ * semaphore's FIFO head-of-line and timed-out-head cases; misuse is fatal with Go's messages;
+ * randomized stresses that check every value; the deadlock report names the new waits. */
 #include <ringo.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -520,7 +522,292 @@ static void test_sync2_cond_producer_consumer_stress(void **state)
     free(pc_seen);
 }
 
+/* ================================================================== semaphore */
+
+static void test_sync2_sem_try_deadline_and_errors(void **state)
+{
+    (void)state;
+    struct ringo_sem s = RINGO_SEM_INIT(5);
+    assert_int_equal(ringo_sem_acquire(NULL, 1, -1), -EINVAL);
+    assert_int_equal(ringo_sem_try_acquire(NULL, 1), -EINVAL);
+    assert_int_equal(ringo_sem_release(NULL, 1), -EINVAL);
+    assert_int_equal(ringo_sem_init(NULL, 1), -EINVAL);
+    assert_int_equal(ringo_sem_acquire(&s, -1, -1), -EINVAL);
+    assert_int_equal(ringo_sem_acquire(&s, 6, -1), -EINVAL); /* more than the size: never */
+    assert_int_equal(ringo_sem_try_acquire(&s, 6), -EINVAL);
+    assert_int_equal(ringo_sem_release(&s, -1), -EINVAL);
+    assert_int_equal(ringo_sem_try_acquire(&s, 3), 0);
+    assert_int_equal(ringo_sem_try_acquire(&s, 3), -EBUSY);
+    assert_int_equal(ringo_sem_acquire(&s, 3, 0), -ETIMEDOUT);                /* past: one try */
+    int64_t d = ringo_now() + 30 * MS;
+    assert_int_equal(ringo_sem_acquire(&s, 3, d), -ETIMEDOUT);
+    assert_true(ringo_now() >= d);
+    assert_int_equal(ringo_sem_try_acquire(&s, 2), 0);       /* the timeouts took nothing */
+    assert_int_equal(ringo_sem_try_acquire(&s, 1), -EBUSY);
+    assert_int_equal(ringo_sem_acquire(&s, 0, -1), 0);       /* nothing, at once: nobody queued */
+    assert_int_equal(ringo_sem_release(&s, 5), 0);
+    assert_int_equal(ringo_sem_acquire(&s, 5, ringo_now() + MS), 0);
+    assert_int_equal(ringo_sem_release(&s, 2), 0);
+    assert_int_equal(ringo_sem_release(&s, 3), 0);
+    assert_int_equal(ringo_sem_init(&s, -1), -EINVAL);
+    assert_int_equal(ringo_sem_init(&s, 2), 0);
+    assert_int_equal(ringo_sem_try_acquire(&s, 3), -EINVAL);
+    assert_int_equal(ringo_sem_try_acquire(&s, 2), 0);
+    assert_int_equal(ringo_sem_release(&s, 2), 0);
+    struct ringo_sem z;
+    memset(&z, 0, sizeof z); /* zeroed memory: a semaphore of size 0 */
+    assert_int_equal(ringo_sem_acquire(&z, 0, -1), 0);
+    assert_int_equal(ringo_sem_acquire(&z, 1, -1), -EINVAL);
+}
+
+/* FIFO head of line: with 2 tokens free, a waiter for 5 at the head blocks a later waiter for
+ * 1 (and a try for 1) until the release that lets the head in (one release lets both in: the
+ * order in which they then return is not the order of the grant). Then the timed-out head: a
+ * waiter for 5 with a deadline at the head, a waiter for 2 behind it; nobody releases; when
+ * the head's deadline passes it must let the one behind in (x/sync's subtlety). */
+static struct ringo_sem hl_s = RINGO_SEM_INIT(10);
+static atomic_int hl_big_done, hl_small_done, hl_bad, hl_started;
+static struct ringo_waitgroup hl_wg;
+static void hl_big(void *p)
+{
+    int64_t dl = (int64_t)(intptr_t)p;
+    atomic_fetch_add(&hl_started, 1);
+    int r = ringo_sem_acquire(&hl_s, 5, dl < 0 ? -1 : ringo_now() + dl * MS);
+    if (dl < 0 && r != 0)
+        atomic_fetch_add(&hl_bad, 1);
+    if (dl >= 0 && r != -ETIMEDOUT)
+        atomic_fetch_add(&hl_bad, 1);
+    atomic_store(&hl_big_done, 1);
+    ringo_wg_done(&hl_wg);
+}
+static void hl_small(void *p)
+{
+    int64_t n = (int64_t)(intptr_t)p;
+    atomic_fetch_add(&hl_started, 1);
+    if (ringo_sem_acquire(&hl_s, n, -1) != 0)
+        atomic_fetch_add(&hl_bad, 1);
+    atomic_store(&hl_small_done, 1);
+    ringo_wg_done(&hl_wg);
+}
+
+static void test_sync2_sem_head_of_line(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("sem head of line", 60);
+    for (int mode = 0; mode < 2; mode++) {
+        atomic_store(&hl_big_done, 0);
+        atomic_store(&hl_small_done, 0);
+        atomic_store(&hl_started, 0);
+        assert_int_equal(ringo_sem_acquire(&hl_s, 8, -1), 0); /* 2 free */
+        ringo_wg_add(&hl_wg, 2);
+        spawn(hl_big, (void *)(intptr_t)-1, mode);
+        while (ringo_sem_try_acquire(&hl_s, 1) == 0) /* -EBUSY once big is queued */
+            ringo_sem_release(&hl_s, 1), ringo_sleep(MS / 10);
+        spawn(hl_small, (void *)(intptr_t)1, !mode);
+        while (atomic_load(&hl_started) != 2)
+            ringo_sleep(MS / 10);
+        ringo_sleep(20 * MS);
+        assert_int_equal(atomic_load(&hl_small_done), 0); /* 1 would fit, but big is first */
+        assert_int_equal(ringo_sem_try_acquire(&hl_s, 1), -EBUSY);
+        assert_int_equal(ringo_sem_release(&hl_s, 8), 0);
+        ringo_wg_wait(&hl_wg);
+        assert_int_equal(atomic_load(&hl_bad), 0);
+        assert_int_equal(ringo_sem_release(&hl_s, 6), 0);
+        assert_int_equal(ringo_sem_try_acquire(&hl_s, 10), 0); /* all back */
+        assert_int_equal(ringo_sem_release(&hl_s, 10), 0);
+    }
+    tu_watchdog_disarm();
+}
+
+static void test_sync2_sem_timed_out_head_lets_the_next_in(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("sem timed-out head", 60);
+    for (int mode = 0; mode < 2; mode++) {
+        atomic_store(&hl_big_done, 0);
+        atomic_store(&hl_small_done, 0);
+        atomic_store(&hl_started, 0);
+        assert_int_equal(ringo_sem_acquire(&hl_s, 8, -1), 0); /* 2 free */
+        ringo_wg_add(&hl_wg, 2);
+        spawn(hl_big, (void *)(intptr_t)40, mode); /* wants 5, gives up after 40 ms */
+        while (ringo_sem_try_acquire(&hl_s, 1) == 0)
+            ringo_sem_release(&hl_s, 1), ringo_sleep(MS / 10);
+        spawn(hl_small, (void *)(intptr_t)2, !mode); /* wants 2: fits, but queued behind */
+        ringo_wg_wait(&hl_wg); /* nobody releases: the head's timeout must let small in */
+        assert_int_equal(atomic_load(&hl_small_done), 1);
+        assert_int_equal(atomic_load(&hl_bad), 0);
+        assert_int_equal(ringo_sem_try_acquire(&hl_s, 1), -EBUSY); /* 8 + 2 held */
+        assert_int_equal(ringo_sem_release(&hl_s, 10), 0);
+        assert_int_equal(ringo_sem_try_acquire(&hl_s, 10), 0);
+        assert_int_equal(ringo_sem_release(&hl_s, 10), 0);
+    }
+    tu_watchdog_disarm();
+}
+
+/* Stress: goroutines and threads acquire random weights with random deadlines (none, short,
+ * past); an atomic counter of tokens in use never exceeds the size; every success is released;
+ * at the end every token is back. */
+#define SS_SIZE 7
+static struct ringo_sem ss_s = RINGO_SEM_INIT(SS_SIZE);
+static atomic_long ss_inuse, ss_max, ss_ok, ss_timeouts, ss_bad;
+static struct ringo_waitgroup ss_wg;
+static long ss_iters;
+static void ss_worker(void *p)
+{
+    int th = (int)(intptr_t)p;
+    for (long i = 0; i < ss_iters; i++) {
+        uint64_t x = rnd();
+        int64_t n = 1 + (int64_t)(x % SS_SIZE);
+        int kind = (int)((x >> 8) % 4);
+        int64_t dl = kind == 0 ? -1 : kind == 1 ? 0 : ringo_now() + (int64_t)((x >> 16) % 300) * 1000;
+        int r = kind == 3 && (x >> 30) % 2 ? ringo_sem_try_acquire(&ss_s, n) : ringo_sem_acquire(&ss_s, n, dl);
+        if (r == -ETIMEDOUT || r == -EBUSY) {
+            if (kind == 0 && r == -ETIMEDOUT)
+                atomic_fetch_add(&ss_bad, 1);
+            atomic_fetch_add(&ss_timeouts, 1);
+            continue;
+        }
+        if (r != 0) {
+            atomic_fetch_add(&ss_bad, 1);
+            continue;
+        }
+        long u = atomic_fetch_add(&ss_inuse, n) + n;
+        if (u > SS_SIZE)
+            atomic_fetch_add(&ss_bad, 1);
+        long m = atomic_load(&ss_max);
+        while (u > m && !atomic_compare_exchange_weak(&ss_max, &m, u))
+            ;
+        pause_a_bit(th);
+        atomic_fetch_sub(&ss_inuse, n);
+        atomic_fetch_add(&ss_ok, 1);
+        if (ringo_sem_release(&ss_s, n) != 0)
+            atomic_fetch_add(&ss_bad, 1);
+    }
+    ringo_wg_done(&ss_wg);
+}
+
+static void test_sync2_sem_stress(void **state)
+{
+    (void)state;
+    ss_iters = (long)((TU_TSAN ? 3000 : 20000) * tu_scale());
+    atomic_store(&rng_seq, (unsigned long)time(NULL) * 69069u);
+    tu_watchdog_arm("sem stress", 300);
+    enum { W = 10 };
+    ringo_wg_add(&ss_wg, W);
+    for (int i = 0; i < W; i++)
+        spawn(ss_worker, (void *)(intptr_t)(i % 3 == 0), i % 3 == 0);
+    ringo_wg_wait(&ss_wg);
+    tu_watchdog_disarm();
+    print_message("# sem stress: %ld acquired, %ld timed out or busy, most in use %ld\n", atomic_load(&ss_ok),
+                  atomic_load(&ss_timeouts), atomic_load(&ss_max));
+    assert_int_equal(atomic_load(&ss_bad), 0);
+    assert_int_equal(atomic_load(&ss_inuse), 0);
+    assert_true(atomic_load(&ss_max) <= SS_SIZE);
+    assert_int_equal(ringo_sem_try_acquire(&ss_s, SS_SIZE), 0); /* every token is back */
+    assert_int_equal(ringo_sem_release(&ss_s, SS_SIZE), 0);
+}
+
+/* ================================================================== misuse, deadlock */
+
+static int child_runlock_unlocked(void)
+{
+    struct ringo_rwmutex rw = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_runlock(&rw);
+    return 0;
+}
+static int child_runlock_write_locked(void)
+{
+    struct ringo_rwmutex rw = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_lock(&rw);
+    ringo_rwmutex_runlock(&rw);
+    return 0;
+}
+static int child_unlock_unlocked_rw(void)
+{
+    struct ringo_rwmutex rw = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_unlock(&rw);
+    return 0;
+}
+static int child_unlock_read_locked_rw(void)
+{
+    struct ringo_rwmutex rw = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_rlock(&rw);
+    ringo_rwmutex_unlock(&rw);
+    return 0;
+}
+static int child_sem_release_too_much(void)
+{
+    struct ringo_sem s = RINGO_SEM_INIT(4);
+    ringo_sem_acquire(&s, 2, -1);
+    ringo_sem_release(&s, 3);
+    return 0;
+}
+
+static void test_sync2_misuse_is_fatal_with_go_messages(void **state)
+{
+    (void)state;
+    static const struct { const char *child, *msg; } cases[] = {
+        { "runlock_unlocked", "fatal error: sync: RUnlock of unlocked RWMutex\n" },
+        { "runlock_write_locked", "fatal error: sync: RUnlock of unlocked RWMutex\n" },
+        { "unlock_unlocked_rw", "fatal error: sync: Unlock of unlocked RWMutex\n" },
+        { "unlock_read_locked_rw", "fatal error: sync: Unlock of unlocked RWMutex\n" },
+        { "sem_release_too_much", "fatal error: semaphore: released more than held\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct child_result r;
+        tu_run_child(cases[i].child, NULL, 30, &r);
+        print_message("# %s: exited %d code %d signal %d: %s", cases[i].child, r.exited, r.code, r.signo, r.out);
+        assert_false(r.exited && r.code == 0);
+        assert_non_null(strstr(r.out, cases[i].msg));
+    }
+}
+
+static struct ringo_rwmutex dl_rw = RINGO_RWMUTEX_INIT;
+static struct ringo_cond dl_c = RINGO_COND_INIT;
+static struct ringo_mutex dl_m = RINGO_MUTEX_INIT;
+static struct ringo_sem dl_s = RINGO_SEM_INIT(1);
+static void dl_rlocker(void *p) { (void)p; ringo_rwmutex_rlock(&dl_rw); }
+static void dl_waiter(void *p)
+{
+    (void)p;
+    ringo_mutex_lock(&dl_m);
+    ringo_cond_wait(&dl_c, &dl_m);
+}
+static void dl_acquirer(void *p) { (void)p; ringo_sem_acquire(&dl_s, 1, -1); }
+static int child_deadlock_new_waits(void)
+{
+    struct ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    ringo_rwmutex_lock(&dl_rw);
+    ringo_sem_acquire(&dl_s, 1, -1);
+    ringo_go(dl_rlocker, NULL);
+    ringo_go(dl_waiter, NULL);
+    ringo_go(dl_acquirer, NULL);
+    ringo_wg_add(&wg, 1);
+    ringo_wg_wait(&wg); /* nothing can move */
+    return 0;
+}
+
+static void test_sync2_deadlock_names_the_waits(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("deadlock_new_waits", NULL, 30, &r);
+    print_message("# %s", r.out);
+    assert_true(r.exited);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.out, "fatal error: all goroutines are asleep - deadlock!"));
+    assert_non_null(strstr(r.out, "[sync.RWMutex.RLock]:\n"));
+    assert_non_null(strstr(r.out, "[sync.Cond.Wait]:\n"));
+    assert_non_null(strstr(r.out, "[semaphore.Acquire]:\n"));
+}
+
 static const struct child_scenario scenarios[] = {
+    { "runlock_unlocked", child_runlock_unlocked },
+    { "runlock_write_locked", child_runlock_write_locked },
+    { "unlock_unlocked_rw", child_unlock_unlocked_rw },
+    { "unlock_read_locked_rw", child_unlock_read_locked_rw },
+    { "sem_release_too_much", child_sem_release_too_much },
+    { "deadlock_new_waits", child_deadlock_new_waits },
     { NULL, NULL },
 };
 
@@ -536,6 +823,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync2_cond_deadline_goroutine_and_thread),
         cmocka_unit_test(test_sync2_cond_signal_one_fifo_broadcast),
         cmocka_unit_test(test_sync2_cond_producer_consumer_stress),
+        cmocka_unit_test(test_sync2_sem_try_deadline_and_errors),
+        cmocka_unit_test(test_sync2_sem_head_of_line),
+        cmocka_unit_test(test_sync2_sem_timed_out_head_lets_the_next_in),
+        cmocka_unit_test(test_sync2_sem_stress),
+        cmocka_unit_test(test_sync2_misuse_is_fatal_with_go_messages),
+        cmocka_unit_test(test_sync2_deadlock_names_the_waits),
     };
     return TU_RUN_GROUP("sync2", tests, NULL, NULL);
 }
