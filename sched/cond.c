@@ -35,6 +35,8 @@
 #include "sched/waitq.h"
 #include <errno.h>
 
+void (*sched_test_hook_wait_ended)(void *obj);
+
 _Static_assert(sizeof(struct ringo_cond) == 8 + 2 * sizeof(void *), "struct ringo_cond layout");
 
 int ringo_cond_wait_until(struct ringo_cond *c, struct ringo_mutex *m, int64_t deadline)
@@ -57,6 +59,8 @@ int ringo_cond_wait_until(struct ringo_cond *c, struct ringo_mutex *m, int64_t d
         wq_unlock(&c->_r_qlock);
         r = sched_park(self, deadline, &me.claim, WQ_DEADLINE);
         if (r != 0) { /* Q3: not signalled; leave the queue if no signaller unlinked us */
+            if (unlikely(sched_test_hook_wait_ended))
+                sched_test_hook_wait_ended(c);
             wq_lock(&c->_r_qlock);
             if (me.linked)
                 wq_unlink(&c->_r_head, &c->_r_tail, &me);

@@ -102,6 +102,8 @@ int ringo_sem_acquire(struct ringo_sem *s, int64_t n, int64_t deadline)
         return 0; /* a releaser won our claim and added our tokens to _r_cur (E3) */
     /* Q3: we hold nothing. Leave the queue unless a notifier already unlinked us (it lost our
      * claim); leaving the front may let the waiters behind us in (E4) */
+    if (unlikely(sched_test_hook_wait_ended))
+        sched_test_hook_wait_ended(s);
     struct wq_rec *list = NULL;
     wq_lock(&s->_r_qlock);
     if (me.linked) {

@@ -75,6 +75,11 @@ static inline void wq_unlink(void **head, void **tail, struct wq_rec *r)
     r->linked = false;
 }
 
+/* Test hook (tests/test_sync2.c): called by a waiter of a cond or a semaphore (obj) whose park
+ * returned non-zero, before it takes _r_qlock to leave the queue (Q3), so a test can hold it
+ * exactly there while a waker finds its claim lost. NULL outside that test; defined in cond.c. */
+extern void (*sched_test_hook_wait_ended)(void *obj);
+
 /* Q4: ready every record on a waker's list, after qunlock. */
 static inline void wq_ready_list(struct wq_rec *list)
 {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <string.h>
 #include <unistd.h>
 #include "tests/testutil.h"
@@ -60,6 +61,33 @@ static void pause_a_bit(int as_thread)
     unsigned n = (unsigned)(rnd() % 3);
     for (unsigned i = 0; i < n; i++)
         as_thread ? (void)sched_yield() : ringo_yield();
+}
+
+/* The waitq.h test hook: a plain thread that sets hk_pause_me is held right after its cond or
+ * semaphore park ended without a wake-up (its deadline), before it leaves the queue, until the
+ * test lets it go: a waker then meets its lost claim, deterministically. */
+extern void (*sched_test_hook_wait_ended)(void *obj);
+static sem_t hk_reached, hk_resume;
+static __thread int hk_pause_me;
+static void hk_hook(void *obj)
+{
+    (void)obj;
+    if (hk_pause_me) {
+        sem_post(&hk_reached);
+        while (sem_wait(&hk_resume) != 0)
+            ;
+    }
+}
+static void hk_install(void)
+{
+    sem_init(&hk_reached, 0, 0);
+    sem_init(&hk_resume, 0, 0);
+    sched_test_hook_wait_ended = hk_hook; /* before any thread it may run on is made */
+}
+static void hk_wait_reached(void)
+{
+    while (sem_wait(&hk_reached) != 0)
+        ;
 }
 
 /* ================================================================== rwmutex */
@@ -283,6 +311,7 @@ static void test_sync2_cond_deadline_and_errors(void **state)
     (void)state;
     struct ringo_cond c = RINGO_COND_INIT;
     struct ringo_mutex m = RINGO_MUTEX_INIT;
+    tu_watchdog_arm("cond deadlines", 60);
     assert_int_equal(ringo_cond_wait(NULL, &m), -EINVAL);
     assert_int_equal(ringo_cond_wait(&c, NULL), -EINVAL);
     assert_int_equal(ringo_cond_wait_until(NULL, &m, -1), -EINVAL);
@@ -306,6 +335,7 @@ static void test_sync2_cond_deadline_and_errors(void **state)
     ringo_mutex_lock(&m);
     assert_int_equal(ringo_cond_wait_until(&z, &m, ringo_now() + MS), -ETIMEDOUT);
     ringo_mutex_unlock(&m);
+    tu_watchdog_disarm();
 }
 
 /* The same on a plain thread and in a goroutine. */
@@ -326,10 +356,12 @@ static void cdt_body(void *p)
 static void test_sync2_cond_deadline_goroutine_and_thread(void **state)
 {
     (void)state;
+    tu_watchdog_arm("cond deadlines, goroutines and threads", 60);
     ringo_wg_add(&cdt_wg, 4);
     for (int i = 0; i < 4; i++)
         spawn(cdt_body, NULL, i & 1);
     ringo_wg_wait(&cdt_wg);
+    tu_watchdog_disarm();
     assert_int_equal(atomic_load(&cdt_bad), 0);
 }
 
@@ -380,7 +412,7 @@ static void test_sync2_cond_signal_one_fifo_broadcast(void **state)
             ringo_sleep(MS / 10);
     }
     ringo_cond_signal(&sg_c);
-    while (sg_get(&sg_woken) != 1)
+    while (sg_get(&sg_woken) < 1)
         ringo_sleep(MS / 10);
     ringo_sleep(20 * MS); /* a second waiter woken by the one signal would show by now */
     assert_int_equal(sg_get(&sg_woken), 1);
@@ -388,7 +420,7 @@ static void test_sync2_cond_signal_one_fifo_broadcast(void **state)
     ringo_mutex_lock(&sg_m);
     ringo_cond_signal(&sg_c); /* signalling with the mutex held works as well */
     ringo_mutex_unlock(&sg_m);
-    while (sg_get(&sg_woken) != 2)
+    while (sg_get(&sg_woken) < 2)
         ringo_sleep(MS / 10);
     assert_int_equal(sg_order[1], 1);
     ringo_cond_broadcast(&sg_c);
@@ -416,6 +448,41 @@ static void test_sync2_cond_signal_one_fifo_broadcast(void **state)
     assert_int_equal(sg_order[0], 11);
     assert_int_equal(atomic_load(&sg_bad), 0);
     tu_watchdog_disarm();
+}
+
+/* A signal that comes while the first waiter's deadline has passed, but before it has left
+ * the queue, is not spent on it: the waiter behind gets it. (A ticket scheme without claims
+ * would hand the signal to the departed waiter and lose it.) */
+static void sg_thread_waiter(void *p)
+{
+    hk_pause_me = 1;
+    sg_waiter(p);
+}
+
+static void test_sync2_cond_signal_racing_a_timeout_is_not_lost(void **state)
+{
+    (void)state;
+    static struct sg_arg args[2];
+    tu_watchdog_arm("cond signal racing a timeout", 60);
+    sg_woken = sg_timedout = 0;
+    ringo_wg_add(&sg_wg, 2);
+    args[0] = (struct sg_arg){ 20, 5 };  /* a plain thread, held by the hook after its timeout */
+    args[1] = (struct sg_arg){ 21, -1 }; /* a goroutine, no deadline */
+    spawn(sg_thread_waiter, &args[0], 1);
+    while (sg_get(&sg_waiting) != 1)
+        ringo_sleep(MS / 10);
+    spawn(sg_waiter, &args[1], 0);
+    while (sg_get(&sg_waiting) != 2)
+        ringo_sleep(MS / 10);
+    hk_wait_reached(); /* the first waiter's deadline won; it is still queued */
+    ringo_cond_signal(&sg_c);
+    sem_post(&hk_resume);
+    ringo_wg_wait(&sg_wg); /* the signal must reach the second waiter */
+    tu_watchdog_disarm();
+    assert_int_equal(sg_timedout, 1);
+    assert_int_equal(sg_woken, 1);
+    assert_int_equal(sg_order[0], 21);
+    assert_int_equal(atomic_load(&sg_bad), 0);
 }
 
 /* Producer/consumer over a bounded ring guarded by one mutex and two conds: producers and
@@ -528,6 +595,7 @@ static void test_sync2_sem_try_deadline_and_errors(void **state)
 {
     (void)state;
     struct ringo_sem s = RINGO_SEM_INIT(5);
+    tu_watchdog_arm("sem deadlines", 60);
     assert_int_equal(ringo_sem_acquire(NULL, 1, -1), -EINVAL);
     assert_int_equal(ringo_sem_try_acquire(NULL, 1), -EINVAL);
     assert_int_equal(ringo_sem_release(NULL, 1), -EINVAL);
@@ -558,6 +626,7 @@ static void test_sync2_sem_try_deadline_and_errors(void **state)
     memset(&z, 0, sizeof z); /* zeroed memory: a semaphore of size 0 */
     assert_int_equal(ringo_sem_acquire(&z, 0, -1), 0);
     assert_int_equal(ringo_sem_acquire(&z, 1, -1), -EINVAL);
+    tu_watchdog_disarm();
 }
 
 /* FIFO head of line: with 2 tokens free, a waiter for 5 at the head blocks a later waiter for
@@ -642,6 +711,40 @@ static void test_sync2_sem_timed_out_head_lets_the_next_in(void **state)
         assert_int_equal(ringo_sem_release(&hl_s, 10), 0);
     }
     tu_watchdog_disarm();
+}
+
+/* A release that comes while the head's deadline has passed, but before it has left the
+ * queue, skips it: the waiter behind gets its tokens, and the departed head holds none. */
+static void hl_big_held(void *p)
+{
+    hk_pause_me = 1;
+    hl_big(p);
+}
+
+static void test_sync2_sem_release_racing_a_timed_out_head(void **state)
+{
+    (void)state;
+    tu_watchdog_arm("sem release racing a timeout", 60);
+    atomic_store(&hl_big_done, 0);
+    atomic_store(&hl_small_done, 0);
+    atomic_store(&hl_started, 0);
+    assert_int_equal(ringo_sem_acquire(&hl_s, 8, -1), 0); /* 2 free */
+    ringo_wg_add(&hl_wg, 2);
+    spawn(hl_big_held, (void *)(intptr_t)5, 1); /* wants 5 for 5 ms; held by the hook after */
+    while (ringo_sem_try_acquire(&hl_s, 1) == 0)
+        ringo_sem_release(&hl_s, 1), ringo_sleep(MS / 10);
+    spawn(hl_small, (void *)(intptr_t)2, 0); /* wants 2, queued behind */
+    hk_wait_reached();                     /* the head's deadline won; it is still queued */
+    assert_int_equal(ringo_sem_release(&hl_s, 5), 0); /* 7 free: the head would fit now */
+    sem_post(&hk_resume);
+    ringo_wg_wait(&hl_wg);
+    tu_watchdog_disarm();
+    assert_int_equal(atomic_load(&hl_small_done), 1);
+    assert_int_equal(atomic_load(&hl_bad), 0); /* the head got -ETIMEDOUT */
+    /* held: 3 by us, 2 by small; the head took nothing */
+    assert_int_equal(ringo_sem_try_acquire(&hl_s, 6), -EBUSY);
+    assert_int_equal(ringo_sem_try_acquire(&hl_s, 5), 0);
+    assert_int_equal(ringo_sem_release(&hl_s, 10), 0);
 }
 
 /* Stress: goroutines and threads acquire random weights with random deadlines (none, short,
@@ -814,6 +917,7 @@ static const struct child_scenario scenarios[] = {
 int main(int argc, char **argv)
 {
     tu_maybe_child(argc, argv, scenarios);
+    hk_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync2_rwmutex_try_and_errors),
         cmocka_unit_test(test_sync2_rwmutex_writer_preference),
@@ -822,10 +926,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sync2_cond_deadline_and_errors),
         cmocka_unit_test(test_sync2_cond_deadline_goroutine_and_thread),
         cmocka_unit_test(test_sync2_cond_signal_one_fifo_broadcast),
+        cmocka_unit_test(test_sync2_cond_signal_racing_a_timeout_is_not_lost),
         cmocka_unit_test(test_sync2_cond_producer_consumer_stress),
         cmocka_unit_test(test_sync2_sem_try_deadline_and_errors),
         cmocka_unit_test(test_sync2_sem_head_of_line),
         cmocka_unit_test(test_sync2_sem_timed_out_head_lets_the_next_in),
+        cmocka_unit_test(test_sync2_sem_release_racing_a_timed_out_head),
         cmocka_unit_test(test_sync2_sem_stress),
         cmocka_unit_test(test_sync2_misuse_is_fatal_with_go_messages),
         cmocka_unit_test(test_sync2_deadlock_names_the_waits),
