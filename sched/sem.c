@@ -74,22 +74,28 @@ int ringo_sem_acquire(struct ringo_sem *s, int64_t n, int64_t deadline)
 {
     if (!s || n < 0)
         return -EINVAL;
-    bool past = deadline >= 0 && ringo_now() >= deadline; /* then we only try */
+    struct g *self = NULL;
     wq_lock(&s->_r_qlock);
-    if (n > s->_r_size) {
+    for (;;) {
+        if (n > s->_r_size) {
+            wq_unlock(&s->_r_qlock);
+            return -EINVAL; /* could never be satisfied */
+        }
+        if (s->_r_size - s->_r_cur >= n && !wq_first(&s->_r_head)) { /* E2 */
+            s->_r_cur += n;
+            wq_unlock(&s->_r_qlock);
+            return 0;
+        }
+        if (self)
+            break;
+        /* We must wait. Neither the clock nor sched_self (which may attach a plain thread: a
+         * calloc and the runtime's locks) belongs under the spinlock: drop it, then look again */
         wq_unlock(&s->_r_qlock);
-        return -EINVAL; /* could never be satisfied */
+        if (deadline >= 0 && ringo_now() >= deadline)
+            return -ETIMEDOUT; /* already past: we only try */
+        self = sched_self();
+        wq_lock(&s->_r_qlock);
     }
-    if (s->_r_size - s->_r_cur >= n && !wq_first(&s->_r_head)) { /* E2 */
-        s->_r_cur += n;
-        wq_unlock(&s->_r_qlock);
-        return 0;
-    }
-    if (past) {
-        wq_unlock(&s->_r_qlock);
-        return -ETIMEDOUT;
-    }
-    struct g *self = sched_self();
     struct wq_rec me = { .g = self, .n = n, .prepared = true };
     wq_push_back(&s->_r_head, &s->_r_tail, &me);
     sched_park_prepare_until(self, WR_SEM, deadline);
