@@ -221,9 +221,9 @@ RINGO_API int  ringo_rwmutex_trylock(struct ringo_rwmutex *rw);  /* 0; -EBUSY; -
  * blocking, any mix of goroutines and plain threads; one cond should be used with one mutex.
  * ringo_cond_wait: 0 signalled; -EINVAL c or m NULL (m is then left as it was).
  * ringo_cond_wait_until (deadline absolute, -1 none; with one already past the wait still
- * unlocks m, and returns 0 if a signal took it meanwhile): 0 signalled; -ETIMEDOUT the deadline passed first (the
- * wait took no signal: one made meanwhile went to another waiter); -EINVAL. Zeroed memory is
- * a cond with no waiters. */
+ * unlocks m, and returns 0 if a signal took it meanwhile): 0 signalled; -ETIMEDOUT the
+ * deadline passed first (the wait took no signal: one made meanwhile went to another waiter);
+ * -EINVAL. Zeroed memory is a cond with no waiters. */
 struct ringo_cond {
     uint32_t _r_qlock;   /* private */
     uint32_t _r_pad;     /* private */
