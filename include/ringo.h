@@ -153,9 +153,10 @@ RINGO_API void ringo_block_end(void);
  * every later one returns -ECANCELED at entry. Blocking calls: the channel operations that may
  * wait (ringo_chan_send/recv and their _until forms), ringo_select with a timeout other than 0,
  * ringo_sleep, every I/O call of the I/O section (both backends), ringo_group_wait,
+ * ringo_cond_wait/_until (the mutex held again on return), ringo_sem_acquire (nothing taken),
  * ringo_blocking (at entry only: a function already running on the pool runs to its end).
- * Not cancelled (they return no error, as in Go): ringo_mutex_lock, ringo_wg_wait, ringo_once,
- * ringo_yield, and the try_ forms. An I/O operation that completed before the cancel reached it
+ * Not cancelled (they return no error, as in Go): ringo_mutex_lock, ringo_rwmutex_*lock,
+ * ringo_wg_wait, ringo_once, ringo_yield, and the try_ forms. An I/O operation that completed before the cancel reached it
  * returns its result. Plain threads are never members. */
 typedef struct ringo_group ringo_group;
 /* A new group; nested in the calling goroutine's group if it has one (cancelled at once if that
@@ -289,6 +290,86 @@ struct ringo_once {
 };
 #define RINGO_ONCE_INIT { 0, RINGO_MUTEX_INIT }
 RINGO_API int ringo_once(struct ringo_once *o, void (*fn)(void *arg), void *arg);
+
+/* Go's sync.RWMutex: any number of readers or one writer. Writer-preferring as Go's: once a
+ * writer waits in ringo_rwmutex_lock, new readers wait until it has had its turn, and the
+ * readers that came during that turn all go in at its unlock (neither side starves). Blocking,
+ * any mix of goroutines and plain threads; not reentrant (a reader that rlocks again while a
+ * writer waits deadlocks, as in Go); at most 2^30 - 1 readers at a time. A lock held by one
+ * goroutine or thread may be unlocked by another. Fatal, with Go's messages: runlock of a
+ * mutex no reader holds ("sync: RUnlock of unlocked RWMutex"), unlock of a mutex no writer
+ * holds ("sync: Unlock of unlocked RWMutex"). The try calls never wait: 0 locked; -EBUSY
+ * (a writer is active or pending, or for trylock readers are inside); -EINVAL rw NULL.
+ * Zeroed memory is an unlocked rwmutex. */
+struct ringo_rwmutex {
+    struct ringo_mutex _r_w;         /* private */
+    int32_t            _r_readers;   /* private */
+    int32_t            _r_departing; /* private */
+    uint32_t           _r_qlock;     /* private */
+    uint32_t           _r_rperm;     /* private */
+    uint32_t           _r_wperm;     /* private */
+    uint32_t           _r_pad;       /* private */
+    void              *_r_rq;        /* private */
+    void              *_r_wq;        /* private */
+};
+#define RINGO_RWMUTEX_INIT { RINGO_MUTEX_INIT, 0, 0, 0, 0, 0, 0, 0, 0 }
+RINGO_API void ringo_rwmutex_rlock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_runlock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_lock(struct ringo_rwmutex *rw);
+RINGO_API void ringo_rwmutex_unlock(struct ringo_rwmutex *rw);
+RINGO_API int  ringo_rwmutex_tryrlock(struct ringo_rwmutex *rw); /* 0; -EBUSY; -EINVAL */
+RINGO_API int  ringo_rwmutex_trylock(struct ringo_rwmutex *rw);  /* 0; -EBUSY; -EINVAL */
+
+/* Go's sync.Cond, with a deadline. The caller holds m; the wait unlocks it, waits for a
+ * signal, and locks m again before it returns, whatever ended the wait. A signal or broadcast
+ * made after the waiter unlocked m (by a holder of m, or by anyone after what it waits for was
+ * published under m) wakes it: no lost wake-ups, and no spurious ones (a wait returns 0 only
+ * for a signal or broadcast made after it began; still wait in a loop on the condition, as in
+ * Go: another party may change it before the waiter has m back). ringo_cond_signal wakes the
+ * longest waiter, ringo_cond_broadcast every waiter; with none, they do nothing. Waits are
+ * blocking, any mix of goroutines and plain threads; one cond should be used with one mutex.
+ * ringo_cond_wait: 0 signalled; -EINVAL c or m NULL (m is then left as it was).
+ * ringo_cond_wait_until (deadline absolute, -1 none; with one already past the wait still
+ * unlocks m, and returns 0 if a signal took it meanwhile): 0 signalled; -ETIMEDOUT the
+ * deadline passed first (the wait took no signal: one made meanwhile went to another waiter);
+ * -EINVAL. Zeroed memory is a cond with no waiters. */
+struct ringo_cond {
+    uint32_t _r_qlock;   /* private */
+    uint32_t _r_pad;     /* private */
+    void    *_r_head;    /* private */
+    void    *_r_tail;    /* private */
+};
+#define RINGO_COND_INIT { 0, 0, 0, 0 }
+RINGO_API int  ringo_cond_wait(struct ringo_cond *c, struct ringo_mutex *m);
+RINGO_API int  ringo_cond_wait_until(struct ringo_cond *c, struct ringo_mutex *m, int64_t deadline);
+RINGO_API void ringo_cond_signal(struct ringo_cond *c);
+RINGO_API void ringo_cond_broadcast(struct ringo_cond *c);
+
+/* A weighted semaphore (golang.org/x/sync/semaphore) of size tokens: ringo_sem_acquire takes
+ * n of them at once, waiting (blocking; any mix of goroutines and plain threads) until they
+ * are free; FIFO, as x/sync's: while a waiter is queued, later callers queue behind it even
+ * if they would fit, so a big request is not starved by small ones. n == 0 takes nothing but
+ * still waits its turn. ringo_sem_acquire (deadline absolute, -1 none; one already past tries
+ * once): 0 acquired; -ETIMEDOUT the deadline passed first (nothing taken); -EINVAL s NULL,
+ * n < 0 or n > size (it could never succeed). ringo_sem_try_acquire: 0; -EBUSY they are not
+ * free, or others wait; -EINVAL as acquire. ringo_sem_release gives n back (never blocks;
+ * any caller, not only the acquirer): 0; -EINVAL s NULL or n < 0; releasing more than is held
+ * is fatal ("semaphore: released more than held"). RINGO_SEM_INIT(size) or ringo_sem_init
+ * (0; -EINVAL s NULL or size < 0; not while the semaphore is in use) make a semaphore of size
+ * tokens, none held; zeroed memory is one of size 0. */
+struct ringo_sem {
+    int64_t  _r_size;    /* private */
+    int64_t  _r_cur;     /* private */
+    uint32_t _r_qlock;   /* private */
+    uint32_t _r_pad;     /* private */
+    void    *_r_head;    /* private */
+    void    *_r_tail;    /* private */
+};
+#define RINGO_SEM_INIT(size) { (size), 0, 0, 0, 0, 0 }
+RINGO_API int ringo_sem_init(struct ringo_sem *s, int64_t size);
+RINGO_API int ringo_sem_acquire(struct ringo_sem *s, int64_t n, int64_t deadline);
+RINGO_API int ringo_sem_try_acquire(struct ringo_sem *s, int64_t n);
+RINGO_API int ringo_sem_release(struct ringo_sem *s, int64_t n);
 
 /* ---------------------------------------------------------------- I/O */
 

@@ -74,7 +74,21 @@ dist_man3_MANS = \
 	%reldir%/ringo_gls_key_create.3 \
 	%reldir%/ringo_gls_key_delete.3 \
 	%reldir%/ringo_gls_get.3 \
-	%reldir%/ringo_gls_set.3
+	%reldir%/ringo_gls_set.3 \
+	%reldir%/ringo_rwmutex_lock.3 \
+	%reldir%/ringo_rwmutex_unlock.3 \
+	%reldir%/ringo_rwmutex_rlock.3 \
+	%reldir%/ringo_rwmutex_runlock.3 \
+	%reldir%/ringo_rwmutex_trylock.3 \
+	%reldir%/ringo_rwmutex_tryrlock.3 \
+	%reldir%/ringo_cond_wait.3 \
+	%reldir%/ringo_cond_wait_until.3 \
+	%reldir%/ringo_cond_signal.3 \
+	%reldir%/ringo_cond_broadcast.3 \
+	%reldir%/ringo_sem_acquire.3 \
+	%reldir%/ringo_sem_try_acquire.3 \
+	%reldir%/ringo_sem_release.3 \
+	%reldir%/ringo_sem_init.3
 dist_man7_MANS = \
 	%reldir%/ringo.7
 TESTS += %reldir%/check-pages.test

@@ -506,6 +506,10 @@ static const char *const wr_names[WR__COUNT] = {
     [WR_CHAN_RECV_NIL] = "chan receive (nil chan)",
     [WR_BLOCKING] = "blocking call",
     [WR_GROUP] = "group wait",
+    [WR_RWMUTEX_R] = "sync.RWMutex.RLock",
+    [WR_RWMUTEX_W] = "sync.RWMutex.Lock",
+    [WR_COND] = "sync.Cond.Wait",
+    [WR_SEM] = "semaphore.Acquire",
 };
 
 const char *sched_waitreason_str(int wr)

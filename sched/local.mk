@@ -4,6 +4,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/poller.h \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
+	%reldir%/waitq.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
 	%reldir%/ctx.c \
 	%reldir%/runq.c \
@@ -17,5 +18,8 @@ libringo_internal_la_SOURCES += \
 	%reldir%/sync.c \
 	%reldir%/group.c \
 	%reldir%/lockthread.c \
+	%reldir%/rwmutex.c \
+	%reldir%/cond.c \
+	%reldir%/sem.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c

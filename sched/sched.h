@@ -114,6 +114,10 @@ enum waitreason {
     WR_CHAN_RECV_NIL,/* "chan receive (nil chan)" */
     WR_BLOCKING,     /* "blocking call": ringo_blocking, fn runs on a pool thread (blocking.c) */
     WR_GROUP,        /* "group wait": ringo_group_wait (group.c) */
+    WR_RWMUTEX_R,    /* "sync.RWMutex.RLock" */
+    WR_RWMUTEX_W,    /* "sync.RWMutex.Lock": a writer waiting for the readers to leave */
+    WR_COND,         /* "sync.Cond.Wait" */
+    WR_SEM,          /* "semaphore.Acquire" (golang.org/x/sync/semaphore) */
     WR__COUNT
 };
 const char *sched_waitreason_str(int wr);

@@ -10,6 +10,7 @@ CORE_TESTS = \
 	%reldir%/test_sync \
 	%reldir%/test_group \
 	%reldir%/test_lockthread \
+	%reldir%/test_sync2 \
 	%reldir%/test_blocking \
 	%reldir%/test_handoff \
 	%reldir%/stress_sched
@@ -38,6 +39,8 @@ EXTRA_DIST += %reldir%/testutil.h
 # test_group again on the epoll backend (cancels end epoll waits by their claim, not ASYNC_CANCEL)
 TESTS += %reldir%/group_nouring.sh
 dist_check_SCRIPTS += %reldir%/group_nouring.sh
+%canon_reldir%_test_sync2_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_sync2_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_stress_sched_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_stress_sched_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_runq_LDADD = $(RINGO_TEST_LIBS)

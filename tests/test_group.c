@@ -101,16 +101,19 @@ static void test_group_member_waiting_for_its_group_is_refused(void **state)
 /* ---------------------------------------------------------------- cancel ends every wait */
 
 enum wait_kind { K_RECV, K_SEND, K_BUF_RECV, K_SELECT, K_SELECT_TIMEOUT, K_RECV_UNTIL, K_SLEEP,
-                 K_READ, K_POLL, K_ACCEPT, K_RECV_LEND, K_GROUP_WAIT, K_COUNT };
+                 K_READ, K_POLL, K_ACCEPT, K_RECV_LEND, K_GROUP_WAIT, K_COND, K_SEM, K_COUNT };
 static const char *const kind_reason[K_COUNT] = {
     "chan receive", "chan send", "chan receive", "select", "select", "chan receive", "sleep",
-    "IO wait", "IO wait", "IO wait", "IO wait", "group wait",
+    "IO wait", "IO wait", "IO wait", "IO wait", "group wait", "sync.Cond.Wait", "semaphore.Acquire",
 };
 
 struct env {
     ringo_chan *unbuf, *buf, *other, *sendc;
     int pipe_r, lsock, sock_a;
     ringo_group *inner; /* K_GROUP_WAIT waits for it (it has a sleeper) */
+    struct ringo_mutex m;
+    struct ringo_cond cond;
+    struct ringo_sem sem; /* size 1, held by the test: an acquire waits */
 };
 static struct env E;
 static atomic_int rc_of[K_COUNT];
@@ -141,6 +144,13 @@ static int do_wait(int k)
         return (int)r;
     }
     case K_GROUP_WAIT: return ringo_group_wait(E.inner, -1);
+    case K_COND: {
+        ringo_mutex_lock(&E.m);
+        int r = ringo_cond_wait(&E.cond, &E.m); /* the mutex is held again either way */
+        ringo_mutex_unlock(&E.m);
+        return r;
+    }
+    case K_SEM: return ringo_sem_acquire(&E.sem, 1, -1);
     }
     return 1;
 }
@@ -169,6 +179,10 @@ static void test_group_cancel_ends_every_kind_of_wait(void **state)
     E.sock_a = sv[0];
     assert_true(E.lsock >= 0);
     E.inner = ringo_group_make(); /* not nested: made by a plain thread */
+    memset(&E.m, 0, sizeof E.m);
+    memset(&E.cond, 0, sizeof E.cond);
+    assert_int_equal(ringo_sem_init(&E.sem, 1), 0);
+    assert_int_equal(ringo_sem_try_acquire(&E.sem, 1), 0); /* held: K_SEM waits */
     ringo_group_go(E.inner, long_sleeper, NULL);
 
     ringo_group *g = ringo_group_make();
@@ -200,6 +214,10 @@ static void test_group_cancel_ends_every_kind_of_wait(void **state)
     assert_int_equal(ringo_chan_try_send(E.unbuf, &v), -EAGAIN);
     assert_int_equal(ringo_chan_send(E.buf, &v), 0);
     assert_int_equal(ringo_chan_recv(E.buf, &v), 1);
+    /* the cancelled acquire took nothing: the semaphore is whole again after one release */
+    assert_int_equal(ringo_sem_release(&E.sem, 1), 0);
+    assert_int_equal(ringo_sem_try_acquire(&E.sem, 1), 0);
+    assert_int_equal(ringo_sem_release(&E.sem, 1), 0);
     assert_int_equal(ringo_group_free(g), 0);
     assert_int_equal(ringo_group_cancel(E.inner), 0);
     assert_int_equal(ringo_group_wait(E.inner, ringo_now() + 30 * SEC), 0);
