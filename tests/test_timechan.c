@@ -8,7 +8,8 @@
  * (sched.ntimers) follows pending timers. Errors. Free while someone is blocked: -EBUSY.
  * Many timers made and freed in every state (leak checkers see the rest). Goroutines and plain
  * threads mixed. A randomized stress on 2 workers plus threads: every arm is accounted for
- * exactly once, as a received value or as a stop/reset that returned 1.
+ * exactly once, as a received value or as a stop/reset that returned 1; private timers are
+ * freed right at their deadline, racing with the fire.
  */
 #include <ringo.h>
 #include <setjmp.h>
@@ -487,7 +488,7 @@ static void test_timechan_goroutines_and_threads_mixed(void **state)
  * was removed unreceived). Then arms == deliveries + cancels, exactly. */
 #define ST_SLOTS 16
 static struct ringo_timer *st_t[ST_SLOTS];
-static atomic_llong st_arms, st_deliv, st_cancel;
+static atomic_llong st_arms, st_deliv, st_cancel, st_bad;
 static struct ringo_waitgroup st_wg = RINGO_WAITGROUP_INIT;
 static int st_iters;
 
@@ -498,7 +499,7 @@ static void stress_actor(uint64_t r)
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         struct ringo_timer *t = st_t[r % ST_SLOTS];
         int64_t ns = (int64_t)((r >> 16) % 400000) - 40000, v; /* some fire at once */
-        switch ((r >> 40) % 6) {
+        switch ((r >> 40) % 7) {
         case 0:
             cancel += ringo_timer_stop(t);
             break;
@@ -513,6 +514,18 @@ static void stress_actor(uint64_t r)
         case 4:
             deliv += ringo_chan_recv_until(ringo_timer_chan(t), &v, ringo_now() + 200000) == 1;
             break;
+        case 5: {
+            /* a private timer freed right at its deadline: the free races with the fire on
+             * whichever worker runs it (timechan.c TC1: no use after free) */
+            int64_t d = ringo_now() + (ns & 0x7fff);
+            struct ringo_timer *p = ringo_timer_make(d - ringo_now());
+            ringo_chan *a = ringo_after(d - ringo_now());
+            while (ringo_now() < d)
+                ;
+            if (ringo_timer_free(p) != 0 || ringo_chan_free(a) != 0)
+                atomic_fetch_add(&st_bad, 1);
+            break;
+        }
         default: {
             struct ringo_case cs[2] = { { ringo_timer_chan(t), RINGO_RECV, &v, 0 },
                                         { ringo_timer_chan(st_t[(r >> 8) % ST_SLOTS]), RINGO_RECV, &v, 0 } };
@@ -574,6 +587,8 @@ static int child_stress(void)
            (long long)ntimers());
     if (arms != deliv + cancel)
         return 5;
+    if (st_bad)
+        return 7;
     return ntimers() == 0 ? 0 : 6;
 }
 
