@@ -227,6 +227,11 @@ static void recv_one(void *p)
     ringo_chan_recv(p, &v);
 }
 
+static void select_one(void *p)
+{
+    ringo_select(p, 2, -1);
+}
+
 static void test_timechan_errors_and_free_while_blocked(void **state)
 {
     (void)state;
@@ -244,11 +249,12 @@ static void test_timechan_errors_and_free_while_blocked(void **state)
     errno = 0;
     assert_null(ringo_ticker_make(-5));
     assert_int_equal(errno, EINVAL);
-    struct ringo_ticker *tk = ringo_ticker_make(1000 * MS);
+    /* long enough that the receivers below block before anything fires, even under valgrind */
+    struct ringo_ticker *tk = ringo_ticker_make(100000 * MS);
     assert_int_equal(ringo_ticker_reset(tk, 0), -EINVAL);
     assert_int_equal(ringo_ticker_reset(tk, -1), -EINVAL);
     assert_int_equal(ringo_chan_free(ringo_ticker_chan(tk)), -EINVAL); /* the ticker's */
-    struct ringo_timer *t = ringo_timer_make(1000 * MS);
+    struct ringo_timer *t = ringo_timer_make(100000 * MS);
     assert_int_equal(ringo_chan_free(ringo_timer_chan(t)), -EINVAL);   /* the timer's */
     /* someone blocked on the channel: free refuses, nothing is stopped */
     ringo_go(recv_one, ringo_timer_chan(t));
@@ -257,19 +263,23 @@ static void test_timechan_errors_and_free_while_blocked(void **state)
     assert_int_equal(ringo_timer_reset(t, 0), 1); /* fires at once: the goroutine gets it */
     while (ringo_timer_free(t) == -EBUSY)
         ringo_sleep(MS / 2);
-    ringo_chan *a = ringo_after(200 * MS);
-    ringo_go(recv_one, a);
+    ringo_chan *a = ringo_after(100000 * MS), *quit = ringo_chan_make(0, 0);
+    struct ringo_case qa[2] = { { a, RINGO_RECV, NULL, 0 }, { quit, RINGO_RECV, NULL, 0 } };
+    ringo_go(select_one, qa);
     wait_busy(a);
     assert_int_equal(ringo_chan_free(a), -EBUSY);
+    ringo_chan_close(quit); /* the select leaves; the pending timer is freed with a below */
     ringo_go(recv_one, ringo_ticker_chan(tk));
     wait_busy(ringo_ticker_chan(tk));
     assert_int_equal(ringo_ticker_free(tk), -EBUSY);
     assert_int_equal(ringo_ticker_reset(tk, 2 * MS), 0);
     while (ringo_ticker_free(tk) == -EBUSY)
         ringo_sleep(MS / 2);
-    /* the after channel's receiver: freed once it got its value */
+    int64_t n0 = ntimers();
     while (ringo_chan_free(a) == -EBUSY)
-        ringo_sleep(MS); /* fires within 200 ms */
+        ringo_sleep(MS / 2);
+    assert_int_equal(ntimers(), n0 - 1);
+    ringo_chan_free(quit);
 }
 
 /* ------------------------------------------------------------------ tickers */
