@@ -277,7 +277,7 @@ struct sched {
     /* deadlock detection (I5) */
     _Atomic int64_t nthreads_active;  /* attached plain threads not blocked forever in ringo */
     _Atomic int64_t nthreads_blocked; /* attached plain threads blocked forever in ringo */
-    _Atomic int64_t ntimers;          /* pending timers, all workers */
+    _Atomic int64_t ntimers;          /* pending timers, all workers: goroutines' and callback ones (timer.c T7) */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
     _Atomic int64_t nblocking;        /* ringo_blocking jobs of goroutines, queued or running (blocking.c B2) */
     _Atomic int64_t nblocking_idle;   /* pool threads running no job: quiet for the check (blocking.c B4) */
