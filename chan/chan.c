@@ -150,17 +150,29 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     return c;
 }
 
+bool chan_busy(struct ringo_chan *c)
+{
+    spin_lock(&c->lock);
+    bool busy = c->nrecv_wait || c->nsend_wait;
+    spin_unlock(&c->lock);
+    return busy;
+}
+
+void chan_dealloc(struct ringo_chan *c)
+{
+    free(c->cells);
+    free(c);
+}
+
 int ringo_chan_free(ringo_chan *c)
 {
     if (!c)
         return -EINVAL;
-    spin_lock(&c->lock);
-    bool busy = c->nrecv_wait || c->nsend_wait;
-    spin_unlock(&c->lock);
-    if (busy)
+    if (unlikely(c->timer != NULL))
+        return tchan_free_chan(c->timer); /* a timer's channel: timechan.c */
+    if (chan_busy(c))
         return -EBUSY;
-    free(c->cells);
-    free(c);
+    chan_dealloc(c);
     return 0;
 }
 

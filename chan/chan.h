@@ -82,7 +82,8 @@ struct ringo_chan {
     uint64_t mask;                /* ncells - 1 when ncells is a power of two, else 0 */
     size_t ncells;                /* cap, or 2 when cap == 1 (see ring_push) */
     char *cells;
-    char pad0[CACHELINE - 6 * sizeof(size_t)];
+    struct tchan *timer;          /* a timer's channel (timechan.c): its timer; else NULL; constant */
+    char pad0[CACHELINE - 7 * sizeof(size_t)];
     _Atomic uint64_t enq_pos;     /* pushes | CLOSED | RWAIT (buffered) */
     char pad1[CACHELINE - sizeof(uint64_t)];
     _Atomic uint64_t deq_pos;     /* pops | SWAIT */
@@ -131,4 +132,13 @@ int chan_op_cancellable(struct ringo_chan *c, bool send, void *elem);
  * Readies collected in *wake. */
 int chan_try_locked(struct ringo_chan *c, bool send, void *elem, _Atomic uint32_t *mine, int *res,
                     struct sudog **wake);
+/* Anyone counted as waiting on c (C6): ringo_chan_free's refusal. Takes c->lock. */
+bool chan_busy(struct ringo_chan *c);
+/* Free c's memory, no questions asked (the caller checked chan_busy). */
+void chan_dealloc(struct ringo_chan *c);
+
+/* ------------------------------------------------------------------ timer channels (timechan.c) */
+/* ringo_chan_free of a timer's channel (c->timer != NULL): ringo_after's channel frees its
+ * timer with it; the channel of a ringo_timer / ringo_ticker is not the caller's: -EINVAL. */
+int tchan_free_chan(struct tchan *tc);
 #endif

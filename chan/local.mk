@@ -3,8 +3,10 @@
 #   ring.c    the buffered lock-free ring and its RWAIT / SWAIT waiter flags
 #   chan.c    make / free / len / cap, send / recv / close, the wait queues
 #   select.c  ringo_select
+#   timechan.c  timers and tickers as channels: ringo_after, ringo_timer_*, ringo_ticker_*
 libringo_internal_la_SOURCES += \
 	%reldir%/chan.h \
 	%reldir%/ring.c \
 	%reldir%/chan.c \
-	%reldir%/select.c
+	%reldir%/select.c \
+	%reldir%/timechan.c

@@ -5,8 +5,9 @@
  * keep compiling and behaving.
  *
  * Conventions
- *   - Errors are negative errno values; errno is never set, except by the two pointer-returning
- *     functions (ringo_chan_make returns NULL and sets errno).
+ *   - Errors are negative errno values; errno is never set, except by the pointer-returning
+ *     makers (ringo_chan_make, ringo_after, ringo_timer_make, ringo_ticker_make return NULL and
+ *     set errno).
  *   - Times are int64_t nanoseconds on CLOCK_MONOTONIC (ringo_now()). A deadline is absolute,
  *     -1 = none. A timeout is relative, -1 = forever, 0 = do not wait.
  *   - Every blocking call works inside a goroutine (the goroutine parks; its worker runs others)
@@ -229,7 +230,9 @@ RINGO_API int    ringo_chan_recv_until(ringo_chan *c, void *out, int64_t deadlin
 RINGO_API int    ringo_chan_close(ringo_chan *c);
 RINGO_API size_t ringo_chan_len(const ringo_chan *c);
 RINGO_API size_t ringo_chan_cap(const ringo_chan *c);
-/* 0; -EBUSY while anyone is blocked on c (nothing freed); -EINVAL c NULL. */
+/* 0; -EBUSY while anyone is blocked on c (nothing freed); -EINVAL c NULL, or the channel of a
+ * ringo_timer or ringo_ticker (theirs: ringo_timer_free, ringo_ticker_free). The channel of
+ * ringo_after is the caller's: this frees its timer too (timers, below). */
 RINGO_API int    ringo_chan_free(ringo_chan *c);
 
 #define RINGO_RANGE(c, out_ptr) while (ringo_chan_recv((c), (out_ptr)) == 1)
@@ -249,6 +252,61 @@ struct ringo_case {
  * default:); -ETIMEDOUT when the timeout passed; -EINVAL bad arguments. Among ready cases the
  * choice is uniformly random. */
 RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int64_t timeout);
+
+/* ---------------------------------------------------------------- timers */
+
+/* Go's time.After, time.Timer and time.Ticker: a channel (elements int64_t, capacity 1) that
+ * receives ringo_now() as read when the timer fires (at or after its deadline). Receive from it
+ * like from any channel (ringo_chan_recv, ringo_chan_recv_until, a RINGO_RECV case of
+ * ringo_select); do not send on it or close it. Any thread: a goroutine's timer goes to the heap
+ * of its worker, a plain thread's to one of the workers (the runtime starts if need be); none of
+ * these calls blocks beyond short internal locks. Calls on one timer from several threads at
+ * once are serialised; a call after its free is a use after free.
+ * Stop and Reset are Go 1.23's: once they return, no value from before is received, neither
+ * one already in the channel (it is removed) nor a late send. A pending timer or a ticker is
+ * pending work for the deadlock check (a goroutine blocked on its channel is not deadlocked);
+ * a stopped or fired one is not. ns <= 0 fires at once: the value is in the channel on return. */
+
+/* A channel that receives once, ns from now (Go's time.After). The channel is the caller's:
+ * free it with ringo_chan_free, fired or not, received or not; that stops the timer if it is
+ * still pending and frees it with the channel (ringo_chan_free's -EBUSY while anyone is blocked
+ * on it: nothing stopped, nothing freed). NULL and errno ENOMEM, or EAGAIN when the runtime
+ * cannot start. */
+RINGO_API ringo_chan *ringo_after(int64_t ns);
+
+/* A one-shot timer that fires ns from now (Go's time.NewTimer). NULL and errno ENOMEM, or
+ * EAGAIN when the runtime cannot start. */
+struct ringo_timer;
+RINGO_API struct ringo_timer *ringo_timer_make(int64_t ns);
+/* Its channel (NULL for t NULL). It belongs to the timer: ringo_chan_free on it is -EINVAL. */
+RINGO_API ringo_chan *ringo_timer_chan(struct ringo_timer *t);
+/* Stop t. 1: this call stopped it before its value was received (it was pending, or it had
+ * fired and the value, still unreceived, was removed from the channel); 0: it had been stopped
+ * already, or its value was received; -EINVAL t NULL. */
+RINGO_API int ringo_timer_stop(struct ringo_timer *t);
+/* Stop t as ringo_timer_stop (the same return value), then start it to fire ns from now. */
+RINGO_API int ringo_timer_reset(struct ringo_timer *t, int64_t ns);
+/* Stop t and free it with its channel: 0; -EBUSY while anyone is blocked on the channel
+ * (nothing stopped, nothing freed); -EINVAL t NULL. */
+RINGO_API int ringo_timer_free(struct ringo_timer *t);
+
+/* A ticker (Go's time.Ticker): ticks every period ns, the first one period from now, on that
+ * grid (tick k is due at start + k * period). A tick that finds the channel full (the last one
+ * unread) is dropped, and ticks missed while no worker could run the timer are skipped: the
+ * next one is the next point of the grid. NULL and errno EINVAL for period <= 0, ENOMEM, or
+ * EAGAIN when the runtime cannot start. */
+struct ringo_ticker;
+RINGO_API struct ringo_ticker *ringo_ticker_make(int64_t period);
+/* Its channel (NULL for t NULL). It belongs to the ticker: ringo_chan_free on it is -EINVAL. */
+RINGO_API ringo_chan *ringo_ticker_chan(struct ringo_ticker *t);
+/* Stop ticking; an unread tick is removed. 1: it was ticking; 0: it was stopped; -EINVAL. */
+RINGO_API int ringo_ticker_stop(struct ringo_ticker *t);
+/* Stop as ringo_ticker_stop, then tick every period from now (a stopped ticker starts again):
+ * 0; -EINVAL t NULL or period <= 0 (nothing changed). */
+RINGO_API int ringo_ticker_reset(struct ringo_ticker *t, int64_t period);
+/* Stop t and free it with its channel: 0; -EBUSY while anyone is blocked on the channel
+ * (nothing stopped, nothing freed); -EINVAL t NULL. */
+RINGO_API int ringo_ticker_free(struct ringo_ticker *t);
 
 /* ---------------------------------------------------------------- sync */
 

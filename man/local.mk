@@ -88,7 +88,18 @@ dist_man3_MANS = \
 	%reldir%/ringo_sem_acquire.3 \
 	%reldir%/ringo_sem_try_acquire.3 \
 	%reldir%/ringo_sem_release.3 \
-	%reldir%/ringo_sem_init.3
+	%reldir%/ringo_sem_init.3 \
+	%reldir%/ringo_after.3 \
+	%reldir%/ringo_timer_make.3 \
+	%reldir%/ringo_timer_chan.3 \
+	%reldir%/ringo_timer_stop.3 \
+	%reldir%/ringo_timer_reset.3 \
+	%reldir%/ringo_timer_free.3 \
+	%reldir%/ringo_ticker_make.3 \
+	%reldir%/ringo_ticker_chan.3 \
+	%reldir%/ringo_ticker_stop.3 \
+	%reldir%/ringo_ticker_reset.3 \
+	%reldir%/ringo_ticker_free.3
 dist_man7_MANS = \
 	%reldir%/ringo.7
 TESTS += %reldir%/check-pages.test

@@ -259,6 +259,7 @@ int sched_park(struct g *self, int64_t deadline, _Atomic uint32_t *claim, uint32
     self->wait_since = clk_now_coarse(); /* dumps only: the coarse clock is a memory read */
     if (deadline >= 0) {
         t.when = deadline;
+        t.fn = NULL;
         t.g = self;
         t.claim = claim;
         t.claim_val = claim_val;

@@ -200,6 +200,10 @@ struct runq {
 /* ------------------------------------------------------------------ timers */
 struct timer {
     int64_t when;                 /* deadline, ringo_now() clock */
+    /* NULL: a goroutine's timer (below). Else a callback timer (timer.c T7: a timer channel,
+     * chan/timechan.c): called under the heap's tlock when it fires; returns the next deadline
+     * to stay in the heap (a ticker), or -1 to leave it */
+    int64_t (*fn)(struct timer *t, int64_t now);
     struct g *g;                  /* readied when the timer fires (if it wins the claim) */
     _Atomic uint32_t *claim;      /* NULL: fire readies g unconditionally (sleep) */
     uint32_t claim_val;           /* CAS *claim 0 -> claim_val to win */
@@ -310,7 +314,7 @@ struct sched {
     /* deadlock detection (I5) */
     _Atomic int64_t nthreads_active;  /* attached plain threads not blocked forever in ringo */
     _Atomic int64_t nthreads_blocked; /* attached plain threads blocked forever in ringo */
-    _Atomic int64_t ntimers;          /* pending timers, all workers */
+    _Atomic int64_t ntimers;          /* pending timers, all workers: goroutines' and callback ones (timer.c T7) */
     _Atomic int64_t nio;              /* in-flight I/O operations, all workers */
     _Atomic int64_t nblocking;        /* ringo_blocking jobs of goroutines, queued or running (blocking.c B2) */
     _Atomic int64_t nblocking_idle;   /* pool threads running no job: quiet for the check (blocking.c B4) */
@@ -591,6 +595,9 @@ void sched_timer_add(struct worker *w, struct timer *t);
 bool sched_timer_del(struct timer *t);
 /* Fire due timers of w; returns the earliest remaining deadline or INT64_MAX. */
 int64_t sched_timers_run(struct worker *w, int64_t now);
+/* The worker whose heap a new callback timer goes to: the caller's, or for a plain thread one
+ * of the regular workers at random (starting the runtime); NULL if it cannot start. */
+struct worker *sched_timer_home(void);
 void sched_timers_init(struct worker *w);
 
 /* ------------------------------------------------------------------ fatal errors (fatal.c) */

@@ -1,6 +1,7 @@
 /* sched/timer.c — sleeps and deadlines: one binary min-heap of timers per worker.
  *
- * Responsibility: ringo_sleep, and timers owned by parked goroutines (struct timer lives in the parked frame).
+ * Responsibility: ringo_sleep, and timers owned by parked goroutines (struct timer lives in the parked frame);
+ * the heaps also hold callback timers (T7: the timer channels of chan/timechan.c).
  * A goroutine adds its timer to the heap of the worker it runs on. That worker fires it in its
  * scheduling loop, and so does any other worker that looks for work or sleeps (proc.c X1, X2:
  * a worker stuck in a long goroutine does not hold up its timers while another is idle).
@@ -24,11 +25,25 @@
  *       overflowed the ring when many were due at once (B10: 100,000 sleepers on one worker
  *       spilled 49,149 goroutines to the global queue, where they waited for batches of 8
  *       every 64 schedules: p99 overshoot 7-10 ms with p50 0.002).
+ *   T7  A callback timer (t->fn != NULL, t->g unused) fires by t->fn(t, now), called under
+ *       tlock with t still at heap[0]: fn returns the next deadline (> now) and t stays in the
+ *       heap, counted in ntimers (a ticker), or -1 and t leaves the heap and ntimers after fn
+ *       returned (T2: whatever fn readied is on a run queue by then). Its owner removes it with
+ *       sched_timer_del, which takes the same tlock: when that returns, no fire of t is under
+ *       way nor can start (T1), so the owner may free t (as T3 for a goroutine's frame). The
+ *       owner changes when, fn's data, or t->w (a re-add elsewhere) only while t is in no
+ *       heap; the re-add's tlock publishes them to the next fire. One fire is one unit of T6's
+ *       budget: fn readies at most one goroutine (a channel send: one receiver).
  *   w->tfirst mirrors heap[0].when (INT64_MAX when empty): written under tlock, peeked relaxed.
  * Lock order: a worker's tlock may be held while readying (idle_lock and the global queue locks are taken inside);
  * nothing takes tlock while holding those. Any worker may take any worker's tlock (X1), but
- * never two at once: sched_timers_run readies goroutines, never threads, so nothing under one
- * tlock reaches another.
+ * never two at once: nothing under one tlock reaches another. A goroutine timer readies a
+ * goroutine (run queues, idle list). A callback timer's fn (timechan.c) makes a non-blocking
+ * channel send: the channel's spinlock, then sched_ready of at most one receiver, a goroutine
+ * (as above) or a plain thread (seq_cst counter adds, a CAS and a futex wake: no lock at all).
+ * So tlock > channel lock, and no channel code takes a tlock while holding a channel lock
+ * (a park's deadline timer is added after the channel lock is dropped). timechan.c's own
+ * per-timer mutex is taken before tlock (stop, reset, free), never under it: fn never takes it.
  * Depends on: sched.h (the park protocol, run queues), kernel_iface/clock.
  */
 #include "sched/sched.h"
@@ -149,6 +164,21 @@ bool sched_timer_del(struct timer *t)
     return pending;
 }
 
+/* T7: t is heap[0], due; under w->tlock. */
+static void fire_callback(struct worker *w, struct timer *t, int64_t now)
+{
+    int64_t next = t->fn(t, now);
+    if (next >= 0) {
+        /* a ticker: the next tick in place; it stays counted (T2) */
+        t->when = next;
+        w->theap[0].when = next; /* T5 */
+        sift_down(w, 0);
+        return;
+    }
+    heap_remove(w, 0);
+    sched_dl_add(&sched.ntimers, -1); /* T2: after fn's ready */
+}
+
 int64_t sched_timers_run(struct worker *w, int64_t now)
 {
     if (atomic_load_explicit(&w->tfirst, memory_order_relaxed) > now)
@@ -160,6 +190,10 @@ int64_t sched_timers_run(struct worker *w, int64_t now)
     pthread_mutex_lock(&w->tlock);
     while (w->tn && w->theap[0].when <= now && budget-- > 0) {
         struct timer *t = w->theap[0].t;
+        if (unlikely(t->fn != NULL)) { /* T7: the one branch callback timers add here */
+            fire_callback(w, t, now);
+            continue;
+        }
         heap_remove(w, 0);
         /* T3: decide and ready under tlock; whoever wins the claim owns the wake-up */
         if (!t->claim || sched_claim(t->claim, t->claim_val))
@@ -170,6 +204,16 @@ int64_t sched_timers_run(struct worker *w, int64_t now)
     int64_t first = w->tn ? w->theap[0].when : INT64_MAX;
     pthread_mutex_unlock(&w->tlock);
     return first;
+}
+
+struct worker *sched_timer_home(void)
+{
+    struct worker *w = sched_cur_worker();
+    if (w)
+        return w;
+    if (sched_start() != 0)
+        return NULL;
+    return sched.w[sched_fastrand() % sched.nprocs]; /* a regular worker: extra ones retire */
 }
 
 int ringo_sleep(int64_t ns)

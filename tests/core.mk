@@ -1,4 +1,4 @@
-# tests/core.mk: runtime-core tests (switch, goroutines, workers, park, timers, sync)
+# tests/core.mk: runtime-core tests (switch, goroutines, workers, park, timers, timer channels, sync)
 CORE_TESTS = \
 	%reldir%/test_switch \
 	%reldir%/test_runq \
@@ -7,6 +7,7 @@ CORE_TESTS = \
 	%reldir%/test_worker \
 	%reldir%/test_park \
 	%reldir%/test_timer \
+	%reldir%/test_timechan \
 	%reldir%/test_sync \
 	%reldir%/test_group \
 	%reldir%/test_lockthread \
@@ -30,6 +31,8 @@ EXTRA_DIST += %reldir%/testutil.h
 %canon_reldir%_test_park_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_timer_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_timer_CFLAGS = $(RINGO_TEST_CFLAGS)
+%canon_reldir%_test_timechan_LDADD = $(RINGO_TEST_LIBS)
+%canon_reldir%_test_timechan_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_sync_LDADD = $(RINGO_TEST_LIBS)
 %canon_reldir%_test_sync_CFLAGS = $(RINGO_TEST_CFLAGS)
 %canon_reldir%_test_group_LDADD = $(RINGO_TEST_LIBS)

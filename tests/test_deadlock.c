@@ -12,7 +12,9 @@
  *   Not detected (exit 0, no report): a goroutine sleeping before it sends; a plain thread busy
  *   outside ringo before it sends (whether or not it used ringo before); a select with a timeout;
  *   main blocked on recv while a goroutine sleeps 200 ms and then sends; main blocked on recv
- *   while a thread is about to send and other threads of the process exit.
+ *   while a thread is about to send and other threads of the process exit; goroutines and main
+ *   blocked on the channels of pending timers and tickers (a goroutine on a stopped timer's or
+ *   ticker's channel, or main on a fired and received one's, is a deadlock).
  *   Main leaves first (Go's Goexit in main): after ringo_exit the goroutines finish their work,
  *   then the output ends with "fatal error: no goroutines (main called ringo_exit) - deadlock!"
  *   and the status is 2 (at once when there is no goroutine at all); after pthread_exit the
@@ -314,6 +316,68 @@ static int child_select_with_timeout(void)
     return ringo_chan_send(c, &v) == 0 ? 0 : 5; /* frees the goroutine: main returns normally */
 }
 
+/* Timer channels (issue 14): a pending timer or a ticker is pending work (sched.ntimers), so
+ * goroutines and main blocked on their channels are not deadlocked; a stopped one is not. */
+struct tchan_wait { ringo_chan *c, *res; };
+static void recv_tchan_then_report(void *p)
+{
+    struct tchan_wait *w = p;
+    int64_t v = 0;
+    int r = ringo_chan_recv(w->c, &v);
+    ringo_chan_send(w->res, &r);
+}
+static int child_timer_channels_pending(void)
+{
+    static struct tchan_wait w1, w2;
+    ringo_chan *res = mk(sizeof(int), 0);
+    struct ringo_timer *t = ringo_timer_make(200000000);
+    struct ringo_ticker *tk = ringo_ticker_make(100000000);
+    w1 = (struct tchan_wait){ ringo_timer_chan(t), res };
+    w2 = (struct tchan_wait){ ringo_ticker_chan(tk), res };
+    ringo_go(recv_tchan_then_report, &w1);
+    ringo_go(recv_tchan_then_report, &w2);
+    int r1 = 0, r2 = 0;
+    if (ringo_chan_recv(res, &r1) != 1 || ringo_chan_recv(res, &r2) != 1 || r1 != 1 || r2 != 1)
+        return 3;
+    /* main alone, blocked on ringo_after's channel */
+    ringo_chan *a = ringo_after(100000000);
+    int64_t v;
+    if (ringo_chan_recv(a, &v) != 1)
+        return 4;
+    ringo_chan_free(a);
+    ringo_ticker_free(tk);
+    ringo_timer_free(t);
+    return 0;
+}
+/* a goroutine on a stopped timer's channel, another on a stopped ticker's, main on a channel
+ * nobody sends on: a deadlock, as in Go */
+static int child_timer_channels_stopped(void)
+{
+    static struct tchan_wait w1, w2;
+    never = mk(sizeof(int), 0);
+    struct ringo_timer *t = ringo_timer_make(10000000000LL);
+    struct ringo_ticker *tk = ringo_ticker_make(10000000000LL);
+    if (ringo_timer_stop(t) != 1 || ringo_ticker_stop(tk) != 1)
+        return 3;
+    w1 = (struct tchan_wait){ ringo_timer_chan(t), never };
+    w2 = (struct tchan_wait){ ringo_ticker_chan(tk), never };
+    ringo_go(recv_tchan_then_report, &w1);
+    ringo_go(recv_tchan_then_report, &w2);
+    int v;
+    ringo_chan_recv(never, &v);
+    return 4;
+}
+/* main alone on a timer channel after the value was received and the timer stopped */
+static int child_main_recv_fired_timer(void)
+{
+    struct ringo_timer *t = ringo_timer_make(1000000);
+    int64_t v;
+    if (ringo_chan_recv(ringo_timer_chan(t), &v) != 1 || ringo_timer_stop(t) != 0)
+        return 3;
+    ringo_chan_recv(ringo_timer_chan(t), &v);
+    return 4;
+}
+
 /* main blocks in recv while a plain thread (that has not used ringo yet) is about to send,
  * and meanwhile other threads of the process exit: the sender is alive, so this is never a
  * deadlock, however the exiting threads overlap with the check. */
@@ -490,6 +554,9 @@ static const struct child_scenario scenarios[] = {
     { "thread_busy_then_sends", child_thread_busy_then_sends },
     { "attached_thread_busy_then_sends", child_attached_thread_busy_then_sends },
     { "select_with_timeout", child_select_with_timeout },
+    { "timer_channels_pending", child_timer_channels_pending },
+    { "timer_channels_stopped", child_timer_channels_stopped },
+    { "main_recv_fired_timer", child_main_recv_fired_timer },
     { "main_returns_with_blocked_goroutines", child_main_returns_with_blocked_goroutines },
     { "threads_exit_while_main_waits", child_threads_exit_while_main_waits },
     { "aba_main_woken_and_blocked_again", child_aba_main_woken_and_blocked_again },
@@ -687,6 +754,21 @@ static void test_deadlock_not_reported_for_a_select_with_timeout(void **state)
     expect_no_deadlock("select_with_timeout");
 }
 
+static void test_deadlock_not_reported_while_timer_channels_are_pending(void **state)
+{
+    (void)state;
+    expect_no_deadlock("timer_channels_pending");
+}
+
+static void test_deadlock_goroutines_on_stopped_timer_channels(void **state)
+{
+    (void)state;
+    static const char *const want[] = { "goroutine chan receive", "goroutine chan receive", "thread chan receive" };
+    expect_deadlock("timer_channels_stopped", want, 3);
+    static const char *const want1[] = { "thread chan receive" };
+    expect_deadlock("main_recv_fired_timer", want1, 1);
+}
+
 static void test_deadlock_not_reported_while_other_threads_exit(void **state)
 {
     (void)state;
@@ -845,6 +927,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deadlock_not_reported_for_a_sleeping_sender),
         cmocka_unit_test(test_deadlock_not_reported_while_a_thread_computes),
         cmocka_unit_test(test_deadlock_not_reported_for_a_select_with_timeout),
+        cmocka_unit_test(test_deadlock_not_reported_while_timer_channels_are_pending),
+        cmocka_unit_test(test_deadlock_goroutines_on_stopped_timer_channels),
         cmocka_unit_test(test_deadlock_not_reported_when_main_returns),
         cmocka_unit_test(test_deadlock_not_reported_while_other_threads_exit),
         cmocka_unit_test(test_deadlock_not_reported_when_main_is_woken_and_blocks_again_mid_check),
