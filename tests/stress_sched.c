@@ -157,7 +157,7 @@ static void run_child_runs(const char *name, const char *const *env, int base)
             fprintf(stderr, "run %d of %d: %s %d\n%s\n", i + 1, runs, r.exited ? "exit" : "signal",
                     r.exited ? r.code : r.signo, r.out);
         else if (i == 0)
-            print_message("# %s", r.out);
+            tu_note(r.out);
         assert_true(r.exited);
         assert_int_equal(r.code, 0);
     }

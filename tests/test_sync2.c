@@ -895,7 +895,7 @@ static void test_sync2_deadlock_names_the_waits(void **state)
     (void)state;
     struct child_result r;
     tu_run_child("deadlock_new_waits", NULL, 30, &r);
-    print_message("# %s", r.out);
+    tu_note(r.out);
     assert_true(r.exited);
     assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.out, "fatal error: all goroutines are asleep - deadlock!"));
