@@ -638,11 +638,33 @@ static void test_group_outsiders_are_not_cancelled(void **state)
     ringo_chan_free(c);
 }
 
+/* Misuse: a pointer that is not a group (here: zeroed memory) is fatal with a one-line message. */
+static int child_not_a_group(void)
+{
+    static long junk[16];
+    ringo_group_wait((ringo_group *)(void *)junk, -1);
+    return 0; /* not reached */
+}
+
+static const struct child_scenario scenarios[] = {
+    { "not_a_group", child_not_a_group },
+    { NULL, NULL },
+};
+
+static void test_group_not_a_group_is_fatal(void **state)
+{
+    (void)state;
+    struct child_result r;
+    tu_run_child("not_a_group", NULL, 30, &r);
+    assert_false(r.exited && r.code == 0);
+    assert_non_null(strstr(r.out, "fatal error: ringo_group_wait: not a group"));
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    tu_maybe_child(argc, argv, scenarios);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_not_a_group_is_fatal),
         cmocka_unit_test(test_group_wait_for_members),
         cmocka_unit_test(test_group_bad_input_and_busy),
         cmocka_unit_test(test_group_member_waiting_for_its_group_is_refused),
