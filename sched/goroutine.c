@@ -221,15 +221,14 @@ void sched_g_free(struct worker *w, struct g *g)
     pthread_mutex_unlock(&gp->lock);
 }
 
-/* S3: the owner, going idle: the stacks of its pool beyond POOL_BATCH go to the global pool,
- * where the sysmon's decay can reach them. */
-void sched_g_pool_trim(struct worker *w)
+/* The stacks of w's pool beyond keep go to w's node's global pool. */
+static void pool_give_back(struct worker *w, unsigned keep)
 {
-    if (w->npool <= POOL_BATCH)
+    if (w->npool <= keep)
         return;
     struct g *head = NULL, *tail = NULL;
     size_t k = 0;
-    while (w->npool > POOL_BATCH) {
+    while (w->npool > keep) {
         struct g *x = w->pool;
         w->pool = x->schedlink;
         w->npool--;
@@ -247,23 +246,17 @@ void sched_g_pool_trim(struct worker *w)
     pthread_mutex_unlock(&gp->lock);
 }
 
+/* S3: the owner, going idle: the stacks of its pool beyond POOL_BATCH go to the global pool,
+ * where the sysmon's decay can reach them. */
+void sched_g_pool_trim(struct worker *w)
+{
+    pool_give_back(w, POOL_BATCH);
+}
+
 /* A locked worker's end (lockthread.c): every stack of its pool to the global pool. */
 void sched_g_pool_flush(struct worker *w)
 {
-    if (w->npool == 0)
-        return;
-    struct g *head = w->pool, *tail = head;
-    while (tail->schedlink)
-        tail = tail->schedlink;
-    size_t k = w->npool;
-    w->pool = NULL;
-    w->npool = 0;
-    struct gpool *gp = &sched.gpool[w->node];
-    pthread_mutex_lock(&gp->lock);
-    tail->schedlink = gp->head;
-    gp->head = head;
-    atomic_fetch_add_explicit(&gp->n, k, memory_order_relaxed); /* under lock */
-    pthread_mutex_unlock(&gp->lock);
+    pool_give_back(w, 0);
 }
 
 bool sched_g_pools_warm(void)

@@ -54,9 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#ifdef RINGO_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
 
 struct lockw {
     struct worker w;              /* first: a struct worker * is a struct lockw * when locked */
@@ -117,19 +114,7 @@ static void *lockw_main(void *arg)
     snprintf(name, sizeof name, "ringo-L%u", w->id);
     pthread_setname_np(pthread_self(), name);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    pthread_attr_t a;
-    if (pthread_getattr_np(pthread_self(), &a) == 0) {
-        void *lo;
-        size_t sz;
-        pthread_attr_getstack(&a, &lo, &sz);
-        w->g0_lo = lo;
-        w->g0_size = sz;
-        pthread_attr_destroy(&a);
-    }
-#ifdef RINGO_TSAN
-    w->tsan_g0 = __tsan_get_current_fiber();
-#endif
-    sched_altstack_init(w);
+    sched_thread_g0_setup(w);
     struct g *g = take(lw); /* the goroutine arrives by the mailbox (sched_lockw_start) */
     for (;;) {
         if (!g) {

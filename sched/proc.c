@@ -748,6 +748,24 @@ void sched_set_cur_worker(struct worker *w)
     tls_worker = w;
 }
 
+/* On a worker's thread (regular, extra or locked): its g0 for the sanitizers, its signal stack. */
+void sched_thread_g0_setup(struct worker *w)
+{
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *lo;
+        size_t sz;
+        pthread_attr_getstack(&a, &lo, &sz);
+        w->g0_lo = lo;
+        w->g0_size = sz;
+        pthread_attr_destroy(&a);
+    }
+#ifdef RINGO_TSAN
+    w->tsan_g0 = __tsan_get_current_fiber();
+#endif
+    sched_altstack_init(w);
+}
+
 void *sched_worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -763,19 +781,7 @@ void *sched_worker_main(void *arg)
         CPU_SET(w->cpu, &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort: restricted masks */
     }
-    pthread_attr_t a;
-    if (pthread_getattr_np(pthread_self(), &a) == 0) {
-        void *lo;
-        size_t sz;
-        pthread_attr_getstack(&a, &lo, &sz);
-        w->g0_lo = lo;
-        w->g0_size = sz;
-        pthread_attr_destroy(&a);
-    }
-#ifdef RINGO_TSAN
-    w->tsan_g0 = __tsan_get_current_fiber();
-#endif
-    sched_altstack_init(w);
+    sched_thread_g0_setup(w);
     sched_poller.init(w);
     if (w->extra)
         sched_extra_started(w);   /* sysmon.c S4: published, then it runs */

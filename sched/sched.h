@@ -580,6 +580,7 @@ void sched_group_leave(struct g *self);                          /* at exit, on 
 
 /* ------------------------------------------------------------------ locked threads (lockthread.c) */
 void sched_set_cur_worker(struct worker *w);               /* proc.c: the thread's worker */
+void sched_thread_g0_setup(struct worker *w);              /* proc.c: g0 bounds, TSan fiber, altstack */
 void sched_lockw_hand(struct worker *lw, struct g *g);     /* a ready of a locked goroutine */
 void sched_lockw_parked(struct worker *lw, struct g *p);   /* post-switch: PARKED (L3) */
 void sched_lockw_start(struct worker *w, struct g *p);     /* post-switch: PA_LOCK */
