@@ -1,71 +1,81 @@
-/* sum.c — sum the two halves of a slice in two goroutines (tour "Channels"), in ringo.
+/* sum.c — the seed's unbuffered channel: sum the two halves of a slice (../shared/seed), in ringo.
  *
- *     func sum(s []int, c chan int) {
- *         sum := 0
- *         for _, v := range s {
- *             sum += v
- *         }
- *         c <- sum // send sum to c
+ *     package main
+ *
+ *     import "fmt"
+ *
+ *     func sum(a []int, ch chan int) {
+ *     	sum := 0
+ *     	for _, v := range a {
+ *     		sum += v
+ *     	}
+ *     	ch <- sum
  *     }
+ *
  *     func main() {
- *         s := []int{7, 2, 8, -9, 4, 0}
- *         c := make(chan int)
- *         go sum(s[:len(s)/2], c)
- *         go sum(s[len(s)/2:], c)
- *         x, y := <-c, <-c // receive from c
- *         fmt.Println(x, y, x+y)
+ *     	ch := make(chan int)
+ *     	s := []int{1, -4, -9, 20, 4, 9}
+ *     	go sum(s[:len(s)/2], ch)
+ *     	go sum(s[len(s)/2:], ch)
+ *     	//x, y := <-ch, ch
+ *     	x, y := <-ch, <-ch
+ *     	fmt.Printf("(%d)+(%d)=%d\n", x, y, x+y)
  *     }
  *
- * Prints "-5 17 12". The channel is unbuffered: each send waits until main has received it.
- * Which half arrives first is up to the scheduler, in Go and here; to print Go's line every
- * time, main receives the half it names (the second half first, as Go's scheduler happens to
- * deliver it) by giving each goroutine its own slot in the message.
+ * Output: "(-12)+(33)=21" or "(33)+(-12)=21". The halves sum to -12 (1, -4, -9) and 33 (20, 4,
+ * 9); x is whichever goroutine sends first, and that is the scheduler's choice, in Go and here.
+ *
+ * The translation. Go's main is goroutine 1 and the program ends when it returns; C's main() is
+ * a plain thread. So main() starts Go's main as the first goroutine (go_main) and leaves with
+ * ringo_exit (Go's Goexit in main), and go_main ends the process with exit(0), as Go's runtime
+ * does after main.main returns. A slice is a pointer and a length. fmt's output is unbuffered
+ * in Go, so stdout is too.
  */
 #include <ringo.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-struct half {
-    const int *s;   /* the slice */
+struct slice {
+    const int *a;
     size_t len;
-    int which;      /* 0: first half, 1: second half */
-    ringo_chan *c;  /* chan struct result */
-};
-
-struct result {
-    int which;
-    int sum;
+    ringo_chan *ch; /* chan int */
 };
 
 static void sum(void *arg)
 {
-    struct half *h = arg;
-    struct result r = { h->which, 0 };
-    for (size_t i = 0; i < h->len; i++)
-        r.sum += h->s[i];
-    ringo_chan_send(h->c, &r); /* c <- sum */
+    struct slice *s = arg;
+    int sum = 0;
+    for (size_t i = 0; i < s->len; i++)
+        sum += s->a[i];
+    ringo_chan_send(s->ch, &sum); /* ch <- sum */
+}
+
+static void go_main(void *unused)
+{
+    (void)unused;
+    ringo_chan *ch = ringo_chan_make(sizeof(int), 0);
+    static const int s[] = { 1, -4, -9, 20, 4, 9 };
+    const size_t n = sizeof s / sizeof s[0];
+    if (!ch) {
+        perror("ringo_chan_make");
+        exit(1);
+    }
+    struct slice lo = { s, n / 2, ch }, hi = { s + n / 2, n - n / 2, ch };
+    ringo_go(sum, &lo); /* go sum(s[:len(s)/2], ch) */
+    ringo_go(sum, &hi); /* go sum(s[len(s)/2:], ch) */
+    int x, y;
+    ringo_chan_recv(ch, &x); /* x, y := <-ch, <-ch */
+    ringo_chan_recv(ch, &y);
+    printf("(%d)+(%d)=%d\n", x, y, x + y);
+    exit(0);
 }
 
 int main(void)
 {
-    static const int s[] = { 7, 2, 8, -9, 4, 0 };
-    const size_t n = sizeof s / sizeof s[0];
-    ringo_chan *c = ringo_chan_make(sizeof(struct result), 0);
-    if (!c) {
-        perror("ringo_chan_make");
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (ringo_go(go_main, NULL) < 0) {
+        perror("sum");
         return 1;
     }
-    struct half a = { s, n / 2, 0, c }, b = { s + n / 2, n - n / 2, 1, c };
-    ringo_go(sum, &a);
-    ringo_go(sum, &b);
-
-    struct result r1, r2;
-    ringo_chan_recv(c, &r1); /* x, y := <-c, <-c */
-    ringo_chan_recv(c, &r2);
-    int part[2];
-    part[r1.which] = r1.sum;
-    part[r2.which] = r2.sum;
-    int x = part[1], y = part[0];
-    printf("%d %d %d\n", x, y, x + y);
-    ringo_chan_free(c);
-    return 0;
+    ringo_exit();
 }

@@ -58,6 +58,12 @@ static int cmp_sym(const void *a, const void *b)
     return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* The executable, by the calling thread's link: /proc/self/exe is the thread group leader's,
+ * which is gone once main has called pthread_exit or ringo_exit (a zombie has no mm, so the
+ * link cannot be read) while its goroutines run on and may be dumped. */
+#define EXE_SELF "/proc/thread-self/exe"
+#define EXE_LEADER "/proc/self/exe"
+
 static bool is_func(const Elf64_Sym *s)
 {
     unsigned t = ELF64_ST_TYPE(s->st_info);
@@ -69,8 +75,10 @@ static bool is_func(const Elf64_Sym *s)
 static void load_syms(struct object *o)
 {
     o->loaded = true;
-    const char *file = o->path[0] ? o->path : "/proc/self/exe";
+    const char *file = o->path[0] ? o->path : EXE_SELF;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && !o->path[0])
+        fd = open(EXE_LEADER, O_RDONLY | O_CLOEXEC); /* no /proc/thread-self (before 3.17) */
     if (fd < 0)
         return;
     struct stat st;
@@ -180,7 +188,9 @@ static void set_label(struct object *o)
     char exe[256];
     const char *p = o->path;
     if (!p[0]) {
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        ssize_t n = readlink(EXE_SELF, exe, sizeof exe - 1);
+        if (n <= 0)
+            n = readlink(EXE_LEADER, exe, sizeof exe - 1);
         exe[n > 0 ? n : 0] = 0;
         p = exe;
     }
