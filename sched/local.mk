@@ -4,6 +4,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/poller.h \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
+	%reldir%/arch/arch.h \
 	%reldir%/arch/switch_x86_64_sysv_elf.S \
 	%reldir%/ctx.c \
 	%reldir%/runq.c \
