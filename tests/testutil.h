@@ -258,6 +258,16 @@ static inline void tu_run_child(const char *name, const char *const *env_extra, 
     tu_run_prog(argv, env_extra, timeout_s, r);
 }
 
+/* Skip a case that cannot work under the emulator for the emulator's own reason (why), saying
+ * so in the TAP output; never used for a native run (RINGO_TEST_EMULATOR is unset there). */
+#define tu_skip_if_emulated(why)                                                                   \
+    do {                                                                                           \
+        if (tu_emulated()) {                                                                       \
+            print_message("# skipped under %s: %s\n", tu_emulator(), why);                         \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
 /* A cmocka test that runs child scenario `name`: again (at most 10 runs) while it exits with one
  * of the codes in retry (0-terminated; a placement the case needs did not happen, say), skips on
  * exit 77, prints the child's output ("# ...") when it passes and its status and output when it
