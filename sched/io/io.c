@@ -468,6 +468,20 @@ static ssize_t ready_loop(const struct io_args *a, struct g *self)
             if (r == -EOPNOTSUPP && (a->op == IOP_READ || a->op == IOP_WRITE)) {
                 block_after_wait = true;
                 r = -EAGAIN;
+                /* no RWF_NOWAIT for this file (an old kernel; qemu-user refuses the flag): a
+                 * deadline already past must still try once (ringo.h), and the wait below would
+                 * time out without looking. The try: a zero-timeout look, then the call, which
+                 * cannot block on data that is there (as after any wait on this path). */
+                if (a->deadline >= 0 && a->deadline <= clk_now()) {
+                    struct pollfd p = { .fd = a->fd, .events = op_events(a) };
+                    int pr = poll(&p, 1, 0);
+                    if (pr > 0 && (p.revents & POLLNVAL))
+                        return -EBADF;
+                    if (pr <= 0)
+                        return -ETIMEDOUT;
+                    r = attempt(a, true);
+                    return r == -EAGAIN || r == -EINTR ? -ETIMEDOUT : r;
+                }
             }
             if (r == -EINTR)
                 continue;
