@@ -48,6 +48,9 @@ noinst_PROGRAMS += $(BENCH_PROGS) $(BENCH_BASELINES) %reldir%/b12_idle
 %canon_reldir%_b8_echo_LDADD = libringo.la
 %canon_reldir%_b9_http_SOURCES = %reldir%/b9_http.c %reldir%/bench_util.h
 %canon_reldir%_b9_http_LDADD = libringo.la
+# tests/test_io runs it, as it runs the example servers: a real binary, not a libtool wrapper
+# script (which a cross-built test under qemu-user could not exec)
+%canon_reldir%_b9_http_LDFLAGS = $(AM_LDFLAGS) -no-install
 %canon_reldir%_b10_timers_SOURCES = %reldir%/b10_timers.c %reldir%/bench_util.h
 %canon_reldir%_b10_timers_LDADD = libringo.la
 %canon_reldir%_b11_stuck_SOURCES = %reldir%/b11_stuck.c %reldir%/bench_util.h

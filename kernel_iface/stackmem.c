@@ -5,6 +5,7 @@
  * (one mapping each, after the chunks in a lookup: a big stack is the rare case). */
 #include "kernel_iface/stackmem.h"
 #include <errno.h>
+#include <fcntl.h> /* O_CLOEXEC */
 #include <numaif.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -70,11 +71,20 @@ int stk_setup(size_t bytes, size_t guard, bool allow_madvise)
     guard_bytes = guard;
     guard_kind = STK_GUARD_MPROTECT;
     if (allow_madvise) {
-        /* Probe on a scratch page: EINVAL means the kernel predates MADV_GUARD_INSTALL. */
+        /* Probe on a scratch page: EINVAL means the kernel predates MADV_GUARD_INSTALL. A
+         * success must also leave a page the kernel cannot read: qemu-user (7.2, the AArch64
+         * CI) answers 0 to every madvise it does not emulate and installs nothing, and a
+         * guard that is not there lets an overflow run into the next stack. write(2) from a
+         * guard page fails with EFAULT; from an ordinary page it copies the byte. */
         void *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED) {
-            if (madvise(p, pg, MADV_GUARD_INSTALL) == 0)
-                guard_kind = STK_GUARD_MADVISE;
+            int fds[2];
+            if (madvise(p, pg, MADV_GUARD_INSTALL) == 0 && pipe2(fds, O_CLOEXEC) == 0) {
+                if (write(fds[1], p, 1) < 0 && errno == EFAULT)
+                    guard_kind = STK_GUARD_MADVISE;
+                close(fds[0]);
+                close(fds[1]);
+            }
             munmap(p, pg);
         }
     }

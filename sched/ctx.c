@@ -140,12 +140,16 @@ void sched_run_from_g0(struct worker *w, struct g *g)
 
 /* ------------------------------------------------------------------ new goroutines */
 
-/* The new stack's first frame: what sched_ctx_switch pops (see the frame table in
- * arch/switch_x86_64_sysv_elf.S), returning into the trampoline with r12 = g, r13 = entry. */
+/* The new stack's first frame: what sched_ctx_switch pops (sched/arch/arch.h CTX_*, and the
+ * frame table of the arch's switch file), returning into sched_ctx_trampoline with the entry
+ * function and its argument in two callee-saved registers, a zero frame pointer (the end of a
+ * frame-pointer walk) and the ABI's default FP control state. */
+#if defined(__x86_64__)
 static void *ctx_make(char *top, void (*entry)(void *), void *arg)
 {
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(t - 8 - 0x38);          /* ret slot at t-8: rsp == t after ret */
+    _Static_assert(CTX_FRAME_BYTES == 0x40 && CTX_OFF_FP == 6 * 8 && CTX_OFF_PC == 7 * 8, "arch.h");
     sp[0] = 0x1F80ull | (0x037Full << 32);               /* default MXCSR, x87 control word */
     sp[1] = 0;                                           /* r15 */
     sp[2] = 0;                                           /* r14 */
@@ -156,6 +160,22 @@ static void *ctx_make(char *top, void (*entry)(void *), void *arg)
     sp[7] = (uint64_t)(uintptr_t)sched_ctx_trampoline;   /* return address */
     return sp;
 }
+#elif defined(__aarch64__)
+static void *ctx_make(char *top, void (*entry)(void *), void *arg)
+{
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;      /* sp == t after the switch (A1) */
+    uint64_t *sp = (uint64_t *)(t - CTX_FRAME_BYTES);
+    for (unsigned i = 0; i < CTX_FRAME_BYTES / 8; i++)
+        sp[i] = 0;                                       /* x29 = 0, d8-d15 = 0, FPCR = 0: round
+                                                            to nearest, no traps, no FZ/DN/AH */
+    sp[CTX_OFF_X19 / 8] = (uint64_t)(uintptr_t)arg;      /* x19 */
+    sp[CTX_OFF_X19 / 8 + 1] = (uint64_t)(uintptr_t)entry; /* x20 */
+    /* the switch authenticates the return address against sp == t when return addresses are
+     * signed (the helper lives in the same file, so signing and checking always agree) */
+    sp[CTX_OFF_PC / 8] = (uint64_t)sched_ctx_sign_pc((uintptr_t)sched_ctx_trampoline, t);
+    return sp;
+}
+#endif
 
 /* A stack slot carved for the first time (goroutine.c): valgrind learns its bounds. */
 void sched_ctx_stack_new(struct g *g)

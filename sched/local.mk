@@ -5,7 +5,7 @@ libringo_internal_la_SOURCES += \
 	%reldir%/list.h \
 	%reldir%/spinlock.h \
 	%reldir%/waitq.h \
-	%reldir%/arch/switch_x86_64_sysv_elf.S \
+	%reldir%/arch/arch.h \
 	%reldir%/ctx.c \
 	%reldir%/runq.c \
 	%reldir%/proc.c \
@@ -23,3 +23,9 @@ libringo_internal_la_SOURCES += \
 	%reldir%/sem.c \
 	%reldir%/blocking.c \
 	%reldir%/sysmon.c
+if ARCH_X86_64
+libringo_internal_la_SOURCES += %reldir%/arch/switch_x86_64_sysv_elf.S
+endif
+if ARCH_AARCH64
+libringo_internal_la_SOURCES += %reldir%/arch/switch_aarch64_aapcs_elf.S
+endif

@@ -35,6 +35,7 @@
 #endif
 #include "ringo.h"
 #include "kernel_iface/topology.h"
+#include "sched/arch/arch.h" /* CACHELINE, CTX_* (the switch frame), cpu_relax */
 #include <pthread.h>
 #include <sched.h> /* cpu_set_t */
 #include <stdatomic.h>
@@ -81,7 +82,7 @@
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
-#define CACHELINE 64
+/* CACHELINE: sched/arch/arch.h */
 
 /* ------------------------------------------------------------------ goroutine status
  * The status word is the park protocol (sched/park.c). It acts like a lock on the stack:
@@ -402,6 +403,11 @@ enum { DBG_STATS = 1, DBG_SCHEDTRACE = 2, DBG_SIGQUIT = 4, DBG_TOPOLOGY = 8, DBG
 /* ------------------------------------------------------------------ context switch (arch/, ctx.c) */
 void sched_ctx_switch(void **save_sp, void *to_sp);
 void sched_ctx_trampoline(void);
+#if defined(__aarch64__)
+/* pc signed for a `ret` whose sp is sp_at_ret, as the switch authenticates it (PAC-RET
+ * builds); pc itself when return addresses are not signed. */
+uintptr_t sched_ctx_sign_pc(uintptr_t pc, uintptr_t sp_at_ret);
+#endif
 /* Switch from the running g to the next runnable g (or to g0), leaving `action` for
  * sched_post_switch to perform on the g that left. Returns when this g runs again. */
 void sched_switch_out(struct worker *w, struct g *self, int action);

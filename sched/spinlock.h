@@ -2,35 +2,25 @@
  *
  * Responsibility: locks held for a few instructions and never across a park (goroutines are not
  * preempted, so a holder is delayed only when its thread is): channel locks, the sync module's
- * wait-queue locks. Spin with `pause` for SPIN_PAUSES tries (one pause is ~20 ns here, so about
+ * wait-queue locks. Spin with cpu_relax (sched/arch/arch.h: x86 `pause`, AArch64 `isb`) for
+ * SPIN_PAUSES tries (one is ~20 ns on x86 here, some tens of ns on Arm servers, so about
  * 2 us, longer than any critical section), then sched_yield(): the holder's thread was preempted
  * and needs this CPU.
  *
  * Ordering: S1 the acquiring CAS is acquire, pairing with S2, the release store of unlock, so
  * the holder sees what the previous holder wrote under the lock. The relaxed pre-load keeps a
  * waiter from bouncing the line with failed CASes (test-and-test-and-set).
- * Depends on: nothing.
+ * Depends on: sched/arch/arch.h (cpu_relax).
  */
 #ifndef RINGO_SCHED_SPINLOCK_H
 #define RINGO_SCHED_SPINLOCK_H
+#include "sched/arch/arch.h"
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define SPIN_PAUSES 100
-
-/* One spin-wait hint: x86 `pause`, Arm `yield`. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield" ::: "memory");
-#else
-    __asm__ volatile("" ::: "memory");
-#endif
-}
 
 static inline bool spin_trylock(_Atomic uint32_t *l)
 {

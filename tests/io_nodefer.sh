@@ -4,4 +4,5 @@
 # fallback; see sched/io/io.c and kernel_iface/uring.c's chain).
 RINGO_DISABLE=ring_handoff,defer_taskrun
 export RINGO_DISABLE
-exec "${top_builddir:-.}/tests/test_io" "$@"
+# RINGO_TEST_EMULATOR: qemu-user for a cross build (tests/testutil.h)
+exec ${RINGO_TEST_EMULATOR:+"$RINGO_TEST_EMULATOR"} "${top_builddir:-.}/tests/test_io" "$@"

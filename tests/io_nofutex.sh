@@ -2,4 +2,5 @@
 # tests/io_nofutex.sh — tests/test_io with RINGO_DISABLE=futex_uring (a forced fallback; see sched/io/io.c).
 RINGO_DISABLE=futex_uring
 export RINGO_DISABLE
-exec "${top_builddir:-.}/tests/test_io" "$@"
+# RINGO_TEST_EMULATOR: qemu-user for a cross build (tests/testutil.h)
+exec ${RINGO_TEST_EMULATOR:+"$RINGO_TEST_EMULATOR"} "${top_builddir:-.}/tests/test_io" "$@"

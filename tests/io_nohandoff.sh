@@ -4,4 +4,5 @@
 # configuration; see sched/io/poll_uring.c U1).
 RINGO_DISABLE=ring_handoff
 export RINGO_DISABLE
-exec "${top_builddir:-.}/tests/test_io" "$@"
+# RINGO_TEST_EMULATOR: qemu-user for a cross build (tests/testutil.h)
+exec ${RINGO_TEST_EMULATOR:+"$RINGO_TEST_EMULATOR"} "${top_builddir:-.}/tests/test_io" "$@"

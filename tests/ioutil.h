@@ -1,20 +1,32 @@
 /* tests/ioutil.h — what the I/O tests share (include after cmocka.h): failures noted by
  * goroutines (CHECK; the first three messages kept), begin/end of a case with an alarm against
- * hangs, run_n (n goroutines, waited for from the main thread), count_fds. */
+ * hangs, run_n (n goroutines, waited for from the main thread), count_fds, io_uring_here. */
 #ifndef RINGO_IOUTIL_H
 #define RINGO_IOUTIL_H
 
 #include "ringo.h"
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MS 1000000LL
+
+/* Whether the kernel (or the emulator) offers io_uring at all: io_uring_setup with 0 entries is
+ * EINVAL where it exists, ENOSYS under qemu-user or a kernel built without it, EPERM when
+ * sysctl kernel.io_uring_disabled or seccomp forbids it. Then the runtime runs on epoll (io.c)
+ * as if RINGO_DISABLE=io_uring were set. */
+static inline bool io_uring_here(void)
+{
+    return !(syscall(__NR_io_uring_setup, 0, NULL) < 0 && (errno == ENOSYS || errno == EPERM));
+}
 #define SEC 1000000000LL
 
 static _Atomic long failures;     /* goroutine-side check failures; relaxed: read after a wait group */

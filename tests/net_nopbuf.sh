@@ -3,4 +3,5 @@
 # kernel's provided-buffer ring (a forced fallback; see sched/io/lend.c L4).
 RINGO_DISABLE=pbuf_ring
 export RINGO_DISABLE
-exec "${top_builddir:-.}/tests/test_net" "$@"
+# RINGO_TEST_EMULATOR: qemu-user for a cross build (tests/testutil.h)
+exec ${RINGO_TEST_EMULATOR:+"$RINGO_TEST_EMULATOR"} "${top_builddir:-.}/tests/test_net" "$@"

@@ -2,4 +2,5 @@
 # tests/net_nouring.sh — tests/test_net with RINGO_DISABLE=io_uring (a forced fallback; see sched/io/io.c).
 RINGO_DISABLE=io_uring
 export RINGO_DISABLE
-exec "${top_builddir:-.}/tests/test_net" "$@"
+# RINGO_TEST_EMULATOR: qemu-user for a cross build (tests/testutil.h)
+exec ${RINGO_TEST_EMULATOR:+"$RINGO_TEST_EMULATOR"} "${top_builddir:-.}/tests/test_net" "$@"

@@ -1723,6 +1723,8 @@ static bool server_start_argv(struct server *s, char *const argv[])
     const char *path = argv[0];
     if (access(path, X_OK) != 0)
         return false;
+    char *ebuf[16];
+    char *const *eargv = tu_argv_emulated(argv, ebuf, 16); /* testutil.h: qemu-user runs */
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0)
         return false;
@@ -1734,7 +1736,7 @@ static bool server_start_argv(struct server *s, char *const argv[])
         if (getppid() != parent)
             _exit(127);
         dup2(out[1], 1);
-        execve(path, argv, environ);
+        execve(eargv[0], eargv, environ);
         _exit(127);
     }
     close(out[1]);

@@ -436,6 +436,8 @@ static int child_thread_not_yet_used(void)
 static void test_sync_deadlock_reported_like_go(void **state)
 {
     (void)state;
+    tu_skip_if_emulated("qemu-user runs a thread of its own, which ringo's deadlock check "
+                        "(sched/debug/deadlock.c) rightly counts as one that could still act");
     struct child_result r;
     tu_run_child("deadlock", NULL, 30, &r);
     assert_true(r.exited);

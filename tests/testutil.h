@@ -5,6 +5,7 @@
  *   environment variables, and collects exit status and stderr.
  * - A watchdog: tests that would hang on a lost wake-up arm it; it fails the test process
  *   loudly instead of letting the suite hang.
+ * - An emulator prefix: cross-built tests run under qemu-user (RINGO_TEST_EMULATOR, below).
  */
 #ifndef RINGO_TESTUTIL_H
 #define RINGO_TESTUTIL_H
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,84 @@ static inline int tu_maybe_child(int argc, char **argv, const struct child_scena
 }
 
 static char tu_self[4096];
+
+/* ------------------------------------------------------------------ running under an emulator
+ * Cross-built tests run under qemu-user (.ci/arm64 sets RINGO_TEST_EMULATOR=qemu-aarch64-static
+ * and LOG_COMPILER to the same). The emulated test process cannot exec one of our own binaries
+ * (a child scenario, an example server) by itself: the kernel only runs a foreign ELF through
+ * binfmt_misc, which a container or a fresh CI machine may not have. So every exec of a program
+ * goes through tu_argv_emulated, which puts the emulator in front when the file is an ELF built
+ * for the machine this test was built for and RINGO_TEST_EMULATOR is set; host tools (sh, curl,
+ * gdb) and every exec of a native build are left as they are. tu_emulated() is for the few
+ * cases that skip under the emulator, each with its reason. */
+#include <elf.h>
+#if defined(__x86_64__)
+#define TU_EM_SELF EM_X86_64
+#elif defined(__aarch64__)
+#define TU_EM_SELF EM_AARCH64
+#endif
+
+static inline const char *tu_emulator(void)
+{
+    const char *e = getenv("RINGO_TEST_EMULATOR");
+    return e && *e ? e : NULL;
+}
+static inline int tu_emulated(void) { return tu_emulator() != NULL; }
+
+/* name as exec would find it: itself when it has a '/', else the first executable on PATH
+ * (into buf); NULL when there is none */
+static inline const char *tu_which(const char *name, char *buf, size_t cap)
+{
+    if (strchr(name, '/'))
+        return name;
+    for (const char *p = getenv("PATH"); p && *p;) {
+        const char *c = strchr(p, ':');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        snprintf(buf, cap, "%.*s/%s", (int)l, p, name);
+        if (access(buf, X_OK) == 0)
+            return buf;
+        p = c ? c + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* path (or a name found on PATH) is an ELF file of our own machine */
+static inline int tu_is_own_elf(const char *name)
+{
+    char buf[4096];
+    const char *path = tu_which(name, buf, sizeof buf);
+    if (!path)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char h[sizeof(Elf64_Ehdr)];
+    ssize_t n = read(fd, h, sizeof h);
+    close(fd);
+    if (n < (ssize_t)sizeof h || memcmp(h, ELFMAG, SELFMAG) != 0)
+        return 0;
+    Elf64_Half m;
+    memcpy(&m, h + offsetof(Elf64_Ehdr, e_machine), sizeof m); /* both targets: little-endian */
+    return m == TU_EM_SELF;
+}
+
+/* argv itself, or argv with the emulator in front (in buf, cap entries; argv is truncated to
+ * fit, which no caller comes near). The emulator is an absolute path when PATH has it, so the
+ * result can go to execve (async-signal-safe, after a fork). */
+static char tu_emu_path[4096];
+static inline char *const *tu_argv_emulated(char *const argv[], char **buf, size_t cap)
+{
+    const char *emu = tu_emulator();
+    if (!emu || !tu_is_own_elf(argv[0]))
+        return argv;
+    const char *full = tu_which(emu, tu_emu_path, sizeof tu_emu_path);
+    size_t k = 0;
+    buf[k++] = (char *)(full ? full : emu);
+    for (size_t i = 0; argv[i] && k < cap - 1; i++)
+        buf[k++] = argv[i];
+    buf[k] = NULL;
+    return buf;
+}
 
 static inline void tu_init_self(void)
 {
@@ -113,7 +193,9 @@ static inline int tu_run_prog_to(char *const argv[], const char *const *env_extr
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
     posix_spawn_file_actions_addclose(&fa, pfd[0]);
     pid_t pid;
-    int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+    char *ebuf[64];
+    char *const *eargv = tu_argv_emulated(argv, ebuf, 64);
+    int e = posix_spawnp(&pid, eargv[0], &fa, NULL, eargv, envp);
     posix_spawn_file_actions_destroy(&fa);
     free(envp);
     close(pfd[1]);
@@ -189,6 +271,16 @@ static inline void tu_note(const char *text)
     }
     fflush(stdout);
 }
+
+/* Skip a case that cannot work under the emulator for the emulator's own reason (why), saying
+ * so in the TAP output; never used for a native run (RINGO_TEST_EMULATOR is unset there). */
+#define tu_skip_if_emulated(why)                                                                   \
+    do {                                                                                           \
+        if (tu_emulated()) {                                                                       \
+            print_message("# skipped under %s: %s\n", tu_emulator(), why);                         \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* A cmocka test that runs child scenario `name`: again (at most 10 runs) while it exits with one
  * of the codes in retry (0-terminated; a placement the case needs did not happen, say), skips on

@@ -33,7 +33,7 @@ chan             chan/*
 LAYER_INCLUDES='
 # layer          may include
 kernel_iface     kernel_iface/*.h  config.h  include/ringo.h  ringo.h   # for ringo_now (exported)
-core             kernel_iface/*.h  sched/*.h  include/ringo.h  ringo.h  config.h
+core             kernel_iface/*.h  sched/*.h  sched/arch/*.h  include/ringo.h  ringo.h  config.h
 io               kernel_iface/*.h  sched/*.h  include/ringo.h  ringo.h  config.h  sched/io/*.h
 debug            kernel_iface/*.h  sched/*.h  include/ringo.h  ringo.h  config.h  sched/debug/*.h
 chan             kernel_iface/*.h  sched/*.h  include/ringo.h  ringo.h  config.h  chan/*.h

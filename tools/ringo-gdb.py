@@ -18,9 +18,14 @@
 # big_body[], nbig): base + guard_bytes + body - G_RESERVE. This needs ringo's debug info (the
 # default build has -g): types and the static variables above.
 #
-# The saved frame of a switched-out goroutine, at g->sp (sched/arch/switch_x86_64_sysv_elf.S):
-#   0x00 mxcsr/x87 cw, 0x08 r15, 0x10 r14, 0x18 r13, 0x20 r12, 0x28 rbx, 0x30 rbp, 0x38 rip
-# and after the switch's `ret`, rsp = g->sp + 0x40.
+# The saved frame of a switched-out goroutine, at g->sp (sched/arch/arch.h CTX_*), per machine:
+#   x86-64 (switch_x86_64_sysv_elf.S):
+#     0x00 mxcsr/x87 cw, 0x08 r15, 0x10 r14, 0x18 r13, 0x20 r12, 0x28 rbx, 0x30 rbp, 0x38 rip
+#     and after the switch's `ret`, rsp = g->sp + 0x40.
+#   AArch64 (switch_aarch64_aapcs_elf.S):
+#     0x00 x29 (fp), 0x08 x30 (lr: the pc it resumes at, PAC-signed in PAC-RET builds),
+#     0x10..0x58 x19..x28, 0x60..0x98 d8..d15, 0xA0 FPCR; after the `ret`, sp = g->sp + 0xB0.
+# The machine is the inferior's (gdb's architecture name), so one file serves both.
 #
 # Works on a live process and, for `info goroutines` and the frame-pointer fallback of
 # `goroutine N bt`, on a core file (registers cannot be written there).
@@ -36,7 +41,39 @@ STATUS_NAMES = {GS_RUNNABLE: "runnable", GS_RUNNING: "running", GS_PARKING: "wai
 WAIT_REASONS = ["", "chan send", "chan receive", "select", "select (no cases)", "sync.Mutex.Lock",
                 "sync.WaitGroup.Wait", "sleep", "IO wait", "chan send (nil chan)",
                 "chan receive (nil chan)", "blocking call"]  # fallback; read from goroutine.c's wr_names when possible
-SAVED_REGS = ["r15", "r14", "r13", "r12", "rbx", "rbp", "rip"]  # at g->sp + 8, + 0x10, ...
+
+
+class Arch(object):
+    """What differs between the machines: the saved frame's layout and the register names.
+    saved: (register, offset from g->sp) as the switch stores them; pc and fp name the saved
+    return address and frame pointer among them; frame_bytes: what the switch pops (sp after
+    its return is g->sp + frame_bytes); sp: the stack pointer's name."""
+
+    def __init__(self, name, saved, pc, fp, sp, frame_bytes, pc_mask):
+        self.name, self.saved, self.pc, self.fp, self.sp = name, saved, pc, fp, sp
+        self.frame_bytes, self.pc_mask = frame_bytes, pc_mask
+
+
+X86_64 = Arch("x86-64", [("r15", 0x08), ("r14", 0x10), ("r13", 0x18), ("r12", 0x20), ("rbx", 0x28),
+                         ("rbp", 0x30), ("rip", 0x38)],
+              pc="rip", fp="rbp", sp="rsp", frame_bytes=0x40, pc_mask=(1 << 64) - 1)
+# AArch64: return addresses may carry a PAC above the 48-bit user address (PAC-RET builds):
+# pc_mask strips it (Linux gives user space 48-bit addresses unless it asks for more).
+AARCH64 = Arch("aarch64", [("x29", 0x00), ("pc", 0x08)] + [("x%d" % n, 0x10 + 8 * (n - 19)) for n in range(19, 29)],
+               pc="pc", fp="x29", sp="sp", frame_bytes=0xB0, pc_mask=(1 << 48) - 1)
+
+
+def current_arch():
+    try:
+        name = gdb.selected_inferior().architecture().name()
+    except (AttributeError, gdb.error):
+        name = gdb.newest_frame().architecture().name()
+    if "aarch64" in name:
+        return AARCH64
+    if "x86-64" in name or "x86_64" in name:
+        return X86_64
+    raise RingoError("ringo-gdb: unsupported architecture %s (x86-64 and AArch64 only)" % name)
+
 RUNTIME_FILE = re.compile(r"(^|/)(sched|chan|kernel_iface)/[^/]+\.[cS]$")
 RUNTIME_FUNC = re.compile(r"^(sched_|chan_|ringo_|kif_|stk_)|^(switch_to|do_switch|g_entry|g_exit)$")
 
@@ -77,6 +114,7 @@ class Runtime(object):
     """A snapshot of what the inferior's runtime looks like now."""
 
     def __init__(self):
+        self.arch = current_arch()
         self.sched = _sched()
         # struct g, from ringo's own debug info (a user type named `g` cannot get in the way)
         self.gptr = self.sched["allthreads"].type.strip_typedefs()
@@ -169,20 +207,23 @@ class Runtime(object):
         if st not in (GS_PARKED, GS_RUNNABLE):
             return None
         sp = int(g["sp"])
-        regs = dict((name, _u64(sp + 8 * (i + 1))) for i, name in enumerate(SAVED_REGS))
-        regs["rsp"] = sp + 0x40
+        a = self.arch
+        regs = dict((name, _u64(sp + off)) for name, off in a.saved)
+        regs[a.pc] &= a.pc_mask
+        regs[a.sp] = sp + a.frame_bytes
         return regs
 
     def frames(self, addr, g, limit=64):
-        """Return addresses of a switched-out goroutine: the saved rip, then the rbp chain."""
+        """Return addresses of a switched-out goroutine: the saved pc, then the frame-pointer chain."""
         regs = self.saved_regs(g)
         if regs is None:
             return []
         lo, hi = self.stack_bounds(addr, g)
-        pcs = [regs["rip"]]
-        fp = regs["rbp"]
+        pcs = [regs[self.arch.pc]]
+        fp = regs[self.arch.fp]
+        # frame records are {previous fp, return address} on both machines
         while len(pcs) < limit and lo <= fp <= hi - 16 and fp % 8 == 0:
-            nxt, ret = _u64(fp), _u64(fp + 8)
+            nxt, ret = _u64(fp), _u64(fp + 8) & self.arch.pc_mask
             if ret == 0:
                 break
             pcs.append(ret)
@@ -239,8 +280,8 @@ def thread_for(pthread):
     for th in gdb.selected_inferior().threads():
         try:
             h = th.handle()
-        except (AttributeError, gdb.error):
-            continue
+        except (AttributeError, gdb.error, RuntimeError):  # RuntimeError: a remote target
+            continue                                       # (qemu's gdbstub) has no handles
         if h is not None and int.from_bytes(bytes(h), "little") == pthread:
             return th
     return None
@@ -314,7 +355,7 @@ ID may be any expression, e.g. a variable holding a goroutine id."""
         if regs is None:
             raise gdb.GdbError("goroutine %d is %s: its registers are not saved anywhere" % (goid, rt.state(g)[0]))
         try:
-            self.with_regs(regs, cmd)
+            self.with_regs(rt.arch, regs, cmd)
         except _NoRegisterWrite as e:
             gdb.write("(cannot set registers here: %s; frame-pointer walk)\n" % e)
             for i, pc in enumerate(rt.frames(addr, g)):
@@ -335,10 +376,10 @@ ID may be any expression, e.g. a variable holding a goroutine id."""
             cur.switch()
             _select_level(frame_level)
 
-    def with_regs(self, regs, cmd):
+    def with_regs(self, arch, regs, cmd):
         frame_level = _selected_level()
         gdb.newest_frame().select()  # register writes must go to the thread, not a caller's frame
-        names = ["rsp", "rip", "rbp", "rbx", "r12", "r13", "r14", "r15"]
+        names = [arch.sp] + [n for n, _ in arch.saved]  # the stack pointer first (_NoRegisterWrite)
         saved = {}
         for n in names:
             saved[n] = int(gdb.parse_and_eval("(unsigned long)$" + n))
@@ -347,7 +388,7 @@ ID may be any expression, e.g. a variable holding a goroutine id."""
         except gdb.error:
             pass
         try:
-            _set_reg("rsp", regs["rsp"])
+            _set_reg(arch.sp, regs[arch.sp])
         except gdb.error as e:
             raise _NoRegisterWrite(str(e))
         try:

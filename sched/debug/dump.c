@@ -9,9 +9,10 @@
  *
  * Dumps read racily (sched/debug/debug.h: descriptors and stacks are never unmapped, every walk
  * is bounded by the stack slot). A goroutine that is switched out has its registers in the
- * frame at g->sp (arch/switch_x86_64_sysv_elf.S); its saved rip and rbp start a frame-pointer
- * walk that ends at sched_ctx_trampoline, whose rbp is 0. A plain thread blocked in ringo waits
- * on its own stack: its walk starts at the frame pointer it recorded when it parked (park.c),
+ * frame at g->sp (sched/arch/arch.h: CTX_OFF_PC, CTX_OFF_FP); its saved pc and frame pointer
+ * start a frame-pointer walk that ends at sched_ctx_trampoline, whose frame pointer is 0
+ * (AArch64: return addresses are stripped of their PAC first). A plain thread blocked in ringo
+ * waits on its own stack: its walk starts at the frame pointer it recorded when it parked (park.c),
  * bounded by the stack it had at attach; the frames above that one do not move while it waits,
  * and its stack stays mapped while it is on sched.allthreads (we hold sched.tlock). The deadlock
  * report keeps Go's lines exactly ("goroutine N [state]:", "thread TID [state]:"; a name, when there
@@ -77,7 +78,7 @@ RACY_READER size_t sched_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintp
     size_t n = 0;
     while (n < max && fp >= lo && fp <= hi - 16 && (fp & 7) == 0) {
         uintptr_t next = ((volatile const uintptr_t *)fp)[0];
-        uintptr_t ret = ((volatile const uintptr_t *)fp)[1];
+        uintptr_t ret = arch_strip_pc(((volatile const uintptr_t *)fp)[1]); /* AArch64: PAC */
         if (ret == 0)
             break;
         pcs[n++] = ret;
@@ -88,9 +89,8 @@ RACY_READER size_t sched_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintp
     return n;
 }
 
-/* The saved frame at g->sp (arch/switch_x86_64_sysv_elf.S):
- * [mxcsr/x87][r15][r14][r13][r12][rbx][rbp][rip]; rip returns into the code that switched out,
- * rbp is that code's frame pointer. */
+/* The saved frame at g->sp (sched/arch/arch.h A2): the saved pc returns into the code that
+ * switched out, the saved frame pointer is that code's. */
 RACY_READER size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max)
 {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed); /* racy by design */
@@ -99,14 +99,14 @@ RACY_READER size_t sched_g_frames(struct g *g, uintptr_t *pcs, size_t max)
     uintptr_t lo, hi;
     sched_g_stack_bounds(g, &lo, &hi);
     uintptr_t sp = (uintptr_t)((volatile struct g *)g)->sp;
-    if (sp < lo || sp > hi - 8 * 8 || (sp & 7))
+    if (sp < lo || sp > hi - CTX_FRAME_BYTES || (sp & 7))
         return 0;
     const volatile uintptr_t *f = (const volatile uintptr_t *)sp;
-    uintptr_t rbp = f[6], rip = f[7];
-    if (!rip)
+    uintptr_t fp = f[CTX_OFF_FP / 8], pc = arch_strip_pc(f[CTX_OFF_PC / 8]);
+    if (!pc)
         return 0;
-    pcs[0] = rip;
-    return 1 + sched_walk_fp(rbp, lo, hi, pcs + 1, max - 1);
+    pcs[0] = pc;
+    return 1 + sched_walk_fp(fp, lo, hi, pcs + 1, max - 1);
 }
 
 /* Return addresses of a plain thread blocked in ringo, innermost first: the chain from the frame

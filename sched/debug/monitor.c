@@ -93,8 +93,8 @@ RACY_READER static void sample_handler(int sig, siginfo_t *si, void *ucv)
     struct sample *s = w && all ? &all[w->id] : NULL;
     if (s && atomic_load_explicit(&s->state, memory_order_acquire) == 1) { /* pairs with the request */
         const ucontext_t *uc = ucv;
-        uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-        uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+        uintptr_t pc = ARCH_UC_PC(uc); /* sched/arch/arch.h */
+        uintptr_t fp = ARCH_UC_FP(uc);
         struct g *g = w->curg; /* own field: we are the worker */
         s->g = g;
         s->n = 0;
@@ -162,13 +162,19 @@ const char *sched_syscall_name(long nr)
     switch (nr) {
     case SYS_read: return "read";
     case SYS_write: return "write";
+#ifdef SYS_poll /* not on AArch64: only the p-/pwait forms exist there */
     case SYS_poll: return "poll";
+#endif
     case SYS_pread64: return "pread64";
     case SYS_pwrite64: return "pwrite64";
     case SYS_readv: return "readv";
     case SYS_writev: return "writev";
+#ifdef SYS_select /* not on AArch64: only the p-/pwait forms exist there */
     case SYS_select: return "select";
+#endif
+#ifdef SYS_pause /* not on AArch64: only the p-/pwait forms exist there */
     case SYS_pause: return "pause";
+#endif
     case SYS_nanosleep: return "nanosleep";
     case SYS_connect: return "connect";
     case SYS_accept: return "accept";
@@ -180,7 +186,9 @@ const char *sched_syscall_name(long nr)
     case SYS_fsync: return "fsync";
     case SYS_futex: return "futex";
     case SYS_clock_nanosleep: return "clock_nanosleep";
+#ifdef SYS_epoll_wait /* not on AArch64: only the p-/pwait forms exist there */
     case SYS_epoll_wait: return "epoll_wait";
+#endif
     case SYS_pselect6: return "pselect6";
     case SYS_ppoll: return "ppoll";
     case SYS_epoll_pwait: return "epoll_pwait";

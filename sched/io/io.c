@@ -297,6 +297,21 @@ static short op_events(const struct io_args *a)
     }
 }
 
+/* RWF_NOWAIT refused (EOPNOTSUPP: some file types on older kernels; qemu-user refuses the flag
+ * on every file). A socket can still be tried without blocking, with MSG_DONTWAIT (read and
+ * write on a socket are recv and send with no flags; send raises SIGPIPE as write does). For
+ * anything else errno stays EOPNOTSUPP and ready_loop waits, then makes the blocking call:
+ * fine for a file only this call reads, but on a socket two readers woken for one byte would
+ * leave the loser blocked in read(2), its worker with it (seen: stress_io's racing readers
+ * hung under qemu-user). */
+static ssize_t nowait_fallback(const struct io_args *a, bool write_)
+{
+    ssize_t r = write_ ? send(a->fd, a->buf, a->n, MSG_DONTWAIT) : recv(a->fd, a->buf, a->n, MSG_DONTWAIT);
+    if (r < 0 && errno == ENOTSOCK)
+        errno = EOPNOTSUPP;
+    return r;
+}
+
 /* One attempt: never blocking (block == false: RWF_NOWAIT, MSG_DONTWAIT, ...), or the plain
  * system call. Returns the result or -errno (-EAGAIN: not ready). */
 static ssize_t attempt(const struct io_args *a, bool block)
@@ -306,9 +321,13 @@ static ssize_t attempt(const struct io_args *a, bool block)
     switch (a->op) {
     case IOP_READ:
         r = block ? read(a->fd, a->buf, a->n) : preadv2(a->fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r < 0 && errno == EOPNOTSUPP)
+            r = nowait_fallback(a, false);
         break;
     case IOP_WRITE:
         r = block ? write(a->fd, a->buf, a->n) : pwritev2(a->fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r < 0 && errno == EOPNOTSUPP)
+            r = nowait_fallback(a, true);
         break;
     case IOP_RECV:
         r = recv(a->fd, a->buf, a->n, a->flags | (block ? 0 : MSG_DONTWAIT));
@@ -468,6 +487,20 @@ static ssize_t ready_loop(const struct io_args *a, struct g *self)
             if (r == -EOPNOTSUPP && (a->op == IOP_READ || a->op == IOP_WRITE)) {
                 block_after_wait = true;
                 r = -EAGAIN;
+                /* no RWF_NOWAIT for this file (an old kernel; qemu-user refuses the flag): a
+                 * deadline already past must still try once (ringo.h), and the wait below would
+                 * time out without looking. The try: a zero-timeout look, then the call, which
+                 * cannot block on data that is there (as after any wait on this path). */
+                if (a->deadline >= 0 && a->deadline <= clk_now()) {
+                    struct pollfd p = { .fd = a->fd, .events = op_events(a) };
+                    int pr = poll(&p, 1, 0);
+                    if (pr > 0 && (p.revents & POLLNVAL))
+                        return -EBADF;
+                    if (pr <= 0)
+                        return -ETIMEDOUT;
+                    r = attempt(a, true);
+                    return r == -EAGAIN || r == -EINTR ? -ETIMEDOUT : r;
+                }
             }
             if (r == -EINTR)
                 continue;
