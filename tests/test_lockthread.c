@@ -328,14 +328,21 @@ static const struct child_scenario scenarios[] = {
     { NULL, NULL },
 };
 
-static void test_lockthread_deadlock_report_and_no_false_one(void **state)
+static void test_lockthread_deadlock_reported(void **state)
 {
     (void)state;
+    tu_skip_if_emulated("qemu-user runs a thread of its own, which ringo's deadlock check "
+                        "(sched/debug/deadlock.c) rightly counts as one that could still act");
     struct child_result r;
     tu_run_child("locked_deadlock", NULL, 60, &r);
     assert_true(r.exited);
     assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.out, "fatal error: all goroutines are asleep - deadlock!"));
+}
+
+static void test_lockthread_no_false_deadlock_while_it_computes(void **state)
+{
+    (void)state;
     tu_check_child("locked_no_false_deadlock", NULL, 60, NULL);
 }
 
@@ -347,7 +354,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_lockthread_locks_nest_and_children_run_elsewhere),
         cmocka_unit_test(test_lockthread_returning_locked_ends_the_thread),
         cmocka_unit_test(test_lockthread_stress),
-        cmocka_unit_test(test_lockthread_deadlock_report_and_no_false_one),
+        cmocka_unit_test(test_lockthread_deadlock_reported),
+        cmocka_unit_test(test_lockthread_no_false_deadlock_while_it_computes),
     };
     return TU_RUN_GROUP("lockthread", tests, NULL, NULL);
 }

@@ -58,11 +58,13 @@ static int cmp_sym(const void *a, const void *b)
     return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* The executable, by the calling thread's link: /proc/self/exe is the thread group leader's,
- * which is gone once main has called pthread_exit or ringo_exit (a zombie has no mm, so the
- * link cannot be read) while its goroutines run on and may be dumped. */
-#define EXE_SELF "/proc/thread-self/exe"
-#define EXE_LEADER "/proc/self/exe"
+/* The executable: /proc/self/exe, the thread group leader's link, first; it is gone once main
+ * has called pthread_exit or ringo_exit (a zombie has no mm, so the link cannot be read) while
+ * its goroutines run on and may be dumped: then the calling thread's link. Not the thread's
+ * link first: qemu-user emulates /proc/self/exe (the guest program) but not
+ * /proc/thread-self/exe, which names qemu itself (every frame then got a name of qemu's). */
+#define EXE_SELF "/proc/self/exe"
+#define EXE_THREAD "/proc/thread-self/exe"
 
 static bool is_func(const Elf64_Sym *s)
 {
@@ -78,7 +80,7 @@ static void load_syms(struct object *o)
     const char *file = o->path[0] ? o->path : EXE_SELF;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && !o->path[0])
-        fd = open(EXE_LEADER, O_RDONLY | O_CLOEXEC); /* no /proc/thread-self (before 3.17) */
+        fd = open(EXE_THREAD, O_RDONLY | O_CLOEXEC); /* the leader is gone (top) */
     if (fd < 0)
         return;
     struct stat st;
@@ -190,7 +192,7 @@ static void set_label(struct object *o)
     if (!p[0]) {
         ssize_t n = readlink(EXE_SELF, exe, sizeof exe - 1);
         if (n <= 0)
-            n = readlink(EXE_LEADER, exe, sizeof exe - 1);
+            n = readlink(EXE_THREAD, exe, sizeof exe - 1);
         exe[n > 0 ? n : 0] = 0;
         p = exe;
     }
