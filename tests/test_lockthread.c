@@ -240,6 +240,43 @@ static void test_lockthread_returning_locked_ends_the_thread(void **state)
     assert_int_equal(ringo_num_goroutines(), g0);
 }
 
+/* A locked member of a cancelled group: its channel wait is cancelled like any member's, and
+ * its later calls, I/O included (plain system calls on its thread), return -ECANCELED. */
+static atomic_int lk_recv_rc, lk_read_rc;
+static void locked_member(void *p)
+{
+    int *fds = p;
+    ringo_lock_thread();
+    ringo_chan *never_sent = ringo_chan_make(0, 0);
+    atomic_store(&lk_recv_rc, ringo_chan_recv(never_sent, NULL));
+    char c;
+    atomic_store(&lk_read_rc, (int)ringo_read(fds[0], &c, 1, -1));
+    ringo_chan_free(never_sent);
+    ringo_unlock_thread();
+}
+
+static void test_lockthread_locked_member_is_cancelled(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    atomic_store(&lk_recv_rc, 1);
+    atomic_store(&lk_read_rc, 1);
+    ringo_group *g = ringo_group_make();
+    ringo_group_go(g, locked_member, fds);
+    usleep(20000);
+    assert_int_equal(ringo_group_cancel(g), 0);
+    assert_int_equal(ringo_group_wait(g, ringo_now() + 30 * SEC), 0);
+    assert_int_equal(atomic_load(&lk_recv_rc), -ECANCELED);
+    assert_int_equal(atomic_load(&lk_read_rc), -ECANCELED); /* at entry: nothing read */
+    assert_int_equal(write(fds[1], "z", 1), 1);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    assert_int_equal(ringo_group_free(g), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 /* ---------------------------------------------------------------- stress */
 
 #define NLOCKERS 6
@@ -353,6 +390,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_lockthread_goroutine_stays_and_thread_runs_nothing_else),
         cmocka_unit_test(test_lockthread_locks_nest_and_children_run_elsewhere),
         cmocka_unit_test(test_lockthread_returning_locked_ends_the_thread),
+        cmocka_unit_test(test_lockthread_locked_member_is_cancelled),
         cmocka_unit_test(test_lockthread_stress),
         cmocka_unit_test(test_lockthread_deadlock_reported),
         cmocka_unit_test(test_lockthread_no_false_deadlock_while_it_computes),

@@ -622,10 +622,10 @@ static ssize_t io_call(struct io_args *a)
     struct worker *w = sched_cur_worker();
     struct g *self = sched_cur_g(w);
     /* relaxed: a hint; the exit hook's passes catch a call that reads it late (P5) */
+    if (unlikely(sched_self_canceled(self)))
+        return -ECANCELED; /* group.c: every blocking call of a cancelled member (locked ones too) */
     if (!self || !w->io || unlikely(atomic_load_explicit(&sched_io_exiting, memory_order_relaxed)))
         return a->op == IOP_RECV_LEND ? -ENOBUFS : sigpipe_std(a, plain_call(a));
-    if (unlikely(sched_self_canceled(self)))
-        return -ECANCELED; /* group.c: every blocking call of a cancelled member */
     struct fd_slot *slot;
     if (fd_enter(a->fd, &slot) < 0)
         return -EBADF; /* being closed */
