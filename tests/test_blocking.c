@@ -37,30 +37,6 @@ static long thread_count(void)
     return n;
 }
 
-/* threads whose name starts with prefix */
-static long threads_named(const char *prefix)
-{
-    DIR *d = opendir("/proc/self/task");
-    long n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(comm, sizeof comm, f))
-                comm[0] = 0;
-            fclose(f);
-        }
-        if (strncmp(comm, prefix, strlen(prefix)) == 0)
-            n++;
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
 
 /* ------------------------------------------------------------------ runs elsewhere, result back */
 
@@ -294,8 +270,8 @@ static int child_bounded_pool(void)
         CHILD_FAIL("%d of %d blocking calls completed", done, n);
     if (m < 1 || m > 8)
         CHILD_FAIL("%d calls ran at once, want 1..8 (RINGO_BLOCKING_THREADS=8)", m);
-    if (threads_named("ringo-b") > 8)
-        CHILD_FAIL("%ld pool threads alive, max 8", threads_named("ringo-b"));
+    if (tu_threads_named("ringo-b") > 8)
+        CHILD_FAIL("%ld pool threads alive, max 8", tu_threads_named("ringo-b"));
     fprintf(stderr, "child: %d calls, at most %d at once\n", n, m);
     return 0;
 }
@@ -308,7 +284,7 @@ static atomic_long peak_threads;
  * the sysmon makes during the test (a slow TSan run looks stuck) is not a pool thread. */
 static long other_threads(void)
 {
-    return thread_count() - threads_named("ringo-w");
+    return thread_count() - tu_threads_named("ringo-w");
 }
 
 static void fn_note_threads(void *p)
@@ -341,7 +317,7 @@ static void run_note_threads(int n)
 static bool wait_retired(long base)
 {
     for (int i = 0; i < 2000; i++) {
-        if (threads_named("ringo-b") == 0 && other_threads() <= base)
+        if (tu_threads_named("ringo-b") == 0 && other_threads() <= base)
             return true;
         usleep(10 * 1000);
     }
@@ -356,7 +332,7 @@ static int child_retire(void)
     if (atomic_load_explicit(&peak_threads, memory_order_relaxed) <= base)
         CHILD_FAIL("no pool thread seen (threads %ld, before %ld)", (long)peak_threads, base);
     if (!wait_retired(base))
-        CHILD_FAIL("pool threads did not retire: %ld left, threads %ld, before %ld", threads_named("ringo-b"),
+        CHILD_FAIL("pool threads did not retire: %ld left, threads %ld, before %ld", tu_threads_named("ringo-b"),
                    other_threads(), base);
     /* and the pool makes threads again after they all retired */
     atomic_store_explicit(&peak_threads, 0, memory_order_relaxed);

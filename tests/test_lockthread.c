@@ -39,25 +39,7 @@ static bool name_is(const char *prefix)
  * their own: the sysmon's extra workers, the blocking pool, a sanitizer's). */
 static int count_locked_threads(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(comm, sizeof comm, f))
-                comm[0] = 0;
-            fclose(f);
-        }
-        n += strncmp(comm, "ringo-L", 7) == 0;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return (int)tu_threads_named("ringo-L");
 }
 
 /* ---------------------------------------------------------------- stays on its thread */

@@ -309,6 +309,32 @@ static inline void tu_check_child(const char *name, const char *const *env, int 
 }
 #endif
 
+/* Threads of this process whose name starts with prefix (/proc/self/task/N/comm). */
+#include <dirent.h>
+static inline long tu_threads_named(const char *prefix)
+{
+    DIR *d = opendir("/proc/self/task");
+    long n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = 0;
+            fclose(f);
+        }
+        if (strncmp(comm, prefix, strlen(prefix)) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* ------------------------------------------------------------------ watchdog */
 #include <stdatomic.h>
 static _Atomic int tu_watchdog_secs;
